@@ -1,0 +1,95 @@
+"""The inputs of the use cases: frozen, keyword-only, checked by `validate`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from chute.application.errors import FieldError, ValidationFailed
+from chute.domain import InvalidValue, Mode, Priority, SourceType
+from chute.domain import validation as rules
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewJob:
+    """A job to create from a reference (a URL or an S3 object)."""
+
+    source_type: SourceType
+    source_uri: str
+    file_name: str | None = None
+    file_size: int | None = None
+    mime_type: str | None = None
+    priority: Priority = Priority.NORMAL
+    mode: Mode = Mode.AUTO
+    metadata: dict[str, Any] = field(default_factory=dict)
+    max_attempts: int = 3
+
+    def problems(self) -> list[FieldError]:
+        """Every rule this specification breaks, located by field name."""
+        checks = [
+            lambda: rules.check_source_uri(SourceType(self.source_type), self.source_uri),
+            lambda: self.mime_type is None or rules.check_mime_type(self.mime_type),
+            lambda: rules.check_file_size(self.file_size),
+            lambda: rules.check_metadata(self.metadata),
+            lambda: rules.check_max_attempts(self.max_attempts),
+        ]
+        found = []
+        for check in checks:
+            try:
+                check()
+            except InvalidValue as e:
+                found.append(FieldError((e.field,), e.message))
+        return found
+
+
+def validate_batch(jobs: Sequence[NewJob]) -> None:
+    """Raise `ValidationFailed` naming each bad item by its index, or return."""
+    errors = [
+        FieldError((index, *error.loc), error.msg, error.type)
+        for index, job in enumerate(jobs)
+        for error in job.problems()
+    ]
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def fingerprint(jobs: Sequence[NewJob]) -> str:
+    """A digest of a create request, to tell a replay from a different request."""
+    body = [asdict(job) for job in jobs]
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadOptions:
+    """What applies to every file of one upload."""
+
+    priority: Priority = Priority.NORMAL
+    mode: Mode = Mode.AUTO
+    detect: bool = True
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadFile:
+    """One file to upload: the client's name and type (never trusted) and its bytes."""
+
+    filename: str | None
+    content: AsyncIterable[bytes]
+    declared_type: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadLimits:
+    """The limits every upload is held to."""
+
+    max_file_bytes: int = 100 * 1024 * 1024
+    max_files: int = 20
+    allowed_types: tuple[str, ...] = ()  # media types or "type/*"; empty allows all
+
+    def allows(self, mime_type: str) -> bool:
+        return not self.allowed_types or any(
+            rules.mime_matches(mime_type, pattern) for pattern in self.allowed_types
+        )

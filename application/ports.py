@@ -1,0 +1,184 @@
+"""The ports: the only ways the use cases reach storage, files, detection, time and ids.
+
+Adapters subclass these protocols explicitly, so that type checkers hold them to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from chute.application.queries import JobFilter, JobQuery
+from chute.domain import GENERIC_TYPES, DetectionResult, Job
+
+
+class JobRepository(Protocol):
+    """Jobs of one unit of work. Never commits."""
+
+    async def add(self, jobs: Sequence[Job]) -> None:
+        """Insert new jobs."""
+
+    async def get(self, job_id: UUID, *, for_update: bool = False) -> Job | None:
+        """The job with this id, locked until commit when `for_update`, or None."""
+
+    async def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
+        """The jobs with these ids that exist, in the order of `job_ids`."""
+
+    async def update(self, job: Job) -> None:
+        """Write every field of an existing job."""
+
+    async def find(self, query: JobQuery) -> list[Job]:
+        """At most `query.limit` jobs matching the query, in its order."""
+
+    async def count(self, filt: JobFilter) -> int:
+        """How many jobs match `filt`."""
+
+
+class DetectionResultRepository(Protocol):
+    """The content-detection result of each job. Never commits."""
+
+    async def add(self, job_id: UUID, result: DetectionResult) -> None:
+        """Store the result for a job, replacing an earlier one."""
+
+    async def get_many(self, job_ids: Sequence[UUID]) -> dict[UUID, DetectionResult]:
+        """The results of those jobs that have one."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """A request already answered: its key, a digest of its body, the jobs it made."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    job_ids: tuple[UUID, ...]
+    created_at: datetime
+
+
+class IdempotencyKeyRepository(Protocol):
+    """Idempotency keys of create requests. Never commits."""
+
+    async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        """The record of this key, or None."""
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        """Store a new key; raise `IdempotencyConflict` when it exists already."""
+
+    async def delete(self, scope: str, key: str) -> None:
+        """Forget a key (an expired one, before it is used again)."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction: rolled back on exit unless `commit()` was called."""
+
+    jobs: JobRepository
+    detections: DetectionResultRepository
+    idempotency: IdempotencyKeyRepository
+
+    async def __aenter__(self) -> Self:
+        """Begin the transaction."""
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Roll back what was not committed and release the connection."""
+
+    async def commit(self) -> None:
+        """Make every change of this unit of work durable at once."""
+
+
+class UnitOfWorkFactory(Protocol):
+    """Makes a new unit of work; `read_only` ones may skip write locks."""
+
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new, not yet begun unit of work."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContentSample:
+    """What detectors look at: the first and last bytes of the content, and its size."""
+
+    head: bytes
+    tail: bytes
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file written whole to the store."""
+
+    key: str
+    size: int
+    sha256: str
+    sample: ContentSample
+
+
+class FileWriter(Protocol):
+    """A file being streamed into the store; invisible until `finish()`."""
+
+    key: str
+
+    async def write(self, data: bytes) -> None:
+        """Append bytes."""
+
+    async def finish(self) -> StoredFile:
+        """Flush to disk and put the file in place under its key."""
+
+    async def abort(self) -> None:
+        """Remove whatever was written, folder included."""
+
+
+class FileStore(Protocol):
+    """Content stored by chute, one folder per file."""
+
+    async def create(self, folder: UUID, safe_name: str) -> FileWriter:
+        """Start a new file `{folder}/{safe_name}`; its key is that path."""
+
+    def open(self, key: str) -> AsyncIterator[bytes]:
+        """The bytes of a stored file, in chunks; `ContentNotFound` when absent."""
+
+    async def delete(self, key: str) -> None:
+        """Remove a stored file and its folder; nothing when absent."""
+
+    async def check_writable(self) -> None:
+        """Raise `ServiceUnavailable` unless a file can be written now."""
+
+
+@dataclass(frozen=True, slots=True)
+class TypeGuess:
+    """A detector's answer, before chute adds the content's digest and size."""
+
+    mime_type: str
+    label: str
+    group: str
+    confidence: float
+    detector: str
+
+    @property
+    def is_generic(self) -> bool:
+        return self.mime_type in GENERIC_TYPES
+
+
+class ContentDetector(Protocol):
+    """Tells what a piece of content is."""
+
+    async def detect(self, sample: ContentSample) -> TypeGuess:
+        """Detect the type of the sampled content."""
+
+
+class Clock(Protocol):
+    """Where the use cases get the time."""
+
+    def now(self) -> datetime:
+        """The current time, aware, in UTC."""
+
+
+class IdGenerator(Protocol):
+    """Where the use cases get new ids."""
+
+    def new_id(self) -> UUID:
+        """A new unique id (UUIDv7 in production, so that ids sort by time)."""

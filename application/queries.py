@@ -1,0 +1,119 @@
+"""How jobs are listed: filters, sorts, pages, and the opaque keyset cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from chute.application.errors import InvalidCursor
+from chute.domain import Job, JobStatus, Mode, Priority, SourceType
+
+
+class JobSort(StrEnum):
+    NEWEST = "-created_at"
+    OLDEST = "created_at"
+    PRIORITY_DESC = "-priority"
+    PRIORITY_ASC = "priority"
+
+    @property
+    def descending(self) -> bool:
+        return self.value.startswith("-")
+
+    @property
+    def by_priority(self) -> bool:
+        return self in (JobSort.PRIORITY_DESC, JobSort.PRIORITY_ASC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFilter:
+    """Which jobs a list shows; empty sets mean 'any'."""
+
+    statuses: frozenset[JobStatus] = frozenset()
+    source_types: frozenset[SourceType] = frozenset()
+    priorities: frozenset[Priority] = frozenset()
+    modes: frozenset[Mode] = frozenset()
+    mime_type: str | None = None  # exact, or "type/*"
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+
+    def fingerprint(self) -> str:
+        """A short digest that tells whether a cursor was made for these filters."""
+        parts = [
+            sorted(self.statuses),
+            sorted(self.source_types),
+            sorted(self.priorities),
+            sorted(self.modes),
+            self.mime_type,
+            self.created_after.isoformat() if self.created_after else None,
+            self.created_before.isoformat() if self.created_before else None,
+        ]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Keyset:
+    """The sort key of the last row of a page; the next page starts after it."""
+
+    created_at: datetime
+    id: UUID
+    priority: Priority | None = None
+
+    @classmethod
+    def of(cls, job: Job, sort: JobSort) -> Keyset:
+        return cls(job.created_at, job.id, job.priority if sort.by_priority else None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobQuery:
+    """One page of jobs: by `after` (keyset) when given, else by `offset`."""
+
+    filter: JobFilter = field(default_factory=JobFilter)
+    sort: JobSort = JobSort.NEWEST
+    limit: int = 50
+    offset: int = 0
+    after: Keyset | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    items: list[Job]
+    total: int | None
+    next_cursor: str | None
+
+
+def encode_cursor(keyset: Keyset, sort: JobSort, filt: JobFilter) -> str:
+    payload = {
+        "s": sort.value,
+        "f": filt.fingerprint(),
+        "c": keyset.created_at.isoformat(),
+        "i": str(keyset.id),
+        "p": keyset.priority.value if keyset.priority else None,
+    }
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str, sort: JobSort, filt: JobFilter) -> Keyset:
+    """Return the keyset of `token`; raise `InvalidCursor` unless it fits this list."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        made_for = (data["s"], data["f"])
+        keyset = Keyset(
+            datetime.fromisoformat(data["c"]),
+            UUID(data["i"]),
+            Priority(data["p"]) if data["p"] is not None else None,
+        )
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise InvalidCursor("it does not decode") from None
+    if made_for != (sort.value, filt.fingerprint()):
+        raise InvalidCursor("it was made for another sort or other filters")
+    if keyset.created_at.tzinfo is None or (keyset.priority is None) == sort.by_priority:
+        raise InvalidCursor("it does not decode")
+    return keyset

@@ -1,0 +1,219 @@
+"""The job: a piece of content moving through the pipeline, and its transition rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from chute.domain.detection import DetectionResult
+from chute.domain.errors import InvalidTransition, LeaseNotHeld
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+    @property
+    def is_held(self) -> bool:
+        """True for the states in which a worker holds the job under a lease."""
+        return self in (JobStatus.RUNNING, JobStatus.CANCELLING)
+
+
+S = JobStatus
+# Every edge of API.md's diagram; anything else is refused.
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    S.PENDING: frozenset({S.RUNNING, S.CANCELLED}),
+    S.RUNNING: frozenset({S.COMPLETED, S.PENDING, S.FAILED, S.CANCELLING}),
+    S.CANCELLING: frozenset({S.CANCELLED, S.COMPLETED}),
+    S.COMPLETED: frozenset(),
+    S.FAILED: frozenset({S.PENDING}),
+    S.CANCELLED: frozenset({S.PENDING}),
+}
+
+
+class Priority(StrEnum):
+    """How urgent a job is; jobs are claimed highest first."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    @classmethod
+    def from_rank(cls, rank: int) -> Priority:
+        return _BY_RANK[rank]
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Priority):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Priority):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Priority):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Priority):
+            return NotImplemented
+        return self.rank >= other.rank
+
+
+_RANKS = {p: i for i, p in enumerate(Priority)}
+_BY_RANK = {i: p for p, i in _RANKS.items()}
+
+
+class Mode(StrEnum):
+    """How thoroughly content is examined."""
+
+    AUTO = "auto"
+    FAST = "fast"
+    ACCURATE = "accurate"
+
+
+class SourceType(StrEnum):
+    UPLOAD = "upload"
+    URL = "url"
+    S3 = "s3"
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class Job:
+    """A unit of work on one piece of content, with the rules of its life cycle.
+
+    Every method that changes the status checks the edge against `TRANSITIONS` and
+    raises `InvalidTransition` without touching the job when it is not allowed.
+    """
+
+    id: UUID
+    source_type: SourceType
+    source_uri: str
+    created_at: datetime
+    updated_at: datetime
+    status: JobStatus = JobStatus.PENDING
+    file_name: str | None = None
+    file_size: int | None = None
+    mime_type: str | None = None
+    priority: Priority = Priority.NORMAL
+    mode: Mode = Mode.AUTO
+    metadata: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    max_attempts: int = 3
+    last_error: str | None = None
+    worker_id: str | None = None
+    lease_seconds: int | None = None
+    lease_expires_at: datetime | None = None
+    run_after: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: int | None = None
+    progress_message: str | None = None
+    result: dict[str, Any] | None = None
+    detection: DetectionResult | None = None  # loaded beside the job, not part of its row
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # -- client actions ---------------------------------------------------------------
+
+    def cancel(self, now: datetime) -> bool:
+        """Cancel the job; returns False when it was already cancelled or cancelling."""
+        if self.status in (S.CANCELLED, S.CANCELLING):
+            return False
+        self._move(S.CANCELLING if self.status is S.RUNNING else S.CANCELLED, now)
+        return True
+
+    def retry(self, now: datetime) -> None:
+        """Put a failed or cancelled job back in the queue, allowing one more attempt."""
+        if not self.status.is_terminal or self.status is S.COMPLETED:
+            raise InvalidTransition(self.id, self.status, S.PENDING)
+        self._move(S.PENDING, now)
+        self.max_attempts = max(self.max_attempts, self.attempts + 1)
+        self.run_after = None
+        self.finished_at = None
+
+    # -- worker actions ---------------------------------------------------------------
+
+    def claim(self, worker_id: str, lease_seconds: int, now: datetime) -> None:
+        """Hand the job to `worker_id` under a lease of `lease_seconds`."""
+        self._move(S.RUNNING, now)
+        self.attempts += 1
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        self.started_at = now
+        self.run_after = None
+        self.progress = None
+        self.progress_message = None
+
+    def check_holder(self, worker_id: str, now: datetime) -> None:
+        """Raise `LeaseNotHeld` unless `worker_id` holds a lease that has not ended."""
+        live = self.lease_expires_at is not None and self.lease_expires_at > now
+        if not (self.status.is_held and self.worker_id == worker_id and live):
+            raise LeaseNotHeld(self.id, worker_id)
+
+    def complete(self, now: datetime, result: dict[str, Any] | None = None) -> None:
+        """Record the work as done, also when a cancel arrived meanwhile."""
+        self._move(S.COMPLETED, now)
+        self.result = result
+
+    def fail(self, now: datetime, error: str, *, retryable: bool, backoff: timedelta) -> None:
+        """Record a failed attempt: back to pending after `backoff`, or failed for good."""
+        self.last_error = error
+        if self.status is S.CANCELLING:
+            self._move(S.CANCELLED, now)
+        elif retryable and self.attempts < self.max_attempts:
+            self._move(S.PENDING, now)
+            self.run_after = now + backoff
+        else:
+            self._move(S.FAILED, now)
+
+    def expire_lease(self, now: datetime) -> None:
+        """Take the job back from a worker whose lease ended."""
+        if self.status is S.CANCELLING:
+            self._move(S.CANCELLED, now)
+        elif self.attempts < self.max_attempts:
+            self._move(S.PENDING, now)
+        else:
+            self.last_error = self.last_error or "lease expired"
+            self._move(S.FAILED, now)
+
+    # -- the one place where the status changes ------------------------------------------
+
+    def move_to(self, target: JobStatus, now: datetime) -> None:
+        """Follow one edge of the diagram, with no other bookkeeping than the edge's own."""
+        self._move(target, now)
+
+    def _move(self, target: JobStatus, now: datetime) -> None:
+        if target not in TRANSITIONS[self.status]:
+            raise InvalidTransition(self.id, self.status, target)
+        self.status = target
+        self.updated_at = now
+        if not target.is_held:
+            self.worker_id = None
+            self.lease_expires_at = None
+        if target.is_terminal:
+            self.finished_at = now

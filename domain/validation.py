@@ -1,0 +1,112 @@
+"""Rules on the values a job is made of, shared by every entrypoint."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from chute.domain.errors import InvalidValue
+from chute.domain.job import SourceType
+
+MAX_URI_LENGTH = 2048
+MAX_METADATA_BYTES = 16 * 1024
+MIN_ATTEMPTS, MAX_ATTEMPTS = 1, 20
+
+_TOKEN = r"[A-Za-z0-9!#$&^_.+-]{1,127}"
+_MIME = re.compile(rf"^{_TOKEN}/{_TOKEN}$")
+_MIME_PATTERN = re.compile(rf"^{_TOKEN}/(\*|{_TOKEN})$")
+# S3 bucket naming rules: 3-63 chars of lowercase letters, digits, dots and hyphens,
+# beginning and ending with a letter or digit, no "..", not an IP address.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+def check_source_uri(source_type: SourceType, uri: str) -> str:
+    """Return `uri` when it is a valid reference for `source_type`, else raise."""
+    if len(uri) > MAX_URI_LENGTH:
+        raise InvalidValue("source_uri", f"at most {MAX_URI_LENGTH} characters")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in uri):
+        raise InvalidValue("source_uri", "must not contain spaces or control characters")
+    if source_type is SourceType.URL:
+        return _check_url(uri)
+    if source_type is SourceType.S3:
+        return _check_s3(uri)
+    raise InvalidValue("source_type", "upload jobs are made only by uploading content")
+
+
+def _check_url(uri: str) -> str:
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as e:
+        raise InvalidValue("source_uri", f"not a valid URL: {e}") from None
+    if parts.scheme not in ("http", "https"):
+        raise InvalidValue("source_uri", "a url source must be an absolute http or https URL")
+    if not parts.hostname:
+        raise InvalidValue("source_uri", "a url source must name a host")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidValue("source_uri", "a url source must not carry a user or password")
+    return uri
+
+
+def _check_s3(uri: str) -> str:
+    if not uri.startswith("s3://"):
+        raise InvalidValue("source_uri", "an s3 source must look like s3://bucket/key")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not key:
+        raise InvalidValue("source_uri", "an s3 source must name a key: s3://bucket/key")
+    if not _BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket):
+        raise InvalidValue("source_uri", f"{bucket!r} is not a valid S3 bucket name")
+    return uri
+
+
+def check_mime_type(value: str) -> str:
+    """Return a `type/subtype` media type, lower-cased, else raise."""
+    if not _MIME.match(value):
+        raise InvalidValue("mime_type", "must be a media type like type/subtype")
+    return value.lower()
+
+
+def check_mime_pattern(value: str) -> str:
+    """Return a media type or a `type/*` pattern, lower-cased, else raise."""
+    if not _MIME_PATTERN.match(value):
+        raise InvalidValue("mime_type", "must be a media type (type/subtype) or type/*")
+    return value.lower()
+
+
+def mime_matches(mime_type: str | None, pattern: str) -> bool:
+    """True when `mime_type` is `pattern`, or falls under a `type/*` pattern."""
+    if mime_type is None:
+        return False
+    if pattern.endswith("/*"):
+        return mime_type.startswith(pattern[:-1])
+    return mime_type == pattern
+
+
+def check_metadata(value: Any) -> dict[str, Any]:
+    """Return `value` when it is a JSON object of at most 16 KiB, else raise."""
+    if not isinstance(value, dict):
+        raise InvalidValue("metadata", "must be a JSON object")
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    except (TypeError, ValueError) as e:
+        raise InvalidValue("metadata", f"must be JSON-serialisable: {e}") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidValue("metadata", f"at most {MAX_METADATA_BYTES} bytes as compact JSON")
+    return value
+
+
+def check_max_attempts(value: int) -> int:
+    """Return `value` when it lies in 1..20, else raise."""
+    if not MIN_ATTEMPTS <= value <= MAX_ATTEMPTS:
+        raise InvalidValue("max_attempts", f"must be {MIN_ATTEMPTS} to {MAX_ATTEMPTS}")
+    return value
+
+
+def check_file_size(value: int | None) -> int | None:
+    """Return `value` when it is absent or not negative, else raise."""
+    if value is not None and value < 0:
+        raise InvalidValue("file_size", "must be 0 or more")
+    return value

@@ -1,0 +1,195 @@
+"""In-memory adapters: a real, shipped implementation of the storage ports.
+
+A service can run the engine on them (nothing survives the process), and tests use
+them for speed; they pass the same contract suite as the SQLAlchemy adapters.
+Write units of work are serialised by one lock and see their own changes; they
+publish them only on `commit()`, as a database transaction would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+from chute.adapters.memory_files import MemoryFileStore
+from chute.application.errors import IdempotencyConflict
+from chute.application.ports import (
+    DetectionResultRepository,
+    IdempotencyKeyRepository,
+    IdempotencyRecord,
+    JobRepository,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from chute.application.queries import JobFilter, JobQuery, JobSort, Keyset
+from chute.domain import DetectionResult, Job
+from chute.domain.validation import mime_matches
+
+__all__ = ["MemoryDatabase", "MemoryFileStore", "MemoryUnitOfWork"]
+
+
+@dataclass
+class _Tables:
+    jobs: dict[UUID, Job] = field(default_factory=dict)
+    detections: dict[UUID, DetectionResult] = field(default_factory=dict)
+    keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+
+
+class MemoryDatabase(UnitOfWorkFactory):
+    """The in-memory store; call it to get a unit of work."""
+
+    def __init__(self) -> None:
+        self._tables = _Tables()
+        self._write_lock = asyncio.Lock()
+
+    def __call__(self, *, read_only: bool = False) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self._tables, None if read_only else self._write_lock)
+
+
+class MemoryUnitOfWork(UnitOfWork):
+    """A transaction over the in-memory tables: changes are staged until commit."""
+
+    def __init__(self, tables: _Tables, lock: asyncio.Lock | None) -> None:
+        self._tables, self._lock = tables, lock
+        self._staged = _Tables()
+        self._deleted_keys: set[tuple[str, str]] = set()
+        self.jobs = MemoryJobRepository(tables, self._staged)
+        self.detections = MemoryDetectionResultRepository(tables, self._staged)
+        self.idempotency = MemoryIdempotencyKeyRepository(tables, self._staged, self._deleted_keys)
+
+    async def __aenter__(self) -> Self:
+        if self._lock is not None:
+            await self._lock.acquire()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._rollback()
+        if self._lock is not None:
+            self._lock.release()
+
+    async def commit(self) -> None:
+        if self._lock is None and (self._staged.jobs or self._staged.detections):
+            raise RuntimeError("a read-only unit of work cannot commit changes")
+        self._tables.jobs.update(self._staged.jobs)
+        self._tables.detections.update(self._staged.detections)
+        for key in self._deleted_keys:
+            self._tables.keys.pop(key, None)
+        self._tables.keys.update(self._staged.keys)
+        self._rollback()
+
+    def _rollback(self) -> None:
+        self._staged.jobs.clear()
+        self._staged.detections.clear()
+        self._staged.keys.clear()
+        self._deleted_keys.clear()
+
+
+class MemoryJobRepository(JobRepository):
+    def __init__(self, tables: _Tables, staged: _Tables) -> None:
+        self._tables, self._staged = tables, staged
+
+    async def add(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            if job.id in self._tables.jobs or job.id in self._staged.jobs:
+                raise ValueError(f"job {job.id} exists already")
+            self._staged.jobs[job.id] = _copy(job)
+
+    async def get(self, job_id: UUID, *, for_update: bool = False) -> Job | None:
+        job = self._staged.jobs.get(job_id) or self._tables.jobs.get(job_id)
+        return _copy(job) if job else None
+
+    async def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
+        found = [await self.get(job_id) for job_id in job_ids]
+        return [job for job in found if job is not None]
+
+    async def update(self, job: Job) -> None:
+        if job.id not in self._tables.jobs and job.id not in self._staged.jobs:
+            raise ValueError(f"job {job.id} does not exist")
+        self._staged.jobs[job.id] = _copy(job)
+
+    async def find(self, query: JobQuery) -> list[Job]:
+        matching = [job for job in self._all() if _matches(job, query.filter)]
+        matching.sort(key=lambda job: _sort_key(job, query.sort), reverse=query.sort.descending)
+        if query.after is not None:
+            mark = _keyset_key(query.after, query.sort)
+            if query.sort.descending:
+                matching = [job for job in matching if _sort_key(job, query.sort) < mark]
+            else:
+                matching = [job for job in matching if _sort_key(job, query.sort) > mark]
+        else:
+            matching = matching[query.offset :]
+        return [_copy(job) for job in matching[: query.limit]]
+
+    async def count(self, filt: JobFilter) -> int:
+        return sum(1 for job in self._all() if _matches(job, filt))
+
+    def _all(self) -> list[Job]:
+        return list({**self._tables.jobs, **self._staged.jobs}.values())
+
+
+class MemoryDetectionResultRepository(DetectionResultRepository):
+    def __init__(self, tables: _Tables, staged: _Tables) -> None:
+        self._tables, self._staged = tables, staged
+
+    async def add(self, job_id: UUID, result: DetectionResult) -> None:
+        self._staged.detections[job_id] = result
+
+    async def get_many(self, job_ids: Sequence[UUID]) -> dict[UUID, DetectionResult]:
+        merged = {**self._tables.detections, **self._staged.detections}
+        return {job_id: merged[job_id] for job_id in job_ids if job_id in merged}
+
+
+class MemoryIdempotencyKeyRepository(IdempotencyKeyRepository):
+    def __init__(self, tables: _Tables, staged: _Tables, deleted: set[tuple[str, str]]) -> None:
+        self._tables, self._staged, self._deleted = tables, staged, deleted
+
+    async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        if (scope, key) in self._staged.keys:
+            return self._staged.keys[(scope, key)]
+        return None if (scope, key) in self._deleted else self._tables.keys.get((scope, key))
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        if await self.get(record.scope, record.key) is not None:
+            raise IdempotencyConflict()
+        self._staged.keys[(record.scope, record.key)] = record
+
+    async def delete(self, scope: str, key: str) -> None:
+        self._staged.keys.pop((scope, key), None)
+        self._deleted.add((scope, key))
+
+
+def _copy(job: Job) -> Job:
+    """Jobs go in and out as copies, so that callers never change stored state in place."""
+    return copy.deepcopy(job)
+
+
+def _matches(job: Job, f: JobFilter) -> bool:
+    return (
+        (not f.statuses or job.status in f.statuses)
+        and (not f.source_types or job.source_type in f.source_types)
+        and (not f.priorities or job.priority in f.priorities)
+        and (not f.modes or job.mode in f.modes)
+        and (f.mime_type is None or mime_matches(job.mime_type, f.mime_type))
+        and (f.created_after is None or job.created_at >= f.created_after)
+        and (f.created_before is None or job.created_at < f.created_before)
+    )
+
+
+def _sort_key(job: Job, sort: JobSort) -> tuple[object, ...]:
+    if sort.by_priority:
+        return (job.priority.rank, job.created_at, job.id)
+    return (job.created_at, job.id)
+
+
+def _keyset_key(after: Keyset, sort: JobSort) -> tuple[object, ...]:
+    if sort.by_priority:
+        assert after.priority is not None
+        return (after.priority.rank, after.created_at, after.id)
+    return (after.created_at, after.id)

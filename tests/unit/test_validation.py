@@ -1,0 +1,133 @@
+"""The value rules that every entrypoint shares."""
+
+from __future__ import annotations
+
+import pytest
+from chute.application import safe_filename
+from chute.domain import InvalidValue, SourceType
+from chute.domain import validation as rules
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://example.org/report.pdf",
+        "http://example.org",
+        "https://[::1]:8080/x?q=1#f",
+        "https://例え.jp/ファイル",
+    ],
+)
+def test_url_sources_accept_absolute_http_urls(uri: str) -> None:
+    assert rules.check_source_uri(SourceType.URL, uri) == uri
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "ftp://example.org/a",
+        "example.org/a",
+        "https:///path",
+        "https://user:pw@example.org/",
+        "https://user@example.org/",
+        "https://example.org:99999/",
+        "https://exa mple.org/",
+        "https://example.org/\n",
+        "s3://bucket/key",
+        "https://example.org/" + "a" * 2049,
+    ],
+)
+def test_url_sources_refuse_anything_else(uri: str) -> None:
+    with pytest.raises(InvalidValue) as refused:
+        rules.check_source_uri(SourceType.URL, uri)
+    assert refused.value.field == "source_uri"
+
+
+@pytest.mark.parametrize("uri", ["s3://my-bucket/key", "s3://a.b.c/deep/key.pdf", "s3://abc/k"])
+def test_s3_sources_accept_valid_buckets(uri: str) -> None:
+    assert rules.check_source_uri(SourceType.S3, uri) == uri
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://bucket",
+        "s3://bucket/",
+        "s3://ab/key",
+        "s3://Bucket/key",
+        "s3://a..b/key",
+        "s3://192.168.1.1/key",
+        "s3://-bucket/key",
+        "https://bucket/key",
+        "s3://" + "a" * 64 + "/k",
+    ],
+)
+def test_s3_sources_refuse_bad_buckets_and_keys(uri: str) -> None:
+    with pytest.raises(InvalidValue):
+        rules.check_source_uri(SourceType.S3, uri)
+
+
+def test_upload_sources_cannot_be_made_by_reference() -> None:
+    with pytest.raises(InvalidValue) as refused:
+        rules.check_source_uri(SourceType.UPLOAD, "upload://x/y")
+    assert refused.value.field == "source_type"
+
+
+def test_metadata_is_a_json_object_of_at_most_16_kib() -> None:
+    rules.check_metadata({"k": "x" * (16 * 1024 - 10)})
+    with pytest.raises(InvalidValue):
+        rules.check_metadata({"k": "x" * (16 * 1024)})
+    with pytest.raises(InvalidValue):
+        rules.check_metadata(["not", "an", "object"])
+
+
+def test_metadata_size_counts_utf8_bytes() -> None:
+    with pytest.raises(InvalidValue):
+        rules.check_metadata({"k": "é" * 8200})  # 16,400 bytes, 8,200 characters
+
+
+@pytest.mark.parametrize(("value", "ok"), [(0, False), (1, True), (20, True), (21, False)])
+def test_max_attempts_lies_in_one_to_twenty(value: int, ok: bool) -> None:
+    if ok:
+        assert rules.check_max_attempts(value) == value
+    else:
+        with pytest.raises(InvalidValue):
+            rules.check_max_attempts(value)
+
+
+def test_mime_patterns() -> None:
+    assert rules.check_mime_type("Application/PDF") == "application/pdf"
+    assert rules.check_mime_pattern("image/*") == "image/*"
+    for bad in ("pdf", "image/", "*/*", "a/b/c", "text/plain; charset=x"):
+        with pytest.raises(InvalidValue):
+            rules.check_mime_type(bad)
+    assert rules.mime_matches("image/png", "image/*")
+    assert not rules.mime_matches("imagery/png", "image/*")
+    assert not rules.mime_matches(None, "image/*")
+
+
+@pytest.mark.parametrize(
+    ("given", "safe"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\windows\\win.ini", "win.ini"),
+        ("/abs/path/x.txt", "x.txt"),
+        ("....", "upload.bin"),
+        ("..", "upload.bin"),
+        ("", "upload.bin"),
+        (None, "upload.bin"),
+        ("dir/", "upload.bin"),
+        (".bashrc", "bashrc"),
+        ("a\x00b\x1fc\x7f.txt", "abc.txt"),
+        ("\x00.hidden", "hidden"),
+        ("résumé.pdf", "résumé.pdf"),
+    ],
+)
+def test_safe_filename(given: str | None, safe: str) -> None:
+    assert safe_filename(given) == safe
+
+
+def test_safe_filename_cuts_at_255_bytes_on_a_character_boundary() -> None:
+    name = "é" * 200  # 400 bytes
+    cut = safe_filename(name)
+    assert cut == "é" * 127 and len(cut.encode()) == 254

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,8 +29,12 @@ class NewJob:
 
     def problems(self) -> list[FieldError]:
         """Every rule this specification breaks, located by field name."""
-        checks = [
-            lambda: rules.check_source_uri(SourceType(self.source_type), self.source_uri),
+        try:
+            source_type = SourceType(self.source_type)
+        except ValueError:
+            return [FieldError(("source_type",), "must be one of url, s3")]
+        checks: list[Callable[[], object]] = [
+            lambda: rules.check_source_uri(source_type, self.source_uri),
             lambda: self.mime_type is None or rules.check_mime_type(self.mime_type),
             lambda: rules.check_file_size(self.file_size),
             lambda: rules.check_metadata(self.metadata),

@@ -1,0 +1,182 @@
+"""Content detectors: libmagic's signatures, Google's Magika model, and `auto` (both)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import magic
+from chute.application.ports import ContentDetector, ContentSample, TypeGuess
+
+if TYPE_CHECKING:
+    from magika import Magika
+    from magika.types import MagikaResult
+
+OCTET_STREAM = "application/octet-stream"
+# What libmagic answers for nothing to look at; chute calls that opaque bytes.
+_NOTHING = frozenset({"", "application/x-empty", "inode/x-empty"})
+
+_LABELS = {
+    OCTET_STREAM: "unknown",
+    "text/plain": "txt",
+    "image/jpeg": "jpeg",
+    "image/svg+xml": "svg",
+    "application/gzip": "gzip",
+    "application/x-gzip": "gzip",
+    "application/x-bzip2": "bzip",
+    "application/x-7z-compressed": "sevenzip",
+    "application/x-executable": "elf",
+    "application/x-pie-executable": "elf",
+    "application/x-sharedlib": "elf",
+    "application/x-dosexec": "pebin",
+    "application/msword": "doc",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.ms-powerpoint": "ppt",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
+    "application/vnd.sqlite3": "sqlite",
+    "application/x-sqlite3": "sqlite",
+    "text/x-script.python": "python",
+    "text/x-python": "python",
+    "text/x-shellscript": "shell",
+    "text/x-c++": "cpp",
+    "text/javascript": "javascript",
+    "audio/mpeg": "mp3",
+}
+_GROUP_OF_TYPE = {"image": "image", "audio": "audio", "video": "video", "font": "font"}
+_DOCUMENTS = frozenset(
+    {"pdf", "doc", "xls", "ppt", "docx", "xlsx", "pptx", "rtf", "epub", "postscript"}
+)
+_ARCHIVES = frozenset(
+    {"zip", "gzip", "bzip", "xz", "zstd", "tar", "sevenzip", "rar", "java-archive"}
+)
+_EXECUTABLES = frozenset({"elf", "pebin", "mach-o"})
+_CODE = frozenset({"json", "csv", "html", "xml", "javascript", "python", "shell", "c", "cpp"})
+
+
+def _label(mime: str) -> str:
+    if mime in _LABELS:
+        return _LABELS[mime]
+    subtype = mime.partition("/")[2].split("+")[0]
+    for prefix in ("x-", "vnd."):
+        subtype = subtype.removeprefix(prefix)
+    return subtype or "unknown"
+
+
+def _group(mime: str, label: str) -> str:
+    """Magika's group names, so that both detectors file a type under the same group."""
+    top = mime.partition("/")[0]
+    if mime == OCTET_STREAM:
+        return "unknown"
+    if top in _GROUP_OF_TYPE:
+        return _GROUP_OF_TYPE[top]
+    for group, labels in (
+        ("document", _DOCUMENTS),
+        ("archive", _ARCHIVES),
+        ("executable", _EXECUTABLES),
+        ("code", _CODE),
+    ):
+        if label in labels:
+            return group
+    return "text" if top == "text" else "application"
+
+
+def libmagic_guess(mime: str) -> TypeGuess:
+    """The guess for a type named by libmagic, its quirks normalised."""
+    mime = mime.split(";", 1)[0].strip().lower()
+    if mime in _NOTHING or mime.startswith("inode/"):
+        mime = OCTET_STREAM
+    confidence = {OCTET_STREAM: 0.0, "text/plain": 0.5}.get(mime, 1.0)
+    label = _label(mime)
+    return TypeGuess(mime, label, _group(mime, label), confidence, detector="libmagic")
+
+
+class LibmagicDetector(ContentDetector):
+    """`fast` mode: libmagic's signatures and text checks on the first 64 KiB."""
+
+    def __init__(self) -> None:
+        self._magic = magic.Magic(mime=True)
+        # One libmagic handle is not safe to share between threads at the same time.
+        self._lock = threading.Lock()
+
+    async def detect(self, sample: ContentSample) -> TypeGuess:
+        return libmagic_guess(await asyncio.to_thread(self._identify, sample.head))
+
+    def _identify(self, head: bytes) -> str:
+        with self._lock:
+            try:
+                return str(self._magic.from_buffer(head))
+            except magic.MagicException:
+                # libmagic gave up on these bytes: that is "cannot name it", not a fault.
+                return OCTET_STREAM
+
+
+def _load_magika() -> Magika:
+    # Imported here: magika pulls in onnxruntime, too heavy to load when unused.
+    from magika import Magika
+
+    return Magika()
+
+
+def magika_guess(result: MagikaResult) -> TypeGuess:
+    """The guess for a Magika result; 'empty' and 'undefined' become opaque bytes."""
+    # `output` may only be read from a result that is ok.
+    if not result.ok or str(result.output.label) in {"empty", "undefined"}:
+        return TypeGuess(OCTET_STREAM, "unknown", "unknown", 0.0, detector="magika")
+    output = result.output
+    return TypeGuess(output.mime_type, str(output.label), output.group, result.score, "magika")
+
+
+class MagikaDetector(ContentDetector):
+    """`accurate` mode: the Magika model, loaded once on first use, on both ends of the content.
+
+    `load_model` makes the `Magika` instance (the packaged model by default); it is
+    called once, in a worker thread, however many first calls arrive together.
+    """
+
+    def __init__(self, load_model: Callable[[], Magika] = _load_magika) -> None:
+        self._load_model = load_model
+        self._model: Magika | None = None
+        self._lock = threading.Lock()
+
+    async def detect(self, sample: ContentSample) -> TypeGuess:
+        # Magika reads a few KiB at each end of its input; the sample's head and tail
+        # are the content's true start and end (and the whole content when it is small).
+        return await asyncio.to_thread(self._identify, sample.head + sample.tail)
+
+    def _identify(self, content: bytes) -> TypeGuess:
+        return magika_guess(self._get_model().identify_bytes(content))
+
+    def _get_model(self) -> Magika:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load_model()
+        return self._model
+
+
+_NO_ANSWER = frozenset({"unknown", "undefined"})
+
+
+class AutoDetector(ContentDetector):
+    """`auto` mode: `first`, then `second` only where `first` names a generic type.
+
+    The second answer replaces the first only when it is more specific (not generic,
+    not 'unknown'). The guess returned is the answering detector's own, unchanged, so
+    its `detector` field ("libmagic" or "magika") names who answered.
+    """
+
+    def __init__(self, first: ContentDetector, second: ContentDetector) -> None:
+        self._first, self._second = first, second
+
+    async def detect(self, sample: ContentSample) -> TypeGuess:
+        first = await self._first.detect(sample)
+        if not first.is_generic:
+            return first
+        second = await self._second.detect(sample)
+        if second.is_generic or second.label in _NO_ANSWER:
+            return first
+        return second

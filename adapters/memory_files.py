@@ -1,0 +1,89 @@
+"""Files kept in memory: the `FileStore` for tests, demos and single-process runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+from chute.adapters.local_files import READ_CHUNK, ContentDigest, check_name, parse_key
+from chute.application.errors import ContentNotFound
+from chute.application.ports import FileStore, FileWriter, StoredFile
+
+
+class _MemoryWriter(FileWriter):
+    """Collects the chunks of one file; the store sees it only after `finish()`."""
+
+    def __init__(self, store: MemoryFileStore, folder: UUID, name: str) -> None:
+        self.key = f"{folder}/{name}"
+        self._store, self._folder = store, folder
+        self._parts: list[bytes] = []
+        self._digest = ContentDigest()
+        self._state = "open"
+
+    async def write(self, data: bytes) -> None:
+        self._require_open()
+        self._parts.append(bytes(data))
+        self._digest.update(data)
+
+    async def finish(self) -> StoredFile:
+        self._require_open()
+        self._state = "finished"
+        self._store._put(self.key, b"".join(self._parts))
+        self._parts = []
+        return self._digest.stored(self.key)
+
+    async def abort(self) -> None:
+        if self._state != "aborted":
+            self._state, self._parts = "aborted", []
+            self._store._remove(self._folder)
+
+    def _require_open(self) -> None:
+        if self._state != "open":
+            raise RuntimeError(f"the writer of {self.key} is {self._state}")
+
+
+class MemoryFileStore(FileStore):
+    """Keeps each file's bytes in a dict under the same keys and rules as the local store.
+
+    A folder is in use from `create` until the file is aborted or deleted, as on disk.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, bytes] = {}
+        self._folders: set[UUID] = set()
+
+    async def create(self, folder: UUID, safe_name: str) -> FileWriter:
+        name = check_name(safe_name)
+        if folder in self._folders:
+            raise ValueError(f"the folder {folder} is already in use")
+        self._folders.add(folder)
+        return _MemoryWriter(self, folder, name)
+
+    async def open(self, key: str) -> AsyncIterator[bytes]:
+        try:
+            parse_key(key)
+            content = self._files[key]
+        except (ValueError, KeyError):
+            raise ContentNotFound(key) from None
+        for start in range(0, len(content), READ_CHUNK):
+            yield content[start : start + READ_CHUNK]
+
+    async def delete(self, key: str) -> None:
+        folder, _ = parse_key(key)
+        self._remove(folder)
+
+    async def check_writable(self) -> None:
+        return None
+
+    def keys(self) -> list[str]:
+        """Keys of every finished file, sorted."""
+        return sorted(self._files)
+
+    def _put(self, key: str, content: bytes) -> None:
+        self._files[key] = content
+
+    def _remove(self, folder: UUID) -> None:
+        self._folders.discard(folder)
+        prefix = f"{folder}/"
+        for key in [k for k in self._files if k.startswith(prefix)]:
+            del self._files[key]

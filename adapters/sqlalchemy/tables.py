@@ -1,0 +1,144 @@
+"""The schema of chute, in SQLAlchemy Core. Alembic owns it: see `migrations/`.
+
+Every index of `jobs` ends with the keyset columns `(created_at, id)`, so that each
+list filter and sort walks an index in order and a keyset page starts by a seek.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import TypeEngine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# SQLite keeps datetimes as text and compares them as text, so every value must be
+# written in one fixed-width format (always six digits of microseconds) to sort right.
+SQLITE_DATETIME_FORMAT = (
+    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, with microseconds.
+
+    PostgreSQL stores `timestamptz`; SQLite stores naive UTC text in a fixed format.
+    Naive datetimes are refused: their meaning would depend on the machine.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sqlite.DATETIME(storage_format=SQLITE_DATETIME_FORMAT))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: chute stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def json_type() -> TypeEngine[Any]:
+    """JSON, as JSONB on PostgreSQL; Python None is SQL NULL, not JSON 'null'."""
+    return JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("source_type", String(16), nullable=False),
+    Column("source_uri", Text(), nullable=False),
+    Column("file_name", Text()),
+    Column("file_size", BigInteger()),
+    Column("mime_type", String(255)),
+    Column("priority", SmallInteger(), nullable=False),  # Priority.rank, so that it sorts
+    Column("mode", String(16), nullable=False),
+    Column("metadata", json_type(), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("max_attempts", Integer(), nullable=False),
+    Column("last_error", Text()),
+    Column("worker_id", String(255)),
+    Column("lease_seconds", Integer()),
+    Column("lease_expires_at", UtcDateTime()),
+    Column("run_after", UtcDateTime()),
+    Column("started_at", UtcDateTime()),
+    Column("finished_at", UtcDateTime()),
+    Column("progress", SmallInteger()),
+    Column("progress_message", Text()),
+    Column("result", json_type()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+Index(None, jobs.c.created_at, jobs.c.id)
+Index(None, jobs.c.status, jobs.c.created_at, jobs.c.id)
+Index(None, jobs.c.source_type, jobs.c.created_at, jobs.c.id)
+Index(None, jobs.c.mime_type, jobs.c.created_at, jobs.c.id)
+Index(None, jobs.c.priority, jobs.c.created_at, jobs.c.id)
+Index(None, jobs.c.status, jobs.c.priority, jobs.c.created_at, jobs.c.id)
+
+detection_results = Table(
+    "detection_results",
+    metadata,
+    Column("job_id", Uuid(), ForeignKey(jobs.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("mime_type", String(255), nullable=False),
+    Column("label", Text(), nullable=False),
+    Column("group_name", Text(), nullable=False),  # "group" is an SQL keyword
+    Column("confidence", Float(), nullable=False),
+    Column("detector", Text(), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger(), nullable=False),
+    Column("detected_at", UtcDateTime(), nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("job_ids", json_type(), nullable=False),  # a list of uuid strings
+    Column("created_at", UtcDateTime(), nullable=False),
+)

@@ -1,0 +1,93 @@
+"""The unit of work on SQLAlchemy: one connection, one transaction, three repositories."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Self
+
+from chute.adapters.sqlalchemy.engine import READ_ONLY, database_errors
+from chute.adapters.sqlalchemy.repositories import (
+    SqlDetectionResultRepository,
+    SqlIdempotencyKeyRepository,
+    SqlJobRepository,
+)
+from chute.application.ports import UnitOfWork, UnitOfWorkFactory
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger("chute.adapters.sqlalchemy")
+
+
+class SqlDatabase(UnitOfWorkFactory):
+    """A SQLite or PostgreSQL database behind an async engine; call it for a unit of work."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, read_only=read_only)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+class SqlUnitOfWork(UnitOfWork):
+    """One transaction on one connection; rolled back on exit unless committed.
+
+    After `commit()` the unit of work may still be used: the next statement begins a
+    new transaction of the same kind, which exit rolls back unless committed too.
+    """
+
+    jobs: SqlJobRepository
+    detections: SqlDetectionResultRepository
+    idempotency: SqlIdempotencyKeyRepository
+
+    def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
+        self._engine, self._read_only = engine, read_only
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Self:
+        with database_errors():
+            conn = await self._engine.connect()
+            try:
+                if self._read_only:
+                    # SQLite: plain BEGIN instead of BEGIN IMMEDIATE; PostgreSQL: READ ONLY.
+                    options = {READ_ONLY: True}
+                    if conn.dialect.name == "postgresql":
+                        options["postgresql_readonly"] = True
+                    await conn.execution_options(**options)
+                await conn.begin()
+            except BaseException:
+                await conn.close()
+                raise
+        self._conn = conn
+        self.jobs = SqlJobRepository(conn)
+        self.detections = SqlDetectionResultRepository(conn)
+        self.idempotency = SqlIdempotencyKeyRepository(conn)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            with database_errors():
+                try:
+                    if conn.in_transaction():
+                        await conn.rollback()
+                finally:
+                    await conn.close()
+        except Exception:
+            if e is None:
+                raise
+            # Never hide the error that ended the unit of work behind a cleanup failure.
+            log.warning("rollback after an error failed too", exc_info=True)
+
+    async def commit(self) -> None:
+        if self._conn is None:
+            raise RuntimeError("the unit of work has not begun")
+        with database_errors():
+            await self._conn.commit()

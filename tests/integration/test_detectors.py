@@ -1,0 +1,231 @@
+"""The detectors on a small corpus of real files built in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
+from chute.adapters.local_files import HEAD_SIZE, ContentDigest
+from chute.application.ports import ContentDetector, ContentSample, TypeGuess
+
+from tests import corpus
+
+if TYPE_CHECKING:
+    from magika import Magika
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+# What each detector really answers for each corpus file. libmagic names every binary
+# format, CSV, JSON and HTML by their signatures, but Python source without a
+# shebang is only text to it; Magika names all of them.
+LIBMAGIC = {
+    "pdf": "application/pdf",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "zip": "application/zip",
+    "docx": DOCX,
+    "xlsx": XLSX,
+    "gzip": "application/gzip",
+    "text": "text/plain",
+    "json": "application/json",
+    "csv": "text/csv",
+    "html": "text/html",
+    "python": "text/plain",
+}
+MAGIKA = LIBMAGIC | {"python": "text/x-python"}
+
+
+def sample(data: bytes) -> ContentSample:
+    """The sample a file store would take of this content."""
+    return ContentDigest().update(data).sample()
+
+
+@pytest.fixture(scope="module")
+def libmagic() -> LibmagicDetector:
+    return LibmagicDetector()
+
+
+@pytest.fixture(scope="module")
+def magika() -> MagikaDetector:
+    return MagikaDetector()
+
+
+class Recording(ContentDetector):
+    """Answers a fixed guess and counts how often it was asked."""
+
+    def __init__(self, guess: TypeGuess) -> None:
+        self.guess, self.calls = guess, 0
+
+    async def detect(self, sample: ContentSample) -> TypeGuess:
+        self.calls += 1
+        return self.guess
+
+
+# -- libmagic ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "mime"), LIBMAGIC.items())
+async def test_libmagic_names_the_corpus(libmagic: LibmagicDetector, name: str, mime: str) -> None:
+    guess = await libmagic.detect(sample(corpus.CORPUS[name]()))
+    assert (guess.mime_type, guess.detector) == (mime, "libmagic")
+
+
+@pytest.mark.parametrize(
+    ("name", "label", "group", "confidence"),
+    [
+        ("pdf", "pdf", "document", 1.0),
+        ("png", "png", "image", 1.0),
+        ("zip", "zip", "archive", 1.0),
+        ("docx", "docx", "document", 1.0),
+        ("csv", "csv", "code", 1.0),
+        ("text", "txt", "text", 0.5),
+    ],
+)
+async def test_libmagic_labels_and_groups_like_magika(
+    libmagic: LibmagicDetector, name: str, label: str, group: str, confidence: float
+) -> None:
+    guess = await libmagic.detect(sample(corpus.CORPUS[name]()))
+    assert (guess.label, guess.group, guess.confidence) == (label, group, confidence)
+
+
+# Random bytes, not a byte ramp: 00 01 02 ... reads to libmagic as a TGA image header.
+@pytest.mark.parametrize("data", [b"", random.Random(2).randbytes(5000)])
+async def test_libmagic_calls_what_it_cannot_name_octet_stream(
+    libmagic: LibmagicDetector, data: bytes
+) -> None:
+    guess = await libmagic.detect(sample(data))
+    assert guess == TypeGuess("application/octet-stream", "unknown", "unknown", 0.0, "libmagic")
+
+
+@pytest.mark.parametrize(("office", "mime"), [(corpus.docx, DOCX), (corpus.xlsx, XLSX)])
+async def test_libmagic_names_office_files_from_their_head_only(
+    libmagic: LibmagicDetector, office: Callable[[], bytes], mime: str
+) -> None:
+    data = corpus.office_with_media(office())
+    assert len(data) > 4 * HEAD_SIZE
+    assert (await libmagic.detect(sample(data))).mime_type == mime
+
+
+async def test_libmagic_serves_concurrent_calls(libmagic: LibmagicDetector) -> None:
+    names = list(LIBMAGIC) * 4
+    guesses = await asyncio.gather(*(libmagic.detect(sample(corpus.CORPUS[n]())) for n in names))
+    assert [g.mime_type for g in guesses] == [LIBMAGIC[n] for n in names]
+
+
+# -- Magika --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "mime"), MAGIKA.items())
+async def test_magika_names_the_corpus(magika: MagikaDetector, name: str, mime: str) -> None:
+    guess = await magika.detect(sample(corpus.CORPUS[name]()))
+    assert (guess.mime_type, guess.detector) == (mime, "magika")
+    assert 0.5 < guess.confidence <= 1.0
+
+
+async def test_magika_reports_its_label_and_group(magika: MagikaDetector) -> None:
+    guess = await magika.detect(sample(corpus.python_source()))
+    assert (guess.label, guess.group) == ("python", "code")
+
+
+@pytest.mark.parametrize(
+    ("data", "mime"),
+    [
+        (corpus.python_source() * 300, "text/x-python"),
+        (corpus.large_json(), "application/json"),
+        (corpus.office_with_media(corpus.docx()), DOCX),
+    ],
+)
+async def test_magika_names_large_files_from_head_and_tail(
+    magika: MagikaDetector, data: bytes, mime: str
+) -> None:
+    assert len(data) > HEAD_SIZE + 8 * 1024
+    assert (await magika.detect(sample(data))).mime_type == mime
+
+
+async def test_magika_calls_empty_content_octet_stream(magika: MagikaDetector) -> None:
+    guess = await magika.detect(sample(b""))
+    assert (guess.mime_type, guess.label, guess.group) == (
+        "application/octet-stream",
+        "unknown",
+        "unknown",
+    )
+
+
+async def test_magika_loads_its_model_once_for_concurrent_first_calls() -> None:
+    loads: list[int] = []
+    lock = threading.Lock()
+
+    def load() -> Magika:
+        from magika import Magika
+
+        with lock:
+            loads.append(threading.get_ident())
+        time.sleep(0.2)  # hold the race window open while the other calls arrive
+        return Magika()
+
+    detector = MagikaDetector(load_model=load)
+    guesses = await asyncio.gather(
+        *(detector.detect(sample(corpus.csv_document())) for _ in range(20))
+    )
+    assert len(loads) == 1
+    assert {g.mime_type for g in guesses} == {"text/csv"}
+
+
+# -- auto ----------------------------------------------------------------------------
+
+
+async def test_auto_asks_magika_when_libmagic_only_sees_text(
+    libmagic: LibmagicDetector, magika: MagikaDetector
+) -> None:
+    auto = AutoDetector(libmagic, magika)
+    guess = await auto.detect(sample(corpus.python_source()))
+    assert (guess.mime_type, guess.detector) == ("text/x-python", "magika")
+
+
+async def test_auto_asks_magika_for_json_too_large_for_libmagic(
+    libmagic: LibmagicDetector, magika: MagikaDetector
+) -> None:
+    # libmagic cannot validate JSON cut at 64 KiB and falls back to text/plain.
+    content = sample(corpus.large_json())
+    assert (await libmagic.detect(content)).mime_type == "text/plain"
+    guess = await AutoDetector(libmagic, magika).detect(content)
+    assert (guess.mime_type, guess.detector) == ("application/json", "magika")
+
+
+async def test_auto_keeps_a_specific_libmagic_answer_without_asking_again(
+    libmagic: LibmagicDetector,
+) -> None:
+    second = Recording(TypeGuess("text/html", "html", "code", 1.0, "magika"))
+    guess = await AutoDetector(libmagic, second).detect(sample(corpus.pdf()))
+    assert (guess.mime_type, guess.detector) == ("application/pdf", "libmagic")
+    assert second.calls == 0
+
+
+async def test_auto_keeps_libmagic_when_magika_is_no_more_specific(
+    libmagic: LibmagicDetector, magika: MagikaDetector
+) -> None:
+    guess = await AutoDetector(libmagic, magika).detect(sample(corpus.text()))
+    assert guess == TypeGuess("text/plain", "txt", "text", 0.5, "libmagic")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        TypeGuess("application/octet-stream", "unknown", "unknown", 0.9, "magika"),
+        TypeGuess("text/plain", "ini", "text", 0.9, "magika"),
+        TypeGuess("application/x-thing", "unknown", "unknown", 0.9, "magika"),
+    ],
+)
+async def test_auto_ignores_a_second_answer_that_names_nothing(answer: TypeGuess) -> None:
+    first = Recording(TypeGuess("text/plain", "txt", "text", 0.5, "libmagic"))
+    second = Recording(answer)
+    assert await AutoDetector(first, second).detect(sample(b"a=1\n")) == first.guess
+    assert second.calls == 1

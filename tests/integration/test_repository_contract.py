@@ -1,0 +1,447 @@
+"""One contract for the storage ports, run on memory, SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from chute.adapters.sqlalchemy import SqlDatabase
+from chute.application.errors import IdempotencyConflict
+from chute.application.ports import IdempotencyRecord, UnitOfWorkFactory
+from chute.application.queries import JobFilter, JobQuery, JobSort, Keyset
+from chute.domain import Job, JobStatus, Mode, Priority, SourceType
+
+from tests.factories import at, make_detection, make_job
+
+S, P, M, T = JobStatus, Priority, Mode, SourceType
+INDIA = timezone(timedelta(hours=5, minutes=30))
+
+
+async def store(database: UnitOfWorkFactory, *jobs: Job) -> None:
+    async with database() as uow:
+        await uow.jobs.add(jobs)
+        await uow.commit()
+
+
+async def get(database: UnitOfWorkFactory, job_id: UUID) -> Job | None:
+    async with database(read_only=True) as uow:
+        return await uow.jobs.get(job_id)
+
+
+async def find(database: UnitOfWorkFactory, **query: Any) -> list[Job]:
+    async with database(read_only=True) as uow:
+        return await uow.jobs.find(JobQuery(**query))
+
+
+async def count(database: UnitOfWorkFactory, filt: JobFilter) -> int:
+    async with database(read_only=True) as uow:
+        return await uow.jobs.count(filt)
+
+
+def as_dict(job: Job) -> dict[str, Any]:
+    return {f.name: getattr(job, f.name) for f in dataclasses.fields(job)}
+
+
+def assert_same(found: Job | None, expected: Job) -> None:
+    assert found is not None
+    assert as_dict(found) == as_dict(expected)
+
+
+def assert_utc(database: UnitOfWorkFactory, *times: datetime | None) -> None:
+    """The SQL adapters give every time back in UTC (memory gives back what it got)."""
+    if isinstance(database, SqlDatabase):
+        assert all(t is None or t.utcoffset() == timedelta(0) for t in times), times
+
+
+def ids(jobs: list[Job]) -> list[UUID]:
+    return [job.id for job in jobs]
+
+
+# -- add, get, update, transactions ---------------------------------------------------
+
+
+async def test_added_jobs_are_found_by_id_in_the_order_asked(database: UnitOfWorkFactory) -> None:
+    jobs = [make_job(created_at=at(i)) for i in range(5)]
+    await store(database, *jobs)
+    async with database(read_only=True) as uow:
+        asked = [jobs[3].id, uuid4(), jobs[0].id, jobs[4].id, jobs[3].id]
+        assert ids(await uow.jobs.get_many(asked)) == [asked[0], asked[2], asked[3], asked[4]]
+        assert await uow.jobs.get_many([]) == []
+        assert_same(await uow.jobs.get(jobs[2].id), jobs[2])
+
+
+async def test_get_of_a_missing_id_is_none(database: UnitOfWorkFactory) -> None:
+    assert await get(database, uuid4()) is None
+    async with database() as uow:
+        assert await uow.jobs.get(uuid4(), for_update=True) is None
+
+
+async def test_adding_an_existing_id_or_updating_a_missing_job_is_refused(
+    database: UnitOfWorkFactory,
+) -> None:
+    job = make_job()
+    await store(database, job)
+    with pytest.raises(ValueError):
+        async with database() as uow:
+            await uow.jobs.add([make_job(id=job.id)])
+    with pytest.raises(ValueError):
+        async with database() as uow:
+            await uow.jobs.update(make_job())
+
+
+def every_field_set() -> Job:
+    return make_job(
+        status=S.RUNNING,
+        source_type=T.S3,
+        source_uri="s3://my-bucket/päth/ключ.bin",
+        file_name="Ünïcødé 報告.pdf",
+        file_size=2**40,
+        mime_type="application/pdf",
+        priority=P.URGENT,
+        mode=M.ACCURATE,
+        metadata={"tenant": "acme", "ünï": {"list": [1, 2.5, None, True, "日本"], "deep": {}}},
+        attempts=2,
+        max_attempts=5,
+        last_error="boom: «quoted» 'single' \"double\"",
+        worker_id="worker-7",
+        lease_seconds=60,
+        lease_expires_at=datetime(2026, 3, 1, 18, 1, 2, 345678, tzinfo=INDIA),
+        run_after=at(3.000001),
+        started_at=at(1.999999),
+        finished_at=at(7),
+        progress=42,
+        progress_message="à moitié fait ✓",
+        result={"pages": 3, "text": "naïve", "nested": {"a": [1, {"b": None}]}},
+        created_at=at(0.000001),
+        updated_at=at(5.5),
+    )
+
+
+async def test_every_field_round_trips_through_add_and_update(database: UnitOfWorkFactory) -> None:
+    job = every_field_set()
+    await store(database, job)
+    found = await get(database, job.id)
+    assert_same(found, job)
+    assert found is not None
+    assert_utc(database, found.created_at, found.lease_expires_at, found.run_after)
+
+    changed = dataclasses.replace(
+        job, status=S.CANCELLING, priority=P.LOW, mode=M.FAST, source_type=T.UPLOAD,
+        metadata={}, result=None, progress=None, lease_expires_at=None, file_size=0,
+    )  # fmt: skip
+    async with database() as uow:
+        await uow.jobs.update(changed)
+        await uow.commit()
+    assert_same(await get(database, job.id), changed)
+
+
+@pytest.mark.parametrize("value", [*S, *P, *M, *T], ids=str)
+async def test_every_enum_value_round_trips(database: UnitOfWorkFactory, value: Any) -> None:
+    field = {S: "status", P: "priority", M: "mode", T: "source_type"}[type(value)]
+    job = make_job(**{field: value})
+    await store(database, job)
+    found = await get(database, job.id)
+    assert found is not None and getattr(found, field) is value
+
+
+async def test_a_unit_of_work_left_without_commit_changes_nothing(
+    database: UnitOfWorkFactory,
+) -> None:
+    kept = make_job()
+    await store(database, kept)
+    async with database() as uow:
+        await uow.jobs.add([make_job(id=(lost := uuid4()))])
+        await uow.jobs.update(dataclasses.replace(kept, status=S.CANCELLED))
+        await uow.detections.add(kept.id, make_detection())
+        await uow.idempotency.add(IdempotencyRecord("jobs", "k", "f", (kept.id,), at(0)))
+    async with database(read_only=True) as uow:
+        assert await uow.jobs.get(lost) is None
+        assert_same(await uow.jobs.get(kept.id), kept)
+        assert await uow.detections.get_many([kept.id]) == {}
+        assert await uow.idempotency.get("jobs", "k") is None
+
+
+async def test_an_exception_rolls_back_the_unit_of_work(database: UnitOfWorkFactory) -> None:
+    job = make_job()
+    with pytest.raises(KeyError):
+        async with database() as uow:
+            await uow.jobs.add([job])
+            raise KeyError("stop")
+    assert await get(database, job.id) is None
+
+
+async def test_a_write_is_invisible_to_other_units_of_work_until_commit(
+    database: UnitOfWorkFactory,
+) -> None:
+    job = make_job()
+    async with database() as writer:
+        await writer.jobs.add([job])
+        assert await writer.jobs.get(job.id) is not None  # it sees its own write
+        async with database(read_only=True) as reader:
+            assert await reader.jobs.get(job.id) is None
+            assert await reader.jobs.count(JobFilter()) == 0
+        await writer.commit()
+    assert_same(await get(database, job.id), job)
+
+
+async def test_a_unit_of_work_goes_on_after_commit(database: UnitOfWorkFactory) -> None:
+    first, second = make_job(), make_job()
+    async with database() as uow:
+        await uow.jobs.add([first])
+        await uow.commit()
+        assert await uow.jobs.get(first.id) is not None
+        await uow.jobs.add([second])
+        await uow.commit()
+    async with database(read_only=True) as uow:
+        assert len(await uow.jobs.get_many([first.id, second.id])) == 2
+
+
+# -- filters --------------------------------------------------------------------------
+
+CATALOGUE: dict[str, dict[str, Any]] = {
+    "a": {"status": S.PENDING, "source_type": T.URL, "priority": P.LOW, "mode": M.AUTO,
+          "mime_type": "image/png"},
+    "b": {"status": S.RUNNING, "source_type": T.S3, "priority": P.NORMAL, "mode": M.FAST,
+          "mime_type": "image/jpeg"},
+    "c": {"status": S.FAILED, "source_type": T.UPLOAD, "priority": P.HIGH, "mode": M.ACCURATE,
+          "mime_type": "application/pdf"},
+    "d": {"status": S.CANCELLED, "source_type": T.URL, "priority": P.URGENT, "mode": M.AUTO,
+          "mime_type": "text/plain"},
+    "e": {"status": S.COMPLETED, "source_type": T.S3, "priority": P.NORMAL, "mode": M.FAST,
+          "mime_type": None},
+    "f": {"status": S.PENDING, "source_type": T.UPLOAD, "priority": P.HIGH, "mode": M.ACCURATE,
+          "mime_type": "IMAGE/GIF"},
+    "g": {"status": S.PENDING, "source_type": T.URL, "priority": P.NORMAL, "mode": M.AUTO,
+          "mime_type": "imagex/png"},
+    "h": {"status": S.RUNNING, "source_type": T.URL, "priority": P.URGENT, "mode": M.AUTO,
+          "mime_type": "image/svg+xml"},
+    "i": {"status": S.CANCELLING, "source_type": T.S3, "priority": P.LOW, "mode": M.FAST,
+          "mime_type": "ima_e/x"},
+}  # fmt: skip
+NAMES = list(CATALOGUE)  # created one second apart, in this order
+
+FILTER_CASES: list[tuple[JobFilter, str]] = [
+    (JobFilter(), "abcdefghi"),
+    (JobFilter(statuses=frozenset({S.PENDING})), "afg"),
+    (JobFilter(statuses=frozenset({S.FAILED, S.CANCELLED, S.CANCELLING})), "cdi"),
+    (JobFilter(source_types=frozenset({T.S3})), "bei"),
+    (JobFilter(priorities=frozenset({P.HIGH, P.URGENT})), "cdfh"),
+    (JobFilter(modes=frozenset({M.FAST})), "bei"),
+    (JobFilter(mime_type="image/png"), "a"),
+    (JobFilter(mime_type="image/*"), "abh"),  # not IMAGE/GIF, not imagex/png
+    (JobFilter(mime_type="ima_e/*"), "i"),  # "_" is no wildcard
+    (JobFilter(mime_type="video/*"), ""),
+    (JobFilter(created_after=at(2)), "cdefghi"),  # inclusive
+    (JobFilter(created_before=at(2)), "ab"),  # exclusive
+    (JobFilter(created_after=at(1), created_before=at(3)), "bc"),
+    (JobFilter(created_after=at(1).replace(microsecond=123457)), "cdefghi"),
+    (JobFilter(created_after=at(2).astimezone(INDIA)), "cdefghi"),
+    (
+        JobFilter(
+            statuses=frozenset({S.PENDING, S.RUNNING}),
+            source_types=frozenset({T.URL}),
+            mime_type="image/*",
+        ),
+        "ah",
+    ),
+    (
+        JobFilter(
+            priorities=frozenset({P.NORMAL, P.URGENT}),
+            modes=frozenset({M.AUTO, M.FAST}),
+            created_after=at(1),
+            created_before=at(7),
+        ),
+        "bdeg",
+    ),
+]
+
+
+@pytest.fixture
+async def catalogue(database: UnitOfWorkFactory) -> dict[str, Job]:
+    jobs = {name: make_job(created_at=at(i), **CATALOGUE[name]) for i, name in enumerate(NAMES)}
+    await store(database, *jobs.values())
+    return jobs
+
+
+@pytest.mark.parametrize(("filt", "expected"), FILTER_CASES)
+async def test_filters_select_exactly_the_matching_jobs(
+    database: UnitOfWorkFactory, catalogue: dict[str, Job], filt: JobFilter, expected: str
+) -> None:
+    newest_first = [catalogue[name].id for name in reversed(expected)]
+    assert ids(await find(database, filter=filt, limit=100)) == newest_first
+    assert await count(database, filt) == len(expected)
+
+
+# -- sorts and pages ------------------------------------------------------------------
+
+
+def sort_key(job: Job, sort: JobSort) -> tuple[Any, ...]:
+    key = (job.created_at, job.id)
+    return (job.priority.rank, *key) if sort.by_priority else key
+
+
+def in_order(jobs: list[Job], sort: JobSort) -> list[UUID]:
+    return ids(sorted(jobs, key=lambda job: sort_key(job, sort), reverse=sort.descending))
+
+
+def tied_jobs(n: int, *, start: int = 0, seconds: float = 0) -> list[Job]:
+    """Jobs that share created_at three by three and priorities four by four."""
+    return [
+        make_job(
+            id=UUID(int=(start + i) * 7919 % 1000 + 1 + start * 1000),
+            created_at=at(seconds + i // 3),
+            priority=list(P)[(i * 5) % 4],
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("sort", list(JobSort), ids=str)
+async def test_sorts_break_ties_by_created_at_then_id(
+    database: UnitOfWorkFactory, sort: JobSort
+) -> None:
+    jobs = tied_jobs(14)
+    await store(database, *jobs)
+    assert ids(await find(database, sort=sort, limit=100)) == in_order(jobs, sort)
+
+
+@pytest.mark.parametrize("sort", list(JobSort), ids=str)
+async def test_offset_pages_split_the_sorted_list(
+    database: UnitOfWorkFactory, sort: JobSort
+) -> None:
+    jobs = tied_jobs(10)
+    await store(database, *jobs)
+    pages = [await find(database, sort=sort, limit=3, offset=o) for o in (0, 3, 6, 9, 12)]
+    assert [len(page) for page in pages] == [3, 3, 3, 1, 0]
+    assert [job_id for page in pages for job_id in ids(page)] == in_order(jobs, sort)
+
+
+async def arrive_around(
+    database: UnitOfWorkFactory, round_: int, sort: JobSort, last: Job
+) -> list[Job]:
+    """Store jobs newer and older than all others, at two priorities; return those
+    that sort after `last`, which alone belong in the rest of a walk by `sort`."""
+    arriving = [
+        *tied_jobs(2, start=round_, seconds=1000 + round_),
+        *tied_jobs(2, start=round_ + 50, seconds=-1000 - round_),
+    ]
+    await store(database, *arriving)
+    mark = sort_key(last, sort)
+    if sort.descending:
+        return [job for job in arriving if sort_key(job, sort) < mark]
+    return [job for job in arriving if sort_key(job, sort) > mark]
+
+
+@pytest.mark.parametrize("sort", list(JobSort), ids=str)
+async def test_keyset_pages_walk_everything_once_while_jobs_arrive(
+    database: UnitOfWorkFactory, sort: JobSort
+) -> None:
+    jobs = tied_jobs(17)
+    await store(database, *jobs)
+    walked: list[Job] = []
+    expected: list[Job] = list(jobs)
+    for round_ in range(1, 100):
+        after = Keyset.of(walked[-1], sort) if walked else None
+        page = await find(database, sort=sort, limit=4, after=after)
+        if not page:
+            break
+        walked += page
+        if round_ <= 3:
+            expected += await arrive_around(database, round_, sort, walked[-1])
+    else:
+        pytest.fail("the walk never ended")
+    assert ids(walked) == in_order(expected, sort)
+    assert len(set(ids(walked))) == len(walked)
+    assert set(ids(jobs)) <= set(ids(walked))
+
+
+async def test_keyset_and_filter_work_together(
+    database: UnitOfWorkFactory, catalogue: dict[str, Job]
+) -> None:
+    filt = JobFilter(statuses=frozenset({S.PENDING, S.RUNNING, S.CANCELLING}))
+    first = await find(database, filter=filt, limit=2)
+    rest = await find(database, filter=filt, limit=10, after=Keyset.of(first[-1], JobSort.NEWEST))
+    assert [job.id for job in first + rest] == [catalogue[n].id for n in "ihgfba"]
+
+
+# -- detection results ----------------------------------------------------------------
+
+
+async def test_detection_results_are_added_replaced_and_found_by_job(
+    database: UnitOfWorkFactory,
+) -> None:
+    first, second, bare = make_job(), make_job(), make_job()
+    await store(database, first, second, bare)
+    pdf = make_detection(detected_at=datetime(2026, 3, 1, 18, 0, 0, 654321, tzinfo=INDIA))
+    png = make_detection(mime_type="image/png", label="png", group="image", confidence=0.5)
+    async with database() as uow:
+        await uow.detections.add(first.id, pdf)
+        await uow.detections.add(second.id, pdf)
+        await uow.commit()
+    async with database() as uow:
+        await uow.detections.add(second.id, png)
+        await uow.commit()
+    async with database(read_only=True) as uow:
+        found = await uow.detections.get_many([first.id, second.id, bare.id, uuid4()])
+        assert await uow.detections.get_many([]) == {}
+    assert found == {first.id: pdf, second.id: png}
+    assert_utc(database, found[first.id].detected_at)
+
+
+# -- idempotency keys -----------------------------------------------------------------
+
+
+def record(key: str = "key-1", *job_ids: UUID) -> IdempotencyRecord:
+    created = datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=UTC)
+    return IdempotencyRecord("jobs", key, "f" * 64, job_ids or (uuid4(), uuid4()), created)
+
+
+async def test_idempotency_keys_are_stored_found_and_deleted(database: UnitOfWorkFactory) -> None:
+    kept = record()
+    async with database() as uow:
+        assert await uow.idempotency.get("jobs", "key-1") is None
+        await uow.idempotency.add(kept)
+        await uow.idempotency.add(dataclasses.replace(kept, scope="jobs/batch"))
+        await uow.commit()
+    async with database() as uow:
+        assert await uow.idempotency.get("jobs", "key-1") == kept
+        await uow.idempotency.delete("jobs", "key-1")
+        await uow.idempotency.delete("jobs", "never-stored")
+        assert await uow.idempotency.get("jobs", "key-1") is None
+        await uow.commit()
+    async with database(read_only=True) as uow:
+        assert await uow.idempotency.get("jobs", "key-1") is None
+        assert await uow.idempotency.get("jobs/batch", "key-1") is not None
+
+
+async def test_adding_a_stored_idempotency_key_raises_conflict(
+    database: UnitOfWorkFactory,
+) -> None:
+    async with database() as uow:
+        await uow.idempotency.add(record())
+        await uow.commit()
+    with pytest.raises(IdempotencyConflict):
+        async with database() as uow:
+            await uow.idempotency.add(record())
+    with pytest.raises(IdempotencyConflict):
+        async with database() as uow:
+            await uow.idempotency.add(record("key-2"))
+            await uow.idempotency.add(record("key-2"))
+
+
+async def test_a_deleted_key_can_be_added_again_in_the_same_unit_of_work(
+    database: UnitOfWorkFactory,
+) -> None:
+    async with database() as uow:
+        await uow.idempotency.add(record())
+        await uow.commit()
+    fresh = record("key-1", uuid4())
+    async with database() as uow:
+        await uow.idempotency.delete("jobs", "key-1")
+        await uow.idempotency.add(fresh)
+        await uow.commit()
+    async with database(read_only=True) as uow:
+        assert await uow.idempotency.get("jobs", "key-1") == fresh

@@ -1,0 +1,58 @@
+"""A size limit on JSON request bodies, answered as a `payload-too-large` problem.
+
+FastAPI reads a JSON body whole before validating it. Routes of `BodyLimitedRoute`
+declare their limit as the OpenAPI extension `x-max-body-bytes`, so that clients
+see it too. (FastAPI's own `max_body_size` answers with a plain-text 413 that no
+exception handler can turn into a problem.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from chute.application import PayloadTooLarge
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.types import Message
+
+LIMIT_KEY = "x-max-body-bytes"
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body may hold at most {limit} bytes.")
+
+
+def _declared_length(request: Request) -> int | None:
+    try:
+        return int(request.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+class BodyLimitedRoute(APIRoute):
+    """A route that refuses a body over its `x-max-body-bytes` before parsing it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        limit = (self.openapi_extra or {}).get(LIMIT_KEY)
+        if limit is None:
+            return handler
+
+        async def limited_handler(request: Request) -> Response:
+            declared = _declared_length(request)
+            if declared is not None and declared > limit:
+                raise too_large(limit)
+            received = 0
+
+            async def receive() -> Message:
+                nonlocal received
+                message = await request.receive()
+                received += len(message.get("body", b""))
+                if received > limit:  # a chunked body that grows past the limit
+                    raise too_large(limit)
+                return message
+
+            return await handler(Request(request.scope, receive))
+
+        return limited_handler

@@ -1,0 +1,88 @@
+"""The `chute` command: `chute serve` runs the HTTP service, `chute migrate` the migrations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+
+import uvicorn
+from alembic.runtime.migration import MigrationContext
+from chute.adapters.sqlalchemy import create_engine_for, upgrade
+from chute.entrypoints.app import create_app
+from chute.entrypoints.container import build_container
+from chute.entrypoints.logging import configure_logging
+from chute.entrypoints.settings import Settings
+from pydantic import ValidationError
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the HTTP service until SIGINT/SIGTERM."""
+    if settings.is_sqlite:
+        # An embedded database belongs to this process: bring it up to date so that a
+        # fresh machine just works. A shared PostgreSQL is migrated by its operators
+        # (`chute migrate`), never by whichever API process starts first.
+        asyncio.run(upgrade(settings.database_url))
+    app = create_app(build_container(settings))
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=settings.port if args.port is None else args.port,
+        log_config=None,  # keep chute's logging; `http.request` lines replace the access log
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+    )
+    return 0
+
+
+def migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply every migration to CHUTE_DATABASE_URL and print the revision it is at."""
+    revision = asyncio.run(_migrate(settings.database_url))
+    print(revision)
+    return 0
+
+
+async def _migrate(url: str) -> str:
+    await upgrade(url)
+    engine = create_engine_for(url)
+    try:
+        async with engine.connect() as conn:
+            revision = await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
+    return str(revision)
+
+
+COMMANDS: dict[str, Command] = {"serve": serve, "migrate": migrate}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="chute",
+        description="Job orchestration for content pipelines. Settings come from "
+        "CHUTE_* environment variables (see the README).",
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("serve", help="run the HTTP API (migrates SQLite first)")
+    run.add_argument("--host", help="address to listen on (default: CHUTE_HOST, 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port to listen on (default: CHUTE_PORT, 8000)")
+    commands.add_parser("migrate", help="apply the database migrations to CHUTE_DATABASE_URL")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `chute` console script."""
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"chute: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    return COMMANDS[args.command](args, settings)

@@ -1,0 +1,76 @@
+"""The one dependency-injection container: where chute's concrete adapters are chosen.
+
+It reads top down: configuration, then resources (things that must be closed), then
+the adapters and the engine. Nothing is built or connected until it is first asked
+for; tests override a port's provider, e.g.
+`container.database.override(providers.Object(MemoryDatabase()))`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
+from chute.adapters.local_files import LocalFileStore
+from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
+from chute.adapters.system import SystemClock, UuidV7Generator
+from chute.application import OrchestrationEngine, UploadLimits
+from chute.domain import Mode
+from chute.entrypoints.settings import Settings
+from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+async def sql_engine_resource(url: str) -> AsyncIterator[AsyncEngine]:
+    """The SQLAlchemy engine for the app's lifetime; its connections are closed at the end."""
+    engine = create_engine_for(url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+class Container(containers.DeclarativeContainer):
+    """chute's object graph. Build it with `build_container(settings)`."""
+
+    # -- configuration ------------------------------------------------------------------
+    config = providers.Configuration(strict=True)
+
+    # -- resources ----------------------------------------------------------------------
+    sql_engine = providers.Resource(sql_engine_resource, url=config.database_url)
+
+    # -- adapters -----------------------------------------------------------------------
+    database = providers.Singleton(SqlDatabase, sql_engine)
+    file_store = providers.Singleton(LocalFileStore, config.storage_dir)
+    libmagic = providers.Singleton(LibmagicDetector)
+    magika = providers.Singleton(MagikaDetector)  # loads its model on first use
+    auto_detector = providers.Singleton(AutoDetector, libmagic, magika)
+    detectors = providers.Dict(
+        {Mode.FAST: libmagic, Mode.ACCURATE: magika, Mode.AUTO: auto_detector}
+    )
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(UuidV7Generator)
+    limits = providers.Singleton(
+        UploadLimits,
+        max_file_bytes=config.max_upload_bytes,
+        max_files=config.max_files_per_upload,
+        allowed_types=config.allowed_types,
+    )
+
+    # -- use cases ----------------------------------------------------------------------
+    engine = providers.Singleton(
+        OrchestrationEngine,
+        uow=database,
+        files=file_store,
+        detectors=detectors,
+        clock=clock,
+        ids=ids,
+        limits=limits,
+    )
+
+
+def build_container(settings: Settings | None = None) -> Container:
+    """A container configured from `settings` (from the environment when not given)."""
+    container = Container()
+    container.config.from_dict((settings or Settings()).model_dump())
+    return container

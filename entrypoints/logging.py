@@ -1,0 +1,77 @@
+"""Logging: structlog for chute's own lines, and the standard library routed through it.
+
+Every line is one JSON object (or a readable console line) carrying the request id
+bound by the request-id middleware. The application layer logs with the standard
+library and passes its fields as `extra=`; `ExtraAdder` lifts them into the line.
+Nothing here logs request bodies, file content or headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+from structlog.typing import EventDict, Processor
+
+LogFormat = Literal["json", "console"]
+
+# Loggers of the server that would otherwise print their own, differently shaped lines.
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def _drop_color_message(_logger: object, _name: str, event: EventDict) -> EventDict:
+    # uvicorn passes a second, ANSI-coloured copy of its message as an extra.
+    event.pop("color_message", None)
+    return event
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def _renderer(format: LogFormat) -> list[Processor]:
+    if format == "console":
+        # Plain tracebacks: the default (rich) one prints every frame's local variables,
+        # which hold request bodies and headers.
+        return [structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)]
+    return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+
+
+def configure_logging(format: LogFormat = "json", level: str = "INFO") -> None:
+    """Send every log line, structlog's and the standard library's, to stderr as `format`."""
+    shared = _shared_processors()
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: loggers made before `configure_logging` (module level) must follow it.
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        # Lines from the standard library (the engine, uvicorn) get the same fields,
+        # plus whatever they passed as `extra=`.
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_color_message],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_renderer(format)],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    for name in _SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers = []
+        server_logger.propagate = True

@@ -1,0 +1,172 @@
+"""`/api/v1/jobs`: create (one or a batch), list, read, cancel and retry jobs."""
+
+# No `from __future__ import annotations` here: dependency-injector reads the
+# `Annotated[..., Depends(Provide[...])]` markers from the evaluated signature.
+import math
+from typing import Annotated
+from uuid import UUID
+
+from chute.application import OrchestrationEngine, UnsupportedMediaType
+from chute.domain import JobStatus
+from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute
+from chute.entrypoints.container import Container
+from chute.entrypoints.openapi import problem_responses, success_response
+from chute.entrypoints.problems import errors_located_at
+from chute.entrypoints.schemas import (
+    BatchCreateRequest,
+    BatchCreateResponse,
+    JobCreateRequest,
+    JobListQuery,
+    JobListResponse,
+    JobResponse,
+)
+from dependency_injector.wiring import Provide, inject
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=BodyLimitedRoute)
+
+# Far above what valid requests need (a job is a few KiB of JSON besides its metadata
+# of at most 16 KiB); the bound keeps a client from making the server parse gigabytes.
+MAX_JOB_BODY = 1024 * 1024
+MAX_BATCH_BODY = 64 * 1024 * 1024
+
+Engine = Annotated[OrchestrationEngine, Depends(Provide[Container.engine])]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x20-\x7e]+$",
+        description="1 to 255 printable ASCII characters; the same key and body within "
+        "24 hours return the first answer (200) instead of creating again",
+    ),
+]
+
+
+async def require_json(request: Request) -> None:
+    """415 unless the body is declared as JSON (FastAPI would read it as bytes and fail
+    with a confusing "valid dictionary" error)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("The body must be sent as application/json.")
+
+
+@router.post(
+    "",
+    operation_id="create_job",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobResponse,
+    responses={
+        200: success_response(JobResponse, "Replayed"),
+        **problem_responses(409, 413, 415, 422),
+    },
+    dependencies=[Depends(require_json)],
+    openapi_extra={LIMIT_KEY: MAX_JOB_BODY},
+)
+@inject
+async def create_job(
+    body: JobCreateRequest, response: Response, engine: Engine, key: IdempotencyKey = None
+) -> JobResponse:
+    """Create a job from a URL or an S3 object (201, or 200 when the key replays)."""
+    with errors_located_at("body"):
+        submission = await engine.create_job(body.to_new_job(), idempotency_key=key)
+    if submission.replayed:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"{router.prefix}/{submission.job.id}"
+    return JobResponse.of(submission.job)
+
+
+@router.post(
+    "/batch",
+    operation_id="create_jobs",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BatchCreateResponse,
+    responses={
+        200: success_response(BatchCreateResponse, "Replayed"),
+        **problem_responses(409, 413, 415, 422),
+    },
+    dependencies=[Depends(require_json)],
+    openapi_extra={LIMIT_KEY: MAX_BATCH_BODY},
+)
+@inject
+async def create_jobs(
+    body: BatchCreateRequest, response: Response, engine: Engine, key: IdempotencyKey = None
+) -> BatchCreateResponse:
+    """Create 1 to 1000 jobs at once, all or none, in request order."""
+    with errors_located_at("body", "jobs"):
+        submission = await engine.create_jobs(body.to_new_jobs(), idempotency_key=key)
+    if submission.replayed:
+        response.status_code = status.HTTP_200_OK
+    return BatchCreateResponse.of(submission.jobs)
+
+
+@router.get(
+    "",
+    operation_id="list_jobs",
+    response_model=JobListResponse,
+    responses=problem_responses(422),
+)
+@inject
+async def list_jobs(query: Annotated[JobListQuery, Query()], engine: Engine) -> JobListResponse:
+    """One page of jobs, by page number or by the cursor of the page before."""
+    with errors_located_at("query"):
+        page = await engine.list_jobs(
+            filter=query.to_filter(),
+            sort=query.sort,
+            limit=query.limit,
+            page=query.page,
+            cursor=query.cursor,
+            count=query.count,
+        )
+    total = page.total
+    return JobListResponse(
+        items=[JobResponse.of(job) for job in page.items],
+        total=total,
+        page=None if query.cursor is not None else query.page,
+        limit=query.limit,
+        pages=None if total is None else math.ceil(total / query.limit),
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get(
+    "/{job_id}",
+    operation_id="get_job",
+    response_model=JobResponse,
+    responses=problem_responses(404, 422),
+)
+@inject
+async def get_job(job_id: UUID, engine: Engine) -> JobResponse:
+    """One job, with its detection result."""
+    return JobResponse.of(await engine.get_job(job_id))
+
+
+@router.delete(
+    "/{job_id}",
+    operation_id="cancel_job",
+    response_model=JobResponse,
+    responses={
+        202: success_response(JobResponse, "Cancelling: the worker stops"),
+        **problem_responses(404, 409, 422),
+    },
+)
+@inject
+async def cancel_job(job_id: UUID, response: Response, engine: Engine) -> JobResponse:
+    """Cancel a job: pending ones at once (200), running ones when their worker stops (202)."""
+    cancellation = await engine.cancel_job(job_id)
+    if cancellation.changed and cancellation.job.status is JobStatus.CANCELLING:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return JobResponse.of(cancellation.job)
+
+
+@router.post(
+    "/{job_id}/retry",
+    operation_id="retry_job",
+    response_model=JobResponse,
+    responses=problem_responses(404, 409, 422),
+)
+@inject
+async def retry_job(job_id: UUID, engine: Engine) -> JobResponse:
+    """Queue a failed or cancelled job again, allowing one more attempt."""
+    return JobResponse.of(await engine.retry_job(job_id))

@@ -1,0 +1,54 @@
+"""chute's configuration: environment variables prefixed `CHUTE_`, read once at start-up."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Literal
+
+from chute.domain.validation import check_mime_pattern
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, with its default; see the README for each."""
+
+    model_config = SettingsConfigDict(env_prefix="CHUTE_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./var/chute.db"
+    storage_dir: str = "/tmp/pipeline"
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 100 * MIB
+    max_files_per_upload: Annotated[int, Field(ge=1)] = 20
+    # NoDecode: the variable is a plain comma-separated list, not the JSON array
+    # pydantic-settings would otherwise expect for a tuple.
+    allowed_types: Annotated[tuple[str, ...], NoDecode] = ()
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    retry_base_seconds: Annotated[float, Field(gt=0)] = 1
+    retry_cap_seconds: Annotated[float, Field(gt=0)] = 600
+
+    @field_validator("allowed_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, list | tuple):
+            return tuple(check_mime_pattern(str(item)) for item in value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if not isinstance(logging.getLevelNamesMapping().get(level), int):
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is an embedded SQLite file."""
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,113 @@
+"""The HTTP app end to end: one app per test, driven through httpx's ASGI transport.
+
+Each test gets its own container built from settings that point into `tmp_path`,
+with the database overridden (in memory, or a migrated SQLite file for the
+`sqlite` variant) and the real detectors, shared by the session because Magika's
+model is slow to load.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from chute.adapters.detection import LibmagicDetector, MagikaDetector
+from chute.adapters.memory import MemoryDatabase, MemoryFileStore
+from chute.adapters.sqlalchemy import upgrade
+from chute.application import FileStore, OrchestrationEngine
+from chute.entrypoints.app import create_app
+from chute.entrypoints.container import Container, build_container
+from chute.entrypoints.settings import Settings
+from dependency_injector import providers
+from fastapi import FastAPI
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def libmagic() -> LibmagicDetector:
+    return LibmagicDetector()
+
+
+@pytest.fixture(scope="session")
+def magika() -> MagikaDetector:
+    return MagikaDetector()
+
+
+@pytest.fixture(scope="session")
+async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies: cheaper than migrating per test."""
+    path = tmp_path_factory.mktemp("e2e-sqlite") / "chute.db"
+    await upgrade(sqlite_url(path))
+    return path
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Path:
+    """The storage folder of the test's settings (and of `LocalFileStore` when used)."""
+    return tmp_path / "storage"
+
+
+@pytest.fixture
+def file_store() -> FileStore:
+    """The file store of the app; test modules where the disk matters override this."""
+    return MemoryFileStore()
+
+
+@pytest.fixture(params=["memory"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which database the app runs on; test modules may ask for ["memory", "sqlite"]."""
+    return str(request.param)
+
+
+@pytest.fixture
+def container(
+    backend: str,
+    tmp_path: Path,
+    storage: Path,
+    sqlite_template: Path,
+    file_store: FileStore,
+    libmagic: LibmagicDetector,
+    magika: MagikaDetector,
+) -> Container:
+    database = tmp_path / "chute.db"
+    settings = Settings(database_url=sqlite_url(database), storage_dir=str(storage))
+    container = build_container(settings)
+    if backend == "sqlite":
+        shutil.copy(sqlite_template, database)
+    else:
+        container.database.override(providers.Object(MemoryDatabase()))
+    container.file_store.override(providers.Object(file_store))
+    container.libmagic.override(providers.Object(libmagic))
+    container.magika.override(providers.Object(magika))
+    return container
+
+
+@pytest.fixture
+async def app(container: Container) -> AsyncIterator[FastAPI]:
+    app = create_app(container)
+    async with app.router.lifespan_context(app):  # httpx's transport runs no lifespan
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+async def engine(app: FastAPI, container: Container) -> OrchestrationEngine:
+    """The app's own engine, to put jobs into states the API cannot (e.g. running)."""
+    engine = container.engine()
+    if inspect.isawaitable(engine):  # an async resource (the SQL engine) makes it async
+        engine = await engine
+    assert isinstance(engine, OrchestrationEngine)
+    return engine

@@ -200,6 +200,7 @@ def _copy(job: Job) -> Job:
     """Jobs go in and out as copies, so that callers never change stored state in place."""
     copied = copy.deepcopy(job)
     copied.changes = []  # not stored: the engine records changes as events
+    copied.detection = None  # not part of the job's row: the detections repository has it
     return copied
 
 

@@ -145,6 +145,7 @@ class Working(EngineBase):
             job.release(self._clock.now())
             await self._save(uow, job, worker_id, "released by a stopping worker")
             await uow.commit()
+            job = (await self._with_detections(uow, [job]))[0]
         log.info("job.released", extra={"job_id": str(job_id), "worker_id": worker_id})
         return job
 

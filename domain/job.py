@@ -183,8 +183,8 @@ class Job:
     ) -> None:
         """Extend the holder's lease (by its own length unless told) and note progress."""
         self.check_holder(worker_id, now)
-        self.lease_seconds = lease_seconds or self.lease_seconds
-        self.lease_expires_at = now + timedelta(seconds=self.lease_seconds or 0)
+        extend = lease_seconds or self.lease_seconds or 0  # the claimed length is kept
+        self.lease_expires_at = now + timedelta(seconds=extend)
         if progress is not None:
             self.progress = progress
         if progress_message is not None:

@@ -188,10 +188,18 @@ def test_priorities_are_ordered() -> None:
     assert [Priority.from_rank(p.rank) for p in Priority] == list(Priority)
 
 
-@pytest.mark.parametrize(("attempts", "jitter", "seconds"), [
-    (1, 1.0, 1), (2, 1.0, 2), (3, 0.5, 2), (10, 1.0, 512), (11, 1.0, 600), (500, 0.75, 450),
-    (0, 1.0, 1),
-])
+@pytest.mark.parametrize(
+    ("attempts", "jitter", "seconds"),
+    [
+        (1, 1.0, 1),
+        (2, 1.0, 2),
+        (3, 0.5, 2),
+        (10, 1.0, 512),
+        (11, 1.0, 600),
+        (500, 0.75, 450),
+        (0, 1.0, 1),
+    ],
+)
 def test_backoff_is_exponential_jittered_and_capped(
     attempts: int, jitter: float, seconds: float
 ) -> None:
@@ -223,6 +231,17 @@ def test_every_status_change_is_kept_until_taken() -> None:
     j.claim("w1", 30, NOW)
     j.cancel(NOW)
     j.expire_lease(NOW)
-    assert j.take_changes() == [(S.PENDING, S.RUNNING), (S.RUNNING, S.CANCELLING),
-                                (S.CANCELLING, S.CANCELLED)]
+    assert j.take_changes() == [
+        (S.PENDING, S.RUNNING),
+        (S.RUNNING, S.CANCELLING),
+        (S.CANCELLING, S.CANCELLED),
+    ]
     assert j.take_changes() == []
+
+
+def test_a_longer_heartbeat_does_not_change_the_claimed_lease_length() -> None:
+    j = job()
+    j.claim("w1", 30, NOW)
+    j.heartbeat("w1", NOW, lease_seconds=100)
+    j.heartbeat("w1", NOW + timedelta(seconds=50))
+    assert j.lease_expires_at == NOW + timedelta(seconds=80)

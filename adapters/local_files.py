@@ -100,6 +100,14 @@ class ContentDigest:
         return StoredFile(key=key, size=self.size, sha256=self.sha256, sample=self.sample())
 
 
+def _digest_file(handle: BinaryIO, key: str) -> StoredFile:
+    """Read a whole file once (in a worker thread) into its digest and sample."""
+    digest = ContentDigest()
+    while chunk := handle.read(WRITE_BUFFER):
+        digest.update(chunk)
+    return digest.stored(key)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -203,6 +211,13 @@ class LocalFileStore(FileStore):
         try:
             while chunk := await self._io(handle.read, READ_CHUNK):
                 yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    async def describe(self, key: str) -> StoredFile:
+        handle = await asyncio.to_thread(self._open_for_read, key)
+        try:
+            return await asyncio.to_thread(_digest_file, handle, key)
         finally:
             await asyncio.to_thread(handle.close)
 

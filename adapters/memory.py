@@ -12,6 +12,7 @@ import asyncio
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 from uuid import UUID
@@ -22,12 +23,13 @@ from chute.application.ports import (
     DetectionResultRepository,
     IdempotencyKeyRepository,
     IdempotencyRecord,
+    JobEventRepository,
     JobRepository,
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from chute.application.queries import JobFilter, JobQuery, JobSort, Keyset
-from chute.domain import DetectionResult, Job
+from chute.application.queries import ClaimFilter, JobFilter, JobQuery, JobSort, Keyset
+from chute.domain import DetectionResult, Job, JobEvent, JobStatus
 from chute.domain.validation import mime_matches
 
 __all__ = ["MemoryDatabase", "MemoryFileStore", "MemoryUnitOfWork"]
@@ -38,6 +40,7 @@ class _Tables:
     jobs: dict[UUID, Job] = field(default_factory=dict)
     detections: dict[UUID, DetectionResult] = field(default_factory=dict)
     keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    events: list[JobEvent] = field(default_factory=list)
 
 
 class MemoryDatabase(UnitOfWorkFactory):
@@ -61,6 +64,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.jobs = MemoryJobRepository(tables, self._staged)
         self.detections = MemoryDetectionResultRepository(tables, self._staged)
         self.idempotency = MemoryIdempotencyKeyRepository(tables, self._staged, self._deleted_keys)
+        self.events = MemoryJobEventRepository(tables, self._staged)
 
     async def __aenter__(self) -> Self:
         if self._lock is not None:
@@ -75,19 +79,21 @@ class MemoryUnitOfWork(UnitOfWork):
             self._lock.release()
 
     async def commit(self) -> None:
-        if self._lock is None and (self._staged.jobs or self._staged.detections):
+        if self._lock is None and (self._staged.jobs or self._staged.events):
             raise RuntimeError("a read-only unit of work cannot commit changes")
         self._tables.jobs.update(self._staged.jobs)
         self._tables.detections.update(self._staged.detections)
         for key in self._deleted_keys:
             self._tables.keys.pop(key, None)
         self._tables.keys.update(self._staged.keys)
+        self._tables.events.extend(self._staged.events)
         self._rollback()
 
     def _rollback(self) -> None:
         self._staged.jobs.clear()
         self._staged.detections.clear()
         self._staged.keys.clear()
+        self._staged.events.clear()
         self._deleted_keys.clear()
 
 
@@ -130,8 +136,33 @@ class MemoryJobRepository(JobRepository):
     async def count(self, filt: JobFilter) -> int:
         return sum(1 for job in self._all() if _matches(job, filt))
 
+    async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
+        # Write units of work hold the one lock, so no other one can claim meanwhile.
+        due = [job for job in self._all() if _claimable(job, filt, now)]
+        due.sort(key=lambda job: (-job.priority.rank, job.created_at, job.id))
+        return [_copy(job) for job in due[:limit]]
+
+    async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
+        expired = [
+            job for job in self._all()
+            if job.status.is_held and job.lease_expires_at and job.lease_expires_at < now
+        ]
+        expired.sort(key=lambda job: (job.lease_expires_at, job.id))
+        return [_copy(job) for job in expired[:limit]]
+
     def _all(self) -> list[Job]:
         return list({**self._tables.jobs, **self._staged.jobs}.values())
+
+
+class MemoryJobEventRepository(JobEventRepository):
+    def __init__(self, tables: _Tables, staged: _Tables) -> None:
+        self._tables, self._staged = tables, staged
+
+    async def add(self, events: Sequence[JobEvent]) -> None:
+        self._staged.events.extend(events)
+
+    async def list(self, job_id: UUID) -> list[JobEvent]:
+        return [e for e in [*self._tables.events, *self._staged.events] if e.job_id == job_id]
 
 
 class MemoryDetectionResultRepository(DetectionResultRepository):
@@ -167,7 +198,10 @@ class MemoryIdempotencyKeyRepository(IdempotencyKeyRepository):
 
 def _copy(job: Job) -> Job:
     """Jobs go in and out as copies, so that callers never change stored state in place."""
-    return copy.deepcopy(job)
+    copied = copy.deepcopy(job)
+    copied.changes = []  # not stored: the engine records changes as events
+    copied.detection = None  # not part of the job's row: the detections repository has it
+    return copied
 
 
 def _matches(job: Job, f: JobFilter) -> bool:
@@ -179,6 +213,16 @@ def _matches(job: Job, f: JobFilter) -> bool:
         and (f.mime_type is None or mime_matches(job.mime_type, f.mime_type))
         and (f.created_after is None or job.created_at >= f.created_after)
         and (f.created_before is None or job.created_at < f.created_before)
+    )
+
+
+def _claimable(job: Job, f: ClaimFilter, now: datetime) -> bool:
+    return (
+        job.status is JobStatus.PENDING
+        and (job.run_after is None or job.run_after <= now)
+        and (not f.modes or job.mode in f.modes)
+        and (not f.source_types or job.source_type in f.source_types)
+        and (f.mime_type is None or mime_matches(job.mime_type, f.mime_type))
     )
 
 

@@ -68,6 +68,12 @@ class MemoryFileStore(FileStore):
         for start in range(0, len(content), READ_CHUNK):
             yield content[start : start + READ_CHUNK]
 
+    async def describe(self, key: str) -> StoredFile:
+        digest = ContentDigest()
+        async for chunk in self.open(key):
+            digest.update(chunk)
+        return digest.stored(key)
+
     async def delete(self, key: str) -> None:
         folder, _ = parse_key(key)
         self._remove(folder)

@@ -1,7 +1,9 @@
 """chute's application layer: the use cases (`OrchestrationEngine`) and the ports they need."""
 
+from chute.application.base import RetryPolicy
 from chute.application.commands import NewJob, UploadFile, UploadLimits, UploadOptions
-from chute.application.engine import Cancellation, OrchestrationEngine, Submission
+from chute.application.creating import Submission
+from chute.application.engine import OrchestrationEngine
 from chute.application.errors import (
     ContentNotFound,
     FieldError,
@@ -16,6 +18,7 @@ from chute.application.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from chute.application.managing import Cancellation
 from chute.application.ports import (
     Clock,
     ContentDetector,
@@ -26,17 +29,19 @@ from chute.application.ports import (
     IdempotencyKeyRepository,
     IdempotencyRecord,
     IdGenerator,
+    JobEventRepository,
     JobRepository,
     StoredFile,
     TypeGuess,
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from chute.application.queries import JobFilter, JobPage, JobQuery, JobSort, Keyset
+from chute.application.queries import ClaimFilter, JobFilter, JobPage, JobQuery, JobSort, Keyset
 from chute.application.upload import UploadBatch, safe_filename
 
 __all__ = [
     "Cancellation",
+    "ClaimFilter",
     "Clock",
     "ContentDetector",
     "ContentNotFound",
@@ -53,6 +58,7 @@ __all__ = [
     "IdempotencyRecord",
     "InsufficientStorage",
     "InvalidCursor",
+    "JobEventRepository",
     "JobFilter",
     "JobNotFound",
     "JobPage",
@@ -63,6 +69,7 @@ __all__ = [
     "NewJob",
     "OrchestrationEngine",
     "PayloadTooLarge",
+    "RetryPolicy",
     "ServiceUnavailable",
     "StoredFile",
     "Submission",

@@ -12,8 +12,8 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
-from chute.application.queries import JobFilter, JobQuery
-from chute.domain import GENERIC_TYPES, DetectionResult, Job
+from chute.application.queries import ClaimFilter, JobFilter, JobQuery
+from chute.domain import GENERIC_TYPES, DetectionResult, Job, JobEvent
 
 
 class JobRepository(Protocol):
@@ -36,6 +36,24 @@ class JobRepository(Protocol):
 
     async def count(self, filt: JobFilter) -> int:
         """How many jobs match `filt`."""
+
+    async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
+        """Up to `limit` pending jobs due by `now`, highest priority then oldest first,
+        locked until commit; rows another transaction holds are skipped, not waited for."""
+
+    async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
+        """Up to `limit` running or cancelling jobs whose lease ended before `now`, locked
+        until commit, skipping rows another transaction holds."""
+
+
+class JobEventRepository(Protocol):
+    """The status history of jobs. Never commits."""
+
+    async def add(self, events: Sequence[JobEvent]) -> None:
+        """Append events."""
+
+    async def list(self, job_id: UUID) -> list[JobEvent]:
+        """Every event of a job, oldest first."""
 
 
 class DetectionResultRepository(Protocol):
@@ -78,6 +96,7 @@ class UnitOfWork(Protocol):
     jobs: JobRepository
     detections: DetectionResultRepository
     idempotency: IdempotencyKeyRepository
+    events: JobEventRepository
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""
@@ -140,6 +159,9 @@ class FileStore(Protocol):
 
     def open(self, key: str) -> AsyncIterator[bytes]:
         """The bytes of a stored file, in chunks; `ContentNotFound` when absent."""
+
+    async def describe(self, key: str) -> StoredFile:
+        """Size, sha256 and detection sample of a stored file; `ContentNotFound` when absent."""
 
     async def delete(self, key: str) -> None:
         """Remove a stored file and its folder; nothing when absent."""

@@ -56,6 +56,15 @@ class JobFilter:
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClaimFilter:
+    """Which pending jobs a worker takes; empty sets mean 'any'."""
+
+    modes: frozenset[Mode] = frozenset()
+    source_types: frozenset[SourceType] = frozenset()
+    mime_type: str | None = None  # exact, or "type/*"
+
+
 @dataclass(frozen=True, slots=True)
 class Keyset:
     """The sort key of the last row of a page; the next page starts after it."""

@@ -134,7 +134,7 @@ class UploadBatch:
             await writer.abort()
 
 
-def refuse_type(index: int, received: ReceivedFile, mime_type: str) -> UnsupportedMediaType:
+def refuse_type(index: int, name: str, mime_type: str) -> UnsupportedMediaType:
     return UnsupportedMediaType(
-        f"File {index} ({received.name}) is {mime_type}, which this server does not accept."
+        f"File {index} ({name}) is {mime_type}, which this server does not accept."
     )

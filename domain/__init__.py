@@ -2,19 +2,24 @@
 
 from chute.domain.detection import GENERIC_TYPES, DetectionResult
 from chute.domain.errors import ChuteError, InvalidTransition, InvalidValue, LeaseNotHeld
-from chute.domain.job import TRANSITIONS, Job, JobStatus, Mode, Priority, SourceType
+from chute.domain.events import CLIENT, RESCUER, JobEvent
+from chute.domain.job import TRANSITIONS, Job, JobStatus, Mode, Priority, SourceType, backoff
 
 __all__ = [
+    "CLIENT",
     "GENERIC_TYPES",
+    "RESCUER",
     "TRANSITIONS",
     "ChuteError",
     "DetectionResult",
     "InvalidTransition",
     "InvalidValue",
     "Job",
+    "JobEvent",
     "JobStatus",
     "LeaseNotHeld",
     "Mode",
     "Priority",
     "SourceType",
+    "backoff",
 ]

@@ -129,7 +129,10 @@ class Job:
     progress: int | None = None
     progress_message: str | None = None
     result: dict[str, Any] | None = None
+    content_key: str | None = None  # where the file store keeps its content, if it has any
     detection: DetectionResult | None = None  # loaded beside the job, not part of its row
+    changes: list[tuple[JobStatus | None, JobStatus]] = field(default_factory=list, repr=False)
+    """Status changes not yet recorded as events; `take_changes()` drains them."""
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Job) and other.id == self.id
@@ -169,6 +172,34 @@ class Job:
         self.progress = None
         self.progress_message = None
 
+    def heartbeat(
+        self,
+        worker_id: str,
+        now: datetime,
+        *,
+        lease_seconds: int | None = None,
+        progress: int | None = None,
+        progress_message: str | None = None,
+    ) -> None:
+        """Extend the holder's lease (by its own length unless told) and note progress."""
+        self.check_holder(worker_id, now)
+        extend = lease_seconds or self.lease_seconds or 0  # the claimed length is kept
+        self.lease_expires_at = now + timedelta(seconds=extend)
+        if progress is not None:
+            self.progress = progress
+        if progress_message is not None:
+            self.progress_message = progress_message
+        self.updated_at = now
+
+    def release(self, now: datetime) -> None:
+        """Give the job back unfinished (its worker is stopping): the attempt does not count."""
+        if self.status is S.CANCELLING:
+            self._move(S.CANCELLED, now)
+            return
+        self._move(S.PENDING, now)
+        self.attempts = max(0, self.attempts - 1)
+        self.run_after = None
+
     def check_holder(self, worker_id: str, now: datetime) -> None:
         """Raise `LeaseNotHeld` unless `worker_id` holds a lease that has not ended."""
         live = self.lease_expires_at is not None and self.lease_expires_at > now
@@ -207,9 +238,15 @@ class Job:
         """Follow one edge of the diagram, with no other bookkeeping than the edge's own."""
         self._move(target, now)
 
+    def take_changes(self) -> list[tuple[JobStatus | None, JobStatus]]:
+        """The status changes since the last call, oldest first."""
+        changes, self.changes = self.changes, []
+        return changes
+
     def _move(self, target: JobStatus, now: datetime) -> None:
         if target not in TRANSITIONS[self.status]:
             raise InvalidTransition(self.id, self.status, target)
+        self.changes.append((self.status, target))
         self.status = target
         self.updated_at = now
         if not target.is_held:
@@ -217,3 +254,13 @@ class Job:
             self.lease_expires_at = None
         if target.is_terminal:
             self.finished_at = now
+
+
+def backoff(attempts: int, *, base: float, cap: float, jitter: float) -> timedelta:
+    """API.md's wait after failed attempt number `attempts`: `jitter` * min(cap, base * 2^(n-1)).
+
+    `jitter` is drawn from uniform(0.5, 1) by the caller, so that this stays pure.
+    """
+    exponent = max(attempts - 1, 0)
+    raw = cap if exponent >= 64 else min(cap, base * 2**exponent)
+    return timedelta(seconds=jitter * raw)

@@ -87,14 +87,18 @@ def mime_matches(mime_type: str | None, pattern: str) -> bool:
 
 def check_metadata(value: Any) -> dict[str, Any]:
     """Return `value` when it is a JSON object of at most 16 KiB, else raise."""
+    return _check_json_object("metadata", value, MAX_METADATA_BYTES)
+
+
+def _check_json_object(field: str, value: Any, limit: int) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise InvalidValue("metadata", "must be a JSON object")
+        raise InvalidValue(field, "must be a JSON object")
     try:
         size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     except (TypeError, ValueError) as e:
-        raise InvalidValue("metadata", f"must be JSON-serialisable: {e}") from None
-    if size > MAX_METADATA_BYTES:
-        raise InvalidValue("metadata", f"at most {MAX_METADATA_BYTES} bytes as compact JSON")
+        raise InvalidValue(field, f"must be JSON-serialisable: {e}") from None
+    if size > limit:
+        raise InvalidValue(field, f"at most {limit} bytes as compact JSON")
     return value
 
 
@@ -110,3 +114,48 @@ def check_file_size(value: int | None) -> int | None:
     if value is not None and value < 0:
         raise InvalidValue("file_size", "must be 0 or more")
     return value
+
+
+MAX_WORKER_ID = 255
+CLAIM_LIMIT = (1, 100)
+LEASE_SECONDS = (5, 3600)
+MAX_ERROR_BYTES = 8192
+MAX_RESULT_BYTES = 1024 * 1024
+
+
+def check_worker_id(value: str) -> str:
+    """Return `value` when it is 1 to 255 characters, else raise."""
+    if not 1 <= len(value) <= MAX_WORKER_ID:
+        raise InvalidValue("worker_id", f"must be 1 to {MAX_WORKER_ID} characters")
+    return value
+
+
+def check_claim_limit(value: int) -> int:
+    low, high = CLAIM_LIMIT
+    if not low <= value <= high:
+        raise InvalidValue("limit", f"must be {low} to {high}")
+    return value
+
+
+def check_lease_seconds(value: int) -> int:
+    low, high = LEASE_SECONDS
+    if not low <= value <= high:
+        raise InvalidValue("lease_seconds", f"must be {low} to {high}")
+    return value
+
+
+def check_progress(value: int) -> int:
+    if not 0 <= value <= 100:
+        raise InvalidValue("progress", "must be 0 to 100")
+    return value
+
+
+def check_error(value: str) -> str:
+    if len(value.encode("utf-8", errors="surrogatepass")) > MAX_ERROR_BYTES:
+        raise InvalidValue("error", f"at most {MAX_ERROR_BYTES} bytes of UTF-8")
+    return value
+
+
+def check_result(value: Any) -> dict[str, Any]:
+    """Return `value` when it is a JSON object of at most 1 MiB, else raise."""
+    return _check_json_object("result", value, MAX_RESULT_BYTES)

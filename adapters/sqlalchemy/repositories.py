@@ -6,22 +6,38 @@ contract suite (tests/integration) holds both to it.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from chute.adapters.sqlalchemy.engine import database_errors
-from chute.adapters.sqlalchemy.tables import detection_results, idempotency_keys, jobs
+from chute.adapters.sqlalchemy.rows import (
+    detection_row,
+    event_row,
+    job_row,
+    to_detection,
+    to_event,
+    to_job,
+)
+from chute.adapters.sqlalchemy.statements import (
+    after,
+    claimable,
+    expired,
+    filtered,
+    list_order,
+)
+from chute.adapters.sqlalchemy.tables import detection_results, idempotency_keys, job_events, jobs
 from chute.application.errors import IdempotencyConflict
 from chute.application.ports import (
     DetectionResultRepository,
     IdempotencyKeyRepository,
     IdempotencyRecord,
+    JobEventRepository,
     JobRepository,
 )
-from chute.application.queries import JobFilter, JobQuery, JobSort, Keyset
-from chute.domain import DetectionResult, Job, JobStatus, Mode, Priority, SourceType
+from chute.application.queries import ClaimFilter, JobFilter, JobQuery
+from chute.domain import DetectionResult, Job, JobEvent
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
@@ -33,9 +49,7 @@ from sqlalchemy import (
     exc,
     func,
     insert,
-    literal,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -65,7 +79,7 @@ class SqlJobRepository(_SqlRepository, JobRepository):
         if not jobs_:
             return
         try:
-            await self._execute(insert(jobs), [_to_row(job) for job in jobs_])
+            await self._execute(insert(jobs), [job_row(job) for job in jobs_])
         except exc.IntegrityError as e:
             raise ValueError(f"jobs not added (does an id exist already?): {e.orig}") from e
 
@@ -75,34 +89,62 @@ class SqlJobRepository(_SqlRepository, JobRepository):
             # SQLite has no row locks: its write transactions hold the whole file.
             stmt = stmt.with_for_update()
         row = (await self._execute(stmt)).mappings().first()
-        return _to_job(row) if row else None
+        return to_job(row) if row else None
 
     async def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
         rows: dict[UUID, RowMapping] = {}
         for chunk in _chunks(list(dict.fromkeys(job_ids))):
             result = await self._execute(select(jobs).where(jobs.c.id.in_(chunk)))
             rows.update((row["id"], row) for row in result.mappings())
-        return [_to_job(rows[job_id]) for job_id in job_ids if job_id in rows]
+        return [to_job(rows[job_id]) for job_id in job_ids if job_id in rows]
 
     async def update(self, job: Job) -> None:
-        row = _to_row(job)
+        row = job_row(job)
         del row["id"]
         result = await self._execute(update(jobs).where(jobs.c.id == job.id).values(row))
         if result.rowcount == 0:
             raise ValueError(f"job {job.id} does not exist")
 
     async def find(self, query: JobQuery) -> list[Job]:
-        stmt = _filtered(select(jobs), query.filter, self._dialect)
-        stmt = stmt.order_by(*_order(query.sort)).limit(query.limit)
+        stmt = filtered(select(jobs), query.filter, self._dialect)
+        stmt = stmt.order_by(*list_order(query.sort)).limit(query.limit)
         if query.after is not None:
-            stmt = stmt.where(_after(query.after, query.sort))
+            stmt = stmt.where(after(query.after, query.sort))
         elif query.offset:
             stmt = stmt.offset(query.offset)
-        return [_to_job(row) for row in (await self._execute(stmt)).mappings()]
+        return [to_job(row) for row in (await self._execute(stmt)).mappings()]
 
     async def count(self, filt: JobFilter) -> int:
-        stmt = _filtered(select(func.count()).select_from(jobs), filt, self._dialect)
+        stmt = filtered(select(func.count()).select_from(jobs), filt, self._dialect)
         return int((await self._execute(stmt)).scalar_one())
+
+    async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
+        return await self._lock(claimable(filt, now, limit, self._dialect))
+
+    async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
+        return await self._lock(expired(now, limit))
+
+    async def _lock(self, stmt: Select[Any]) -> list[Job]:
+        if self._dialect == "postgresql":
+            # Rows another claimer or rescuer holds are skipped, not waited for; a row
+            # that changed meanwhile is checked against WHERE again before it is locked.
+            stmt = stmt.with_for_update(skip_locked=True)
+        # SQLite has no row locks and needs none: write units of work begin with BEGIN
+        # IMMEDIATE, so this transaction is the only writer of the whole database until
+        # it commits, and no row it reads here can change before then.
+        return [to_job(row) for row in (await self._execute(stmt)).mappings()]
+
+
+class SqlJobEventRepository(_SqlRepository, JobEventRepository):
+    """The status history of jobs in the `job_events` table; its id gives the order."""
+
+    async def add(self, events: Sequence[JobEvent]) -> None:
+        if events:
+            await self._execute(insert(job_events), [event_row(event) for event in events])
+
+    async def list(self, job_id: UUID) -> list[JobEvent]:
+        stmt = select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+        return [to_event(row) for row in (await self._execute(stmt)).mappings()]
 
 
 class SqlDetectionResultRepository(_SqlRepository, DetectionResultRepository):
@@ -111,14 +153,14 @@ class SqlDetectionResultRepository(_SqlRepository, DetectionResultRepository):
     async def add(self, job_id: UUID, result: DetectionResult) -> None:
         table = detection_results
         await self._execute(delete(table).where(table.c.job_id == job_id))
-        await self._execute(insert(table).values(_detection_row(job_id, result)))
+        await self._execute(insert(table).values(detection_row(job_id, result)))
 
     async def get_many(self, job_ids: Sequence[UUID]) -> dict[UUID, DetectionResult]:
         found: dict[UUID, DetectionResult] = {}
         for chunk in _chunks(list(dict.fromkeys(job_ids))):
             stmt = select(detection_results).where(detection_results.c.job_id.in_(chunk))
             rows = (await self._execute(stmt)).mappings()
-            found.update((row["job_id"], _to_detection(row)) for row in rows)
+            found.update((row["job_id"], to_detection(row)) for row in rows)
         return {job_id: found[job_id] for job_id in job_ids if job_id in found}
 
 
@@ -157,132 +199,7 @@ class SqlIdempotencyKeyRepository(_SqlRepository, IdempotencyKeyRepository):
         await self._execute(delete(idempotency_keys).where(_key_is(scope, key)))
 
 
-# -- rows and domain objects ------------------------------------------------------------
-
-
-def _to_row(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "status": job.status.value,
-        "source_type": job.source_type.value,
-        "source_uri": job.source_uri,
-        "file_name": job.file_name,
-        "file_size": job.file_size,
-        "mime_type": job.mime_type,
-        "priority": job.priority.rank,
-        "mode": job.mode.value,
-        "metadata": job.metadata,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "last_error": job.last_error,
-        "worker_id": job.worker_id,
-        "lease_seconds": job.lease_seconds,
-        "lease_expires_at": job.lease_expires_at,
-        "run_after": job.run_after,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "progress": job.progress,
-        "progress_message": job.progress_message,
-        "result": job.result,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-    }
-
-
-def _to_job(row: RowMapping) -> Job:
-    fields = dict(row)
-    # Fresh JSON containers per job: one row may be mapped twice (get_many of repeats).
-    fields["metadata"] = copy.deepcopy(row["metadata"])
-    fields["result"] = copy.deepcopy(row["result"])
-    fields["status"] = JobStatus(row["status"])
-    fields["source_type"] = SourceType(row["source_type"])
-    fields["priority"] = Priority.from_rank(row["priority"])
-    fields["mode"] = Mode(row["mode"])
-    return Job(**fields)
-
-
-def _detection_row(job_id: UUID, result: DetectionResult) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "mime_type": result.mime_type,
-        "label": result.label,
-        "group_name": result.group,
-        "confidence": result.confidence,
-        "detector": result.detector,
-        "sha256": result.sha256,
-        "size": result.size,
-        "detected_at": result.detected_at,
-    }
-
-
-def _to_detection(row: RowMapping) -> DetectionResult:
-    return DetectionResult(
-        mime_type=row["mime_type"],
-        label=row["label"],
-        group=row["group_name"],
-        confidence=row["confidence"],
-        detector=row["detector"],
-        sha256=row["sha256"],
-        size=row["size"],
-        detected_at=row["detected_at"],
-    )
-
-
-# -- queries ----------------------------------------------------------------------------
-
-
-def _filtered(stmt: Select[Any], f: JobFilter, dialect: str) -> Select[Any]:
-    c = jobs.c
-    conditions: list[ColumnElement[bool]] = []
-    if f.statuses:
-        conditions.append(c.status.in_(sorted(s.value for s in f.statuses)))
-    if f.source_types:
-        conditions.append(c.source_type.in_(sorted(s.value for s in f.source_types)))
-    if f.priorities:
-        conditions.append(c.priority.in_(sorted(p.rank for p in f.priorities)))
-    if f.modes:
-        conditions.append(c.mode.in_(sorted(m.value for m in f.modes)))
-    if f.mime_type is not None:
-        conditions.append(_mime_matches(f.mime_type, dialect))
-    if f.created_after is not None:
-        conditions.append(c.created_at >= f.created_after)
-    if f.created_before is not None:
-        conditions.append(c.created_at < f.created_before)
-    return stmt.where(*conditions)
-
-
-def _mime_matches(pattern: str, dialect: str) -> ColumnElement[bool]:
-    column = jobs.c.mime_type
-    if not pattern.endswith("/*"):
-        return column == pattern
-    prefix = pattern[:-1]  # "image/"
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    like = column.like(escaped + "%", escape="\\")
-    if dialect != "sqlite":
-        return like
-    # SQLite's LIKE ignores ASCII case, unlike the in-memory adapter and PostgreSQL;
-    # the range (in binary order, '0' follows '/') restores exactness and lets SQLite
-    # walk the mime_type index.
-    return and_(like, column >= prefix, column < prefix[:-1] + "0")
-
-
-def _order(sort: JobSort) -> list[ColumnElement[Any]]:
-    columns = [jobs.c.priority] if sort.by_priority else []
-    columns += [jobs.c.created_at, jobs.c.id]
-    return [col.desc() if sort.descending else col.asc() for col in columns]
-
-
-def _after(keyset: Keyset, sort: JobSort) -> ColumnElement[bool]:
-    # The row-value form, `(a, b) < (:a, :b)`: SQLite seeks the index only in this form.
-    columns = [jobs.c.created_at, jobs.c.id]
-    values: list[Any] = [keyset.created_at, keyset.id]
-    if sort.by_priority:
-        assert keyset.priority is not None
-        columns.insert(0, jobs.c.priority)
-        values.insert(0, keyset.priority.rank)
-    here = tuple_(*columns)
-    mark = tuple_(*(literal(v, col.type) for v, col in zip(values, columns, strict=True)))
-    return here < mark if sort.descending else here > mark
+# -- helpers ----------------------------------------------------------------------------
 
 
 def _key_is(scope: str, key: str) -> ColumnElement[bool]:

@@ -1,7 +1,8 @@
 """The schema of chute, in SQLAlchemy Core. Alembic owns it: see `migrations/`.
 
-Every index of `jobs` ends with the keyset columns `(created_at, id)`, so that each
-list filter and sort walks an index in order and a keyset page starts by a seek.
+Every listing index of `jobs` ends with the keyset columns `(created_at, id)`, so that
+each list filter and sort walks an index in order and a keyset page starts by a seek.
+Two more serve the workers: claiming and the rescue of expired leases.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ jobs = Table(
     Column("result", json_type()),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Column("content_key", Text()),  # the file store's key of the job's content, if any
 )
 
 Index(None, jobs.c.created_at, jobs.c.id)
@@ -118,6 +120,16 @@ Index(None, jobs.c.source_type, jobs.c.created_at, jobs.c.id)
 Index(None, jobs.c.mime_type, jobs.c.created_at, jobs.c.id)
 Index(None, jobs.c.priority, jobs.c.created_at, jobs.c.id)
 Index(None, jobs.c.status, jobs.c.priority, jobs.c.created_at, jobs.c.id)
+# Claiming walks `status = 'pending'` by priority DESC, created_at, id: an index can
+# serve mixed directions only when it is built in them (the one above serves lists).
+Index(
+    "ix_jobs_status_priority_desc_created_at_id",
+    jobs.c.status,
+    jobs.c.priority.desc(),
+    jobs.c.created_at,
+    jobs.c.id,
+)
+Index(None, jobs.c.status, jobs.c.lease_expires_at)  # the rescue of expired leases
 
 detection_results = Table(
     "detection_results",
@@ -142,3 +154,18 @@ idempotency_keys = Table(
     Column("job_ids", json_type(), nullable=False),  # a list of uuid strings
     Column("created_at", UtcDateTime(), nullable=False),
 )
+
+job_events = Table(
+    "job_events",
+    metadata,
+    # An INTEGER PRIMARY KEY is SQLite's rowid (and autoincrements); BIGSERIAL elsewhere.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("job_id", Uuid(), ForeignKey(jobs.c.id, ondelete="CASCADE"), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("from_status", String(16)),  # NULL for the creation of the job
+    Column("to_status", String(16), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("detail", Text()),
+)
+
+Index(None, job_events.c.job_id, job_events.c.id)

@@ -1,7 +1,8 @@
-"""The unit of work on SQLAlchemy: one connection, one transaction, three repositories."""
+"""The unit of work on SQLAlchemy: one connection, one transaction, four repositories."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import TracebackType
 from typing import Self
@@ -10,6 +11,7 @@ from chute.adapters.sqlalchemy.engine import READ_ONLY, database_errors
 from chute.adapters.sqlalchemy.repositories import (
     SqlDetectionResultRepository,
     SqlIdempotencyKeyRepository,
+    SqlJobEventRepository,
     SqlJobRepository,
 )
 from chute.application.ports import UnitOfWork, UnitOfWorkFactory
@@ -23,9 +25,14 @@ class SqlDatabase(UnitOfWorkFactory):
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time, and its busy handler polls with sleeps and
+        # serves no one in order: writers of this process queue here instead, first
+        # come first served, and busy_timeout is left for writers of other processes.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, read_only=read_only)
+        lock = None if read_only else self._write_lock
+        return SqlUnitOfWork(self.engine, read_only=read_only, write_lock=lock)
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
@@ -42,12 +49,26 @@ class SqlUnitOfWork(UnitOfWork):
     jobs: SqlJobRepository
     detections: SqlDetectionResultRepository
     idempotency: SqlIdempotencyKeyRepository
+    events: SqlJobEventRepository
 
-    def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
-        self._engine, self._read_only = engine, read_only
+    def __init__(
+        self, engine: AsyncEngine, *, read_only: bool = False,
+        write_lock: asyncio.Lock | None = None,
+    ) -> None:
+        self._engine, self._read_only, self._write_lock = engine, read_only, write_lock
         self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
+        if self._write_lock is not None:
+            await self._write_lock.acquire()
+        try:
+            return await self._begin()
+        except BaseException:
+            if self._write_lock is not None:
+                self._write_lock.release()
+            raise
+
+    async def _begin(self) -> Self:
         with database_errors():
             conn = await self._engine.connect()
             try:
@@ -65,11 +86,19 @@ class SqlUnitOfWork(UnitOfWork):
         self.jobs = SqlJobRepository(conn)
         self.detections = SqlDetectionResultRepository(conn)
         self.idempotency = SqlIdempotencyKeyRepository(conn)
+        self.events = SqlJobEventRepository(conn)
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
+        try:
+            await self._end(e)
+        finally:
+            if self._write_lock is not None:
+                self._write_lock.release()
+
+    async def _end(self, e: BaseException | None) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return

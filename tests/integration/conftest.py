@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from tests.pg import PostgresUnavailable, create_database, drop_database, postgres_server
 
-TABLES = ("idempotency_keys", "detection_results", "jobs")
+TABLES = ("idempotency_keys", "job_events", "detection_results", "jobs")
 
 
 def sqlite_url(path: Path) -> str:
@@ -61,16 +61,46 @@ async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    """The URL of a migrated database of the parametrised kind; None for memory."""
-    if request.param == "sqlite":
+def migrated_url(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> str:
+    """The URL of a migrated database: a fresh SQLite file, or the session's PostgreSQL
+    database (not emptied here: see `empty_tables`)."""
+    if kind == "sqlite":
         path = tmp_path / "chute.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return sqlite_url(path)
-    if request.param == "postgresql":
-        return str(request.getfixturevalue("migrated_postgres_url"))
-    return None
+    return str(request.getfixturevalue("migrated_postgres_url"))
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """The URL of a migrated database of the parametrised kind; None for memory."""
+    if request.param == "memory":
+        return None
+    return migrated_url(request, tmp_path, request.param)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return migrated_url(request, tmp_path, request.param)
+
+
+async def empty_tables(db: SqlDatabase) -> None:
+    """On PostgreSQL, where one database serves the session, start from empty tables."""
+    if db.engine.dialect.name == "postgresql":
+        async with db.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
+
+
+@pytest.fixture
+async def sql_url(sql_database_url: str) -> str:
+    """The URL of a migrated, empty SQLite file or PostgreSQL database, for tests that
+    open it more than once (each `SqlDatabase` on it is one more client)."""
+    db = SqlDatabase(create_engine_for(sql_database_url))
+    try:
+        await empty_tables(db)
+    finally:
+        await db.dispose()
+    return sql_database_url
 
 
 @pytest.fixture
@@ -81,10 +111,7 @@ async def database(database_url: str | None) -> AsyncIterator[UnitOfWorkFactory]
         return
     db = SqlDatabase(create_engine_for(database_url))
     try:
-        if db.engine.dialect.name == "postgresql":
-            # One database serves the session; each test starts from empty tables.
-            async with db.engine.begin() as conn:
-                await conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
+        await empty_tables(db)
         yield db
     finally:
         await db.dispose()

@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from chute.adapters.sqlalchemy import create_engine_for, downgrade, upgrade
-from chute.adapters.sqlalchemy.tables import metadata
-from sqlalchemy import inspect
+from chute.adapters.sqlalchemy.tables import UtcDateTime, metadata
+from sqlalchemy import Uuid, bindparam, inspect, text
 from sqlalchemy.engine import Connection, make_url
 
+from tests.factories import at
 from tests.pg import create_database, drop_database
 
-CHUTE_TABLES = {"jobs", "detection_results", "idempotency_keys"}
+CHUTE_TABLES = {"jobs", "detection_results", "idempotency_keys", "job_events"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -61,3 +63,79 @@ async def test_upgrade_builds_the_schema_of_tables_py_and_downgrade_removes_it(
     await upgrade(empty_url)
     assert await on(empty_url, differences) == []
     await upgrade(empty_url)  # at head already: nothing to do
+
+
+def index_sql(conn: Connection) -> dict[str, str]:
+    rows = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+    return {name: sql for name, sql in rows if sql is not None}
+
+
+async def test_on_sqlite_every_index_is_made_as_tables_py_makes_it(tmp_path: Path) -> None:
+    """SQLite's reflection has no sort directions, so the comparison above cannot see
+    them: compare the CREATE INDEX statements (priority DESC of the claim index)."""
+    migrated = f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
+    created = create_engine_for(f"sqlite+aiosqlite:///{tmp_path / 'created.db'}")
+    await upgrade(migrated)
+    try:
+        async with created.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+    finally:
+        await created.dispose()
+    expected = await on(str(created.url), index_sql)
+    assert await on(migrated, index_sql) == expected
+    assert "priority DESC" in expected["ix_jobs_status_priority_desc_created_at_id"]
+
+
+JOB_COLUMNS = (
+    "id, status, source_type, source_uri, priority, mode, metadata, attempts, max_attempts, "
+    "created_at, updated_at"
+)
+OLD_JOBS = {
+    "upload": ("upload://0193a4f2/Ünïcødé 報告.pdf", "0193a4f2/Ünïcødé 報告.pdf"),
+    "url": ("https://example.org/upload://x", None),
+}
+
+
+def insert_old_jobs(conn: Connection) -> None:
+    """Jobs as revision 0001 knew them, written in plain SQL."""
+    stmt = text(
+        f"INSERT INTO jobs ({JOB_COLUMNS}) "
+        "VALUES (:id, 'pending', :source_type, :uri, 1, 'auto', '{}', 0, 3, :t, :t)"
+    ).bindparams(bindparam("id", type_=Uuid()), bindparam("t", type_=UtcDateTime()))
+    for n, (source_type, (uri, _)) in enumerate(OLD_JOBS.items(), start=1):
+        conn.execute(stmt, {"id": UUID(int=n), "source_type": source_type, "uri": uri, "t": at(n)})
+
+
+def content_keys(conn: Connection) -> dict[str, str | None]:
+    rows = conn.execute(text("SELECT source_type, content_key FROM jobs"))
+    return {source_type: key for source_type, key in rows}
+
+
+def job_count(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT count(*) FROM jobs")).scalar_one())
+
+
+async def test_workers_revision_backfills_content_keys_and_downgrades_keeping_jobs(
+    empty_url: str,
+) -> None:
+    await upgrade(empty_url, "0001")
+    engine = create_engine_for(empty_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(insert_old_jobs)
+    finally:
+        await engine.dispose()
+
+    await upgrade(empty_url)
+    assert await on(empty_url, content_keys) == {t: key for t, (_, key) in OLD_JOBS.items()}
+    assert {"job_events"} <= await on(empty_url, table_names)
+    assert await on(empty_url, differences) == []
+
+    await downgrade(empty_url, "0001")
+    assert "job_events" not in await on(empty_url, table_names)
+    assert await on(empty_url, job_count) == len(OLD_JOBS)
+    columns = await on(empty_url, lambda c: {col["name"] for col in inspect(c).get_columns("jobs")})
+    assert "content_key" not in columns
+
+    await upgrade(empty_url)  # and up again, backfilling once more
+    assert await on(empty_url, content_keys) == {t: key for t, (_, key) in OLD_JOBS.items()}

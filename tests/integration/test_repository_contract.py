@@ -12,7 +12,7 @@ from chute.adapters.sqlalchemy import SqlDatabase
 from chute.application.errors import IdempotencyConflict
 from chute.application.ports import IdempotencyRecord, UnitOfWorkFactory
 from chute.application.queries import JobFilter, JobQuery, JobSort, Keyset
-from chute.domain import Job, JobStatus, Mode, Priority, SourceType
+from chute.domain import Job, JobEvent, JobStatus, Mode, Priority, SourceType
 
 from tests.factories import at, make_detection, make_job
 
@@ -117,6 +117,7 @@ def every_field_set() -> Job:
         result={"pages": 3, "text": "naïve", "nested": {"a": [1, {"b": None}]}},
         created_at=at(0.000001),
         updated_at=at(5.5),
+        content_key="0193a4f2-7c1e-7d3a-9b1e-5f0c2d6e8a41/Ünïcødé 報告.pdf",
     )
 
 
@@ -131,11 +132,32 @@ async def test_every_field_round_trips_through_add_and_update(database: UnitOfWo
     changed = dataclasses.replace(
         job, status=S.CANCELLING, priority=P.LOW, mode=M.FAST, source_type=T.UPLOAD,
         metadata={}, result=None, progress=None, lease_expires_at=None, file_size=0,
+        content_key="elsewhere/report.pdf",
     )  # fmt: skip
     async with database() as uow:
         await uow.jobs.update(changed)
         await uow.commit()
     assert_same(await get(database, job.id), changed)
+
+
+async def test_pending_changes_and_detection_are_not_stored_with_the_job(
+    database: UnitOfWorkFactory,
+) -> None:
+    job = make_job(changes=[(None, S.PENDING)])
+    await store(database, job)
+    job.changes.append((S.PENDING, S.RUNNING))
+    async with database() as uow:
+        await uow.jobs.update(dataclasses.replace(job, detection=make_detection()))
+        await uow.commit()
+    async with database(read_only=True) as uow:
+        found = await uow.jobs.get(job.id)
+        assert found is not None and found.changes == []
+        assert await uow.events.list(job.id) == []  # events are the use cases' to write
+        assert await uow.detections.get_many([job.id]) == {}
+    if isinstance(database, SqlDatabase):
+        # The in-memory store keeps whole copies, detection included (the use cases
+        # load detections from their own repository, whatever a job carries).
+        assert found.detection is None
 
 
 @pytest.mark.parametrize("value", [*S, *P, *M, *T], ids=str)
@@ -365,6 +387,52 @@ async def test_keyset_and_filter_work_together(
     first = await find(database, filter=filt, limit=2)
     rest = await find(database, filter=filt, limit=10, after=Keyset.of(first[-1], JobSort.NEWEST))
     assert [job.id for job in first + rest] == [catalogue[n].id for n in "ihgfba"]
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+async def test_events_are_listed_per_job_in_the_order_they_were_added(
+    database: UnitOfWorkFactory,
+) -> None:
+    first, second = make_job(), make_job()
+    await store(database, first, second)
+    made = [
+        JobEvent(first.id, at(0), None, S.PENDING, "client"),
+        JobEvent(second.id, at(0), None, S.PENDING, "client"),
+        JobEvent(first.id, at(5).astimezone(INDIA), S.PENDING, S.RUNNING, "w" * 255),
+    ]
+    later = [
+        # Earlier than the event before it: the order is that of adding, not of `at`.
+        JobEvent(first.id, at(1), S.RUNNING, S.PENDING, "w1", "boom: «x» " + "é" * 4000),
+        JobEvent(second.id, at(2), S.PENDING, S.CANCELLED, "client"),
+        JobEvent(first.id, at(6), S.PENDING, S.RUNNING, "rescuer", None),
+    ]
+    async with database() as uow:
+        await uow.events.add(made)
+        await uow.events.add([])
+        await uow.commit()
+    async with database() as uow:
+        await uow.events.add(later)
+        assert len(await uow.events.list(first.id)) == 4  # it sees its own events
+        await uow.commit()
+    async with database(read_only=True) as uow:
+        listed = await uow.events.list(first.id)
+        assert listed == [made[0], made[2], later[0], later[2]]
+        assert await uow.events.list(second.id) == [made[1], later[1]]
+        assert await uow.events.list(uuid4()) == []
+    assert_utc(database, *(event.at for event in listed))
+
+
+async def test_events_of_a_unit_of_work_left_without_commit_are_lost(
+    database: UnitOfWorkFactory,
+) -> None:
+    job = make_job()
+    await store(database, job)
+    async with database() as uow:
+        await uow.events.add([JobEvent(job.id, at(0), None, S.PENDING, "client")])
+    async with database(read_only=True) as uow:
+        assert await uow.events.list(job.id) == []
 
 
 # -- detection results ----------------------------------------------------------------

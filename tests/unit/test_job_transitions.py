@@ -15,6 +15,7 @@ from chute.domain import (
     LeaseNotHeld,
     Priority,
     SourceType,
+    backoff,
 )
 
 S = JobStatus
@@ -185,3 +186,62 @@ def test_priorities_are_ordered() -> None:
         Priority.URGENT,
     ]
     assert [Priority.from_rank(p.rank) for p in Priority] == list(Priority)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "jitter", "seconds"),
+    [
+        (1, 1.0, 1),
+        (2, 1.0, 2),
+        (3, 0.5, 2),
+        (10, 1.0, 512),
+        (11, 1.0, 600),
+        (500, 0.75, 450),
+        (0, 1.0, 1),
+    ],
+)
+def test_backoff_is_exponential_jittered_and_capped(
+    attempts: int, jitter: float, seconds: float
+) -> None:
+    assert backoff(attempts, base=1, cap=600, jitter=jitter) == timedelta(seconds=seconds)
+
+
+def test_heartbeat_extends_by_the_claimed_lease_unless_told() -> None:
+    j = job()
+    j.claim("w1", 30, NOW)
+    later = NOW + timedelta(seconds=20)
+    j.heartbeat("w1", later, progress=40, progress_message="half way")
+    assert j.lease_expires_at == later + timedelta(seconds=30)
+    assert (j.progress, j.progress_message) == (40, "half way")
+    j.heartbeat("w1", later, lease_seconds=120)
+    assert j.lease_expires_at == later + timedelta(seconds=120) and j.progress == 40
+    with pytest.raises(LeaseNotHeld):
+        j.heartbeat("w2", later)
+
+
+def test_release_gives_the_attempt_back() -> None:
+    j = job()
+    j.claim("w1", 30, NOW)
+    j.release(NOW)
+    assert (j.status, j.attempts, j.worker_id, j.run_after) == (S.PENDING, 0, None, None)
+
+
+def test_every_status_change_is_kept_until_taken() -> None:
+    j = job()
+    j.claim("w1", 30, NOW)
+    j.cancel(NOW)
+    j.expire_lease(NOW)
+    assert j.take_changes() == [
+        (S.PENDING, S.RUNNING),
+        (S.RUNNING, S.CANCELLING),
+        (S.CANCELLING, S.CANCELLED),
+    ]
+    assert j.take_changes() == []
+
+
+def test_a_longer_heartbeat_does_not_change_the_claimed_lease_length() -> None:
+    j = job()
+    j.claim("w1", 30, NOW)
+    j.heartbeat("w1", NOW, lease_seconds=100)
+    j.heartbeat("w1", NOW + timedelta(seconds=50))
+    assert j.lease_expires_at == NOW + timedelta(seconds=80)

@@ -1,0 +1,92 @@
+"""Rows and domain objects: the explicit functions that map one to the other.
+
+Only the columns named here are written: a job's `detection` (kept in its own table)
+and `changes` (recorded as events by the use cases) never reach the `jobs` row.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+from uuid import UUID
+
+from chute.domain import DetectionResult, Job, JobEvent, JobStatus, Mode, Priority, SourceType
+from sqlalchemy import RowMapping
+
+JOB_COLUMNS = (
+    "id", "status", "source_type", "source_uri", "file_name", "file_size", "mime_type",
+    "priority", "mode", "metadata", "attempts", "max_attempts", "last_error", "worker_id",
+    "lease_seconds", "lease_expires_at", "run_after", "started_at", "finished_at",
+    "progress", "progress_message", "result", "created_at", "updated_at", "content_key",
+)  # fmt: skip
+
+
+def job_row(job: Job) -> dict[str, Any]:
+    row = {name: getattr(job, name) for name in JOB_COLUMNS}
+    row["status"] = job.status.value
+    row["source_type"] = job.source_type.value
+    row["priority"] = job.priority.rank  # a number, so that it sorts
+    row["mode"] = job.mode.value
+    return row
+
+
+def to_job(row: RowMapping) -> Job:
+    fields = {name: row[name] for name in JOB_COLUMNS}
+    # Fresh JSON containers per job: one row may be mapped twice (get_many of repeats).
+    fields["metadata"] = copy.deepcopy(row["metadata"])
+    fields["result"] = copy.deepcopy(row["result"])
+    fields["status"] = JobStatus(row["status"])
+    fields["source_type"] = SourceType(row["source_type"])
+    fields["priority"] = Priority.from_rank(row["priority"])
+    fields["mode"] = Mode(row["mode"])
+    return Job(**fields)
+
+
+def detection_row(job_id: UUID, result: DetectionResult) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "mime_type": result.mime_type,
+        "label": result.label,
+        "group_name": result.group,
+        "confidence": result.confidence,
+        "detector": result.detector,
+        "sha256": result.sha256,
+        "size": result.size,
+        "detected_at": result.detected_at,
+    }
+
+
+def to_detection(row: RowMapping) -> DetectionResult:
+    return DetectionResult(
+        mime_type=row["mime_type"],
+        label=row["label"],
+        group=row["group_name"],
+        confidence=row["confidence"],
+        detector=row["detector"],
+        sha256=row["sha256"],
+        size=row["size"],
+        detected_at=row["detected_at"],
+    )
+
+
+def event_row(event: JobEvent) -> dict[str, Any]:
+    return {
+        "job_id": event.job_id,
+        "at": event.at,
+        "from_status": event.from_status.value if event.from_status is not None else None,
+        "to_status": event.to_status.value,
+        "actor": event.actor,
+        "detail": event.detail,
+    }
+
+
+def to_event(row: RowMapping) -> JobEvent:
+    before = row["from_status"]
+    return JobEvent(
+        job_id=row["job_id"],
+        at=row["at"],
+        from_status=JobStatus(before) if before is not None else None,
+        to_status=JobStatus(row["to_status"]),
+        actor=row["actor"],
+        detail=row["detail"],
+    )

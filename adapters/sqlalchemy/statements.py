@@ -1,0 +1,92 @@
+"""The SELECT statements of the job repository: filters, sorts, keysets, claim and rescue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from chute.adapters.sqlalchemy.tables import jobs
+from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset
+from chute.domain import JobStatus
+from sqlalchemy import ColumnElement, Select, and_, literal, or_, select, tuple_
+
+HELD = tuple(sorted(status.value for status in JobStatus if status.is_held))
+
+
+def claimable(filt: ClaimFilter, now: datetime, limit: int, dialect: str) -> Select[Any]:
+    """Pending jobs due by `now` that `filt` accepts, in the order they are claimed."""
+    c = jobs.c
+    same = JobFilter(modes=filt.modes, source_types=filt.source_types, mime_type=filt.mime_type)
+    return (
+        filtered(select(jobs), same, dialect)
+        .where(c.status == JobStatus.PENDING.value)
+        .where(or_(c.run_after.is_(None), c.run_after <= now))
+        # The order of ix_jobs_status_priority_desc_created_at_id, so that no sort runs.
+        .order_by(c.priority.desc(), c.created_at, c.id)
+        .limit(limit)
+    )
+
+
+def expired(now: datetime, limit: int) -> Select[Any]:
+    """Held jobs whose lease ended before `now`, the longest expired first."""
+    c = jobs.c
+    return (
+        select(jobs)
+        .where(c.status.in_(HELD), c.lease_expires_at < now)
+        .order_by(c.lease_expires_at, c.id)
+        .limit(limit)
+    )
+
+
+def filtered(stmt: Select[Any], f: JobFilter, dialect: str) -> Select[Any]:
+    c = jobs.c
+    conditions: list[ColumnElement[bool]] = []
+    if f.statuses:
+        conditions.append(c.status.in_(sorted(s.value for s in f.statuses)))
+    if f.source_types:
+        conditions.append(c.source_type.in_(sorted(s.value for s in f.source_types)))
+    if f.priorities:
+        conditions.append(c.priority.in_(sorted(p.rank for p in f.priorities)))
+    if f.modes:
+        conditions.append(c.mode.in_(sorted(m.value for m in f.modes)))
+    if f.mime_type is not None:
+        conditions.append(_mime_matches(f.mime_type, dialect))
+    if f.created_after is not None:
+        conditions.append(c.created_at >= f.created_after)
+    if f.created_before is not None:
+        conditions.append(c.created_at < f.created_before)
+    return stmt.where(*conditions)
+
+
+def _mime_matches(pattern: str, dialect: str) -> ColumnElement[bool]:
+    column = jobs.c.mime_type
+    if not pattern.endswith("/*"):
+        return column == pattern
+    prefix = pattern[:-1]  # "image/"
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = column.like(escaped + "%", escape="\\")
+    if dialect != "sqlite":
+        return like
+    # SQLite's LIKE ignores ASCII case, unlike the in-memory adapter and PostgreSQL;
+    # the range (in binary order, '0' follows '/') restores exactness and lets SQLite
+    # walk the mime_type index.
+    return and_(like, column >= prefix, column < prefix[:-1] + "0")
+
+
+def list_order(sort: JobSort) -> list[ColumnElement[Any]]:
+    columns = [jobs.c.priority] if sort.by_priority else []
+    columns += [jobs.c.created_at, jobs.c.id]
+    return [col.desc() if sort.descending else col.asc() for col in columns]
+
+
+def after(keyset: Keyset, sort: JobSort) -> ColumnElement[bool]:
+    # The row-value form, `(a, b) < (:a, :b)`: SQLite seeks the index only in this form.
+    columns = [jobs.c.created_at, jobs.c.id]
+    values: list[Any] = [keyset.created_at, keyset.id]
+    if sort.by_priority:
+        assert keyset.priority is not None
+        columns.insert(0, jobs.c.priority)
+        values.insert(0, keyset.priority.rank)
+    here = tuple_(*columns)
+    mark = tuple_(*(literal(v, col.type) for v, col in zip(values, columns, strict=True)))
+    return here < mark if sort.descending else here > mark

@@ -1,0 +1,92 @@
+"""What every group of use cases shares: the ports, and the few steps they all take."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from uuid import UUID
+
+from chute.application.commands import UploadLimits
+from chute.application.errors import FieldError, JobNotFound, ValidationFailed
+from chute.application.ports import (
+    Clock,
+    ContentDetector,
+    FileStore,
+    IdGenerator,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from chute.domain import InvalidValue, Job, JobEvent, Mode
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """The backoff of failed attempts: uniform(0.5, 1) * min(cap, base * 2^(n-1)) seconds."""
+
+    base_seconds: float = 1.0
+    cap_seconds: float = 600.0
+
+
+class EngineBase:
+    """The ports of the engine and the steps its use cases share."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        files: FileStore,
+        detectors: Mapping[Mode, ContentDetector],
+        clock: Clock,
+        ids: IdGenerator,
+        limits: UploadLimits | None = None,
+        retry: RetryPolicy | None = None,
+        jitter: Callable[[], float] | None = None,
+    ) -> None:
+        self._uow, self._files, self._detectors = uow, files, detectors
+        self._clock, self._ids = clock, ids
+        self.limits = limits or UploadLimits()
+        self.retry = retry or RetryPolicy()
+        self._jitter = jitter or (lambda: random.uniform(0.5, 1.0))
+
+    @staticmethod
+    async def _get_for_update(uow: UnitOfWork, job_id: UUID) -> Job:
+        job = await uow.jobs.get(job_id, for_update=True)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    @staticmethod
+    async def _save(uow: UnitOfWork, job: Job, actor: str, detail: str | None = None) -> None:
+        """Write a changed job, and one event for each status change it went through."""
+        await uow.jobs.update(job)
+        await EngineBase._record(uow, [job], actor, detail)
+
+    @staticmethod
+    async def _record(uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None) -> None:
+        events = [
+            JobEvent(job.id, job.updated_at, before, after, actor, detail)
+            for job in jobs
+            for before, after in job.take_changes()
+        ]
+        if events:
+            await uow.events.add(events)
+
+    @staticmethod
+    async def _with_detections(uow: UnitOfWork, jobs: list[Job]) -> list[Job]:
+        found = await uow.detections.get_many([job.id for job in jobs]) if jobs else {}
+        for job in jobs:
+            job.detection = found.get(job.id)
+        return jobs
+
+
+def check_fields(*checks: Callable[[], object]) -> None:
+    """Run each rule; raise one `ValidationFailed` with every value it refused."""
+    errors = []
+    for check in checks:
+        try:
+            check()
+        except InvalidValue as e:
+            errors.append(FieldError((e.field,), e.message))
+    if errors:
+        raise ValidationFailed(errors)

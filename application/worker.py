@@ -1,0 +1,216 @@
+"""A worker: claims jobs from the engine and runs a processor on each, under a lease.
+
+It runs in the engine's process (no HTTP) and needs nothing but the engine:
+
+    async def process(job: Job, context: JobContext) -> dict | None:
+        await context.progress(50, "half way")
+        return {"pages": 3}
+
+    worker = Worker(engine, process, slots=4)
+    await worker.run()          # until worker.stop() is called
+
+A processor's return value is the job's result. An exception fails the attempt
+(retried after a backoff while attempts are left); `JobFailed(..., retryable=False)`
+fails the job for good. While a job runs, the worker heartbeats its lease; when the
+job turns `cancelling`, the processor's task is cancelled and the job ends cancelled.
+On `stop()`, the worker claims no more, gives running jobs `grace_seconds` to end,
+then cancels them and releases their jobs so that another worker takes them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from chute.application.queries import ClaimFilter
+from chute.domain import ChuteError, Job, JobStatus, LeaseNotHeld, Mode
+
+if TYPE_CHECKING:
+    from chute.application.engine import OrchestrationEngine
+
+log = logging.getLogger("chute.worker")
+
+
+class JobFailed(ChuteError):
+    """Raised by a processor to fail its job with a message, retryable or not."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a processor may do with the job it runs, as the holder of its lease."""
+
+    engine: OrchestrationEngine
+    job: Job
+    worker_id: str
+
+    async def progress(self, percent: int | None = None, message: str | None = None) -> Job:
+        """Report progress (this also extends the lease)."""
+        return await self.engine.heartbeat(
+            self.job.id, self.worker_id, progress=percent, progress_message=message
+        )
+
+    async def store_content(self, filename: str | None, content: AsyncIterable[bytes]) -> Job:
+        """Store content for the job, detect it, and set its file name, size and type."""
+        return await self.engine.store_content(self.job.id, self.worker_id, filename, content)
+
+    async def redetect(self, mode: Mode) -> Job:
+        """Detect the job's stored content again with the detector of `mode`."""
+        return await self.engine.redetect_content(self.job.id, self.worker_id, mode)
+
+    async def open_content(self) -> AsyncIterator[bytes]:
+        """The job's stored content, streamed."""
+        _, content = await self.engine.open_content(self.job.id)
+        return content
+
+
+Processor = Callable[[Job, JobContext], Coroutine[Any, Any, dict[str, Any] | None]]
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Worker:
+    """Runs `processor` on claimed jobs in up to `slots` concurrent tasks."""
+
+    engine: OrchestrationEngine
+    processor: Processor
+    slots: int = 1
+    worker_id: str = field(default_factory=default_worker_id)
+    lease_seconds: int = 60
+    poll_seconds: float = 1.0
+    rescue_seconds: float = 15.0
+    grace_seconds: float = 10.0
+    heartbeat_seconds: float | None = None  # default: a third of the lease
+    filter: ClaimFilter = field(default_factory=ClaimFilter)
+    _running: dict[UUID, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def stop(self) -> None:
+        """Claim no more jobs; `run()` returns once the running ones are done or released."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Claim and process jobs until `stop()`."""
+        rescuer = asyncio.create_task(self._rescue_loop())
+        stopped = asyncio.create_task(self._stopping.wait())
+        log.info("worker.started", extra={"worker_id": self.worker_id, "slots": self.slots})
+        try:
+            while not self._stopping.is_set():
+                free = self.slots - len(self._running)
+                claimed = await self._claim(free) if free else []
+                for job in claimed:
+                    self._running[job.id] = asyncio.create_task(self._run_job(job))
+                if not claimed:  # full, or nothing due: wait for a slot, a stop, or a poll
+                    await asyncio.wait(
+                        {stopped, *self._running.values()},
+                        timeout=None if not free else self.poll_seconds,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+        finally:
+            stopped.cancel()
+            rescuer.cancel()
+            await self._drain()
+            log.info("worker.stopped", extra={"worker_id": self.worker_id})
+
+    async def _claim(self, limit: int) -> list[Job]:
+        try:
+            return await self.engine.claim_jobs(
+                self.worker_id, limit=limit, lease_seconds=self.lease_seconds, filter=self.filter
+            )
+        except ChuteError as e:  # the database is away: wait, then try again
+            log.warning("worker.claim_failed", extra={"error": str(e)})
+            return []
+
+    async def _run_job(self, job: Job) -> None:
+        context = JobContext(self.engine, job, self.worker_id)
+        work = asyncio.create_task(self.processor(job, context))
+        beats = asyncio.create_task(self._heartbeat(job, work))
+        try:
+            await self._settle(job, work)
+        finally:
+            beats.cancel()
+            self._running.pop(job.id, None)
+
+    async def _settle(self, job: Job, work: asyncio.Task[dict[str, Any] | None]) -> None:
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            if work.cancelled() and not _current_task_cancelling():
+                return await self._report(job, "cancelled while running", retryable=False)
+            raise
+        except JobFailed as e:
+            return await self._report(job, str(e), retryable=e.retryable)
+        except Exception as e:
+            log.warning("worker.processor_error", exc_info=True, extra={"job_id": str(job.id)})
+            return await self._report(job, f"{type(e).__name__}: {e}", retryable=True)
+        await self._guard(self.engine.complete_job(job.id, self.worker_id, result=result))
+
+    async def _report(self, job: Job, error: str, *, retryable: bool) -> None:
+        await self._guard(
+            self.engine.fail_job(job.id, self.worker_id, error[:8000], retryable=retryable)
+        )
+
+    async def _guard(self, report: Awaitable[Job]) -> None:
+        try:
+            await report
+        except LeaseNotHeld:
+            # The lease ended before the report: a rescuer took the job back.
+            log.warning("worker.lease_lost")
+
+    async def _heartbeat(self, job: Job, work: asyncio.Task[Any]) -> None:
+        interval = self.heartbeat_seconds or self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                beat = await self.engine.heartbeat(job.id, self.worker_id)
+            except LeaseNotHeld:
+                work.cancel()  # the job is no longer ours: stop, report nothing
+                return
+            except ChuteError:
+                continue  # the database is away; the lease may still hold next time
+            if beat.status is JobStatus.CANCELLING:
+                work.cancel()
+                return
+
+    async def _rescue_loop(self) -> None:
+        while True:
+            try:
+                await self.engine.rescue_expired_leases()
+            except ChuteError as e:
+                log.warning("worker.rescue_failed", extra={"error": str(e)})
+            await asyncio.sleep(self.rescue_seconds)
+
+    async def _drain(self) -> None:
+        """Give running jobs the grace period, then cancel and release what is left."""
+        running = dict(self._running)
+        if not running:
+            return
+        _, late = await asyncio.wait(running.values(), timeout=self.grace_seconds)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        for job_id, task in running.items():
+            if task in late:
+                try:
+                    await self.engine.release_job(job_id, self.worker_id)
+                except ChuteError as e:
+                    log.warning(
+                        "worker.release_failed", extra={"job_id": str(job_id), "error": str(e)}
+                    )
+
+
+def _current_task_cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

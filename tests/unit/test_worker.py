@@ -1,0 +1,182 @@
+"""The in-process Worker on the in-memory adapters, with the real clock."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from chute.adapters.memory import MemoryDatabase, MemoryFileStore
+from chute.adapters.system import SystemClock, UuidV7Generator
+from chute.application import JobSort, NewJob, OrchestrationEngine, RetryPolicy
+from chute.application.worker import JobContext, JobFailed, Worker
+from chute.domain import Job, JobStatus, SourceType
+
+
+@pytest.fixture
+def engine() -> OrchestrationEngine:
+    return OrchestrationEngine(
+        uow=MemoryDatabase(),
+        files=MemoryFileStore(),
+        detectors={},
+        clock=SystemClock(),
+        ids=UuidV7Generator(),
+        retry=RetryPolicy(base_seconds=60),
+        jitter=lambda: 1.0,
+    )
+
+
+async def submit(engine: OrchestrationEngine, n: int = 1, **fields: Any) -> list[Job]:
+    specs = [
+        NewJob(source_type=SourceType.URL, source_uri=f"https://example.org/{i}", **fields)
+        for i in range(n)
+    ]
+    return (await engine.create_jobs(specs)).jobs
+
+
+def worker(engine: OrchestrationEngine, processor: Any, **options: Any) -> Worker:
+    defaults: dict[str, Any] = {
+        "worker_id": "w1",
+        "lease_seconds": 5,
+        "poll_seconds": 0.02,
+        "heartbeat_seconds": 0.02,
+        "grace_seconds": 0.1,
+    }
+    return Worker(engine, processor, **defaults | options)
+
+
+async def run_until(w: Worker, done: Any, timeout: float = 5.0) -> None:
+    task = asyncio.create_task(w.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not await done():
+                await asyncio.sleep(0.01)
+    finally:
+        w.stop()
+        await asyncio.wait_for(task, timeout)
+
+
+async def statuses(engine: OrchestrationEngine) -> list[JobStatus]:
+    return [job.status for job in (await engine.list_jobs(sort=JobSort.OLDEST)).items]
+
+
+async def test_worker_completes_jobs_with_the_processors_result(
+    engine: OrchestrationEngine,
+) -> None:
+    jobs = await submit(engine, 5)
+
+    async def process(job: Job, context: JobContext) -> dict[str, Any]:
+        await context.progress(50, "half way")
+        return {"uri": job.source_uri}
+
+    async def all_done() -> bool:
+        return await statuses(engine) == [JobStatus.COMPLETED] * 5
+
+    await run_until(worker(engine, process, slots=2), all_done)
+    first = await engine.get_job(jobs[0].id)
+    assert first.result == {"uri": first.source_uri} and first.progress == 50
+    events = await engine.list_job_events(first.id)
+    assert [(e.to_status, e.actor) for e in events] == [
+        (JobStatus.PENDING, "client"),
+        (JobStatus.RUNNING, "w1"),
+        (JobStatus.COMPLETED, "w1"),
+    ]
+
+
+async def test_worker_runs_slots_concurrently(engine: OrchestrationEngine) -> None:
+    await submit(engine, 3)
+    started = asyncio.Event()
+    running = 0
+
+    async def process(job: Job, context: JobContext) -> None:
+        nonlocal running
+        running += 1
+        if running == 3:
+            started.set()
+        await asyncio.wait_for(started.wait(), 2)
+
+    async def all_done() -> bool:
+        return await statuses(engine) == [JobStatus.COMPLETED] * 3
+
+    await run_until(worker(engine, process, slots=3), all_done)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "run_after"),
+    [
+        (RuntimeError("boom"), JobStatus.PENDING, True),
+        (JobFailed("bad input", retryable=False), JobStatus.FAILED, False),
+    ],
+)
+async def test_processor_errors_fail_the_attempt(
+    engine: OrchestrationEngine, error: Exception, expected: JobStatus, run_after: bool
+) -> None:
+    [job] = await submit(engine)
+
+    async def process(job: Job, context: JobContext) -> None:
+        raise error
+
+    async def failed_once() -> bool:
+        return (await engine.get_job(job.id)).last_error is not None
+
+    await run_until(worker(engine, process), failed_once)
+    after = await engine.get_job(job.id)
+    assert after.status is expected and (after.run_after is not None) == run_after
+    assert after.attempts == 1 and str(error) in (after.last_error or "")
+
+
+async def test_cancelling_a_running_job_stops_its_processor(engine: OrchestrationEngine) -> None:
+    [job] = await submit(engine)
+    entered, stopped = asyncio.Event(), asyncio.Event()
+
+    async def process(job: Job, context: JobContext) -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            stopped.set()
+
+    async def cancelled() -> bool:
+        if entered.is_set() and (await engine.get_job(job.id)).status is JobStatus.RUNNING:
+            assert (await engine.cancel_job(job.id)).job.status is JobStatus.CANCELLING
+        return (await engine.get_job(job.id)).status is JobStatus.CANCELLED
+
+    await run_until(worker(engine, process), cancelled)
+    assert stopped.is_set()
+
+
+async def test_stop_releases_jobs_still_running_after_the_grace_period(
+    engine: OrchestrationEngine,
+) -> None:
+    [job] = await submit(engine)
+    entered = asyncio.Event()
+
+    async def process(job: Job, context: JobContext) -> None:
+        entered.set()
+        await asyncio.sleep(30)
+
+    async def running() -> bool:
+        return entered.is_set()
+
+    await run_until(worker(engine, process), running)
+    after = await engine.get_job(job.id)
+    assert (after.status, after.attempts, after.worker_id) == (JobStatus.PENDING, 0, None)
+    assert (await engine.claim_jobs("w2"))[0].id == job.id
+
+
+async def test_stop_lets_jobs_that_finish_within_the_grace_period_complete(
+    engine: OrchestrationEngine,
+) -> None:
+    [job] = await submit(engine)
+    entered = asyncio.Event()
+
+    async def process(job: Job, context: JobContext) -> dict[str, Any]:
+        entered.set()
+        await asyncio.sleep(0.05)
+        return {"ok": True}
+
+    async def running() -> bool:
+        return entered.is_set()
+
+    await run_until(worker(engine, process, grace_seconds=2), running)
+    assert (await engine.get_job(job.id)).status is JobStatus.COMPLETED

@@ -144,7 +144,8 @@ class MemoryJobRepository(JobRepository):
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         expired = [
-            job for job in self._all()
+            job
+            for job in self._all()
             if job.status.is_held and job.lease_expires_at and job.lease_expires_at < now
         ]
         expired.sort(key=lambda job: (job.lease_expires_at, job.id))

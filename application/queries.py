@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -50,10 +50,15 @@ class JobFilter:
             sorted(self.priorities),
             sorted(self.modes),
             self.mime_type,
-            self.created_after.isoformat() if self.created_after else None,
-            self.created_before.isoformat() if self.created_before else None,
+            _utc(self.created_after),
+            _utc(self.created_before),
         ]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def _utc(moment: datetime | None) -> str | None:
+    """The instant in one spelling, so that equal times with other offsets match."""
+    return moment.astimezone(UTC).isoformat() if moment else None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ from chute.domain.job import SourceType
 MAX_URI_LENGTH = 2048
 MAX_METADATA_BYTES = 16 * 1024
 MIN_ATTEMPTS, MAX_ATTEMPTS = 1, 20
+MAX_JSON_DEPTH = 64
 
 _TOKEN = r"[A-Za-z0-9!#$&^_.+-]{1,127}"
 _MIME = re.compile(rf"^{_TOKEN}/{_TOKEN}$")
@@ -93,6 +95,7 @@ def check_metadata(value: Any) -> dict[str, Any]:
 def _check_json_object(field: str, value: Any, limit: int) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidValue(field, "must be a JSON object")
+    _check_plain_json(field, value)
     try:
         size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     except (TypeError, ValueError) as e:
@@ -100,6 +103,23 @@ def _check_json_object(field: str, value: Any, limit: int) -> dict[str, Any]:
     if size > limit:
         raise InvalidValue(field, f"at most {limit} bytes as compact JSON")
     return value
+
+
+def _check_plain_json(field: str, value: Any) -> None:
+    """Refuse what JSON cannot carry back: NaN or Infinity (which Python's parser takes)
+    and nesting deeper than `MAX_JSON_DEPTH` (which encoders and stores cannot take).
+    Iterative, so that the depth itself cannot overflow the check."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidValue(field, "NaN and Infinity are not JSON numbers")
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidValue(field, f"at most {MAX_JSON_DEPTH} levels of nesting")
+            stack.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
 
 
 def check_max_attempts(value: int) -> int:

@@ -8,7 +8,7 @@ from uuid import UUID
 from chute.application import JobFilter, JobSort, NewJob
 from chute.domain import DetectionResult, Job, JobStatus, Mode, Priority, SourceType
 from chute.domain import validation as rules
-from chute.entrypoints.values import AwareTime, MimePattern, UtcTime, check_plain_json
+from chute.entrypoints.values import AwareTime, MimePattern, UtcTime
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 # -- requests ------------------------------------------------------------------------------
@@ -60,7 +60,7 @@ class JobCreateRequest(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return rules.check_metadata(check_plain_json(value))
+        return rules.check_metadata(value)
 
     @field_validator("max_attempts")
     @classmethod

@@ -12,7 +12,6 @@ from chute.application import FieldError, UnsupportedMediaType, UploadOptions, V
 from chute.domain import InvalidValue, Mode, Priority
 from chute.domain.validation import check_metadata
 from chute.entrypoints.problems import LocatedValidationFailed
-from chute.entrypoints.values import check_plain_json
 from python_multipart.multipart import parse_options_header
 
 FILE_PART = "file"
@@ -110,7 +109,7 @@ def _metadata(text: str) -> dict[str, Any]:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
         raise ValueError("must be a JSON object") from None
-    return check_metadata(check_plain_json(value))
+    return check_metadata(value)
 
 
 _FIELD_PARSERS: dict[str, Callable[[str], Any]] = {

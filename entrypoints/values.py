@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from chute.domain import validation as rules
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
@@ -37,26 +36,6 @@ def parse_rfc3339(value: object) -> object:
     # fromisoformat takes at most 6 fractional digits; finer ones cannot matter here.
     value = re.sub(r"(\.\d{6})\d+", r"\1", value)
     return datetime.fromisoformat(value.replace("z", "Z"))
-
-
-MAX_JSON_DEPTH = 64
-
-
-def check_plain_json(value: Any) -> Any:
-    """Refuse what JSON cannot carry back to the client: NaN or Infinity (which Python's
-    parser accepts) and nesting deeper than `MAX_JSON_DEPTH` (which the response encoder
-    and the stores cannot take). Iterative, so that depth itself cannot overflow it."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            raise ValueError("NaN and Infinity are not JSON numbers")
-        if isinstance(item, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                raise ValueError(f"at most {MAX_JSON_DEPTH} levels of nesting")
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-    return value
 
 
 AwareTime = Annotated[datetime, BeforeValidator(parse_rfc3339)]

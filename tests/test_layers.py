@@ -17,9 +17,22 @@ MAY_IMPORT = {
 }
 # The core is plain Python: no framework, driver or detector library.
 FRAMEWORKS = {
-    "fastapi", "starlette", "sqlalchemy", "aiosqlite", "asyncpg", "pydantic",
-    "pydantic_settings", "structlog", "dependency_injector", "uvicorn", "magika",
-    "puremagic", "magic", "httpx", "alembic", "multipart",
+    "fastapi",
+    "starlette",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "pydantic",
+    "pydantic_settings",
+    "structlog",
+    "dependency_injector",
+    "uvicorn",
+    "magika",
+    "puremagic",
+    "magic",
+    "httpx",
+    "alembic",
+    "multipart",
 }
 
 
@@ -62,5 +75,8 @@ def test_layer_imports_only_what_design_allows(layer: str) -> None:
 def test_the_checker_catches_a_wrong_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import sqlalchemy\nfrom chute.entrypoints import app\nfrom . import x\n")
-    assert [m for _, m in imports_of(bad)] == ["sqlalchemy", "chute.entrypoints",
-                                                "<relative import>"]
+    assert [m for _, m in imports_of(bad)] == [
+        "sqlalchemy",
+        "chute.entrypoints",
+        "<relative import>",
+    ]

@@ -52,7 +52,10 @@ class SqlUnitOfWork(UnitOfWork):
     events: SqlJobEventRepository
 
     def __init__(
-        self, engine: AsyncEngine, *, read_only: bool = False,
+        self,
+        engine: AsyncEngine,
+        *,
+        read_only: bool = False,
         write_lock: asyncio.Lock | None = None,
     ) -> None:
         self._engine, self._read_only, self._write_lock = engine, read_only, write_lock

@@ -298,4 +298,5 @@ async def test_local_write_memory_stays_flat_for_a_large_file(tmp_path: Path) ->
     finally:
         tracemalloc.stop()
     assert stored.size == size
-    assert peak < 4 * 1024 * KIB
+    # tracemalloc counts every thread's allocations; the bound is far below 20 MiB.
+    assert peak < 8 * 1024 * KIB

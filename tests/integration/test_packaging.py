@@ -48,8 +48,18 @@ def test_wheel_installs_into_a_fresh_virtualenv_and_every_module_imports(tmp_pat
     # The dependencies come from this test run's environment; a plain path entry (not a
     # site dir) so that the editable install of the work tree is not picked up.
     (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--quiet",
-        "--no-index", wheel)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "install",
+        "--no-deps",
+        "--quiet",
+        "--no-index",
+        wheel,
+    )
     count = run(python, "-c", IMPORT_ALL, site, cwd=tmp_path)
     assert int(count) >= 20
     run(python, "-c", MIGRATE, tmp_path / "chute.db", cwd=tmp_path)
@@ -58,7 +68,8 @@ def test_wheel_installs_into_a_fresh_virtualenv_and_every_module_imports(tmp_pat
 
 
 def run(*args: object, cwd: Path = ROOT) -> str:
-    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout.strip()

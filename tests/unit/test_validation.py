@@ -131,3 +131,34 @@ def test_safe_filename_cuts_at_255_bytes_on_a_character_boundary() -> None:
     name = "é" * 200  # 400 bytes
     cut = safe_filename(name)
     assert cut == "é" * 127 and len(cut.encode()) == 254
+
+
+def nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": float("nan")},
+        {"a": [float("inf")]},
+        {"deep": nested(70)},
+    ],
+)
+def test_json_objects_refuse_what_json_cannot_carry(value: dict[str, object]) -> None:
+    for check in (rules.check_metadata, rules.check_result):
+        with pytest.raises(InvalidValue):
+            check(value)
+
+
+def test_cursor_filters_match_the_same_instant_written_with_another_offset() -> None:
+    from datetime import datetime
+
+    from chute.application import JobFilter
+
+    utc = JobFilter(created_after=datetime.fromisoformat("2026-01-01T00:00:00+00:00"))
+    paris = JobFilter(created_after=datetime.fromisoformat("2026-01-01T01:00:00+01:00"))
+    assert utc.fingerprint() == paris.fingerprint()

@@ -14,7 +14,7 @@ from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetec
 from chute.adapters.local_files import LocalFileStore
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
 from chute.adapters.system import SystemClock, UuidV7Generator
-from chute.application import OrchestrationEngine, UploadLimits
+from chute.application import OrchestrationEngine, RetryPolicy, UploadLimits
 from chute.domain import Mode
 from chute.entrypoints.settings import Settings
 from dependency_injector import containers, providers
@@ -57,6 +57,12 @@ class Container(containers.DeclarativeContainer):
         allowed_types=config.allowed_types,
     )
 
+    retry = providers.Singleton(
+        RetryPolicy,
+        base_seconds=config.retry_base_seconds,
+        cap_seconds=config.retry_cap_seconds,
+    )
+
     # -- use cases ----------------------------------------------------------------------
     engine = providers.Singleton(
         OrchestrationEngine,
@@ -66,6 +72,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         limits=limits,
+        retry=retry,
     )
 
 

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     retry_base_seconds: Annotated[float, Field(gt=0)] = 1
     retry_cap_seconds: Annotated[float, Field(gt=0)] = 600
+    rescue_interval_seconds: Annotated[float, Field(gt=0)] = 15
+    worker_slots: Annotated[int, Field(ge=1, le=100)] = 4
+    worker_lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    worker_grace_seconds: Annotated[float, Field(ge=0)] = 30
+    worker_poll_seconds: Annotated[float, Field(gt=0)] = 1
+    fetch_timeout_seconds: Annotated[float, Field(gt=0)] = 30
+    fetch_max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
+    fetch_allow_private: bool = False
 
     @field_validator("allowed_types", mode="before")
     @classmethod

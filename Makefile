@@ -25,13 +25,13 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make lint: ruff, and mypy --strict on the domain and application layers
+## make lint: ruff, and mypy --strict on every layer
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	rm -rf .lint && mkdir -p .lint/chute
-	for layer in domain application; do ln -s ../../$$layer .lint/chute/$$layer; done
-	cd .lint && ../$(BIN)/mypy --strict -p chute.domain -p chute.application
+	for layer in domain application adapters entrypoints; do ln -s ../../$$layer .lint/chute/$$layer; done
+	cd .lint && ../$(BIN)/mypy --strict -p chute.domain -p chute.application -p chute.adapters -p chute.entrypoints
 
 format: install
 	$(BIN)/ruff format .

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from chute.application.errors import ValidationFailed
 from chute.application.queries import ClaimFilter
 from chute.domain import ChuteError, Job, JobStatus, LeaseNotHeld, Mode
 
@@ -155,11 +156,17 @@ class Worker:
         except Exception as e:
             log.warning("worker.processor_error", exc_info=True, extra={"job_id": str(job.id)})
             return await self._report(job, f"{type(e).__name__}: {e}", retryable=True)
-        await self._guard(self.engine.complete_job(job.id, self.worker_id, result=result))
+        try:
+            await self._guard(self.engine.complete_job(job.id, self.worker_id, result=result))
+        except ValidationFailed as e:  # else the job would stay running until its lease ends
+            await self._report(job, f"the processor's result was refused: {e}", retryable=False)
 
     async def _report(self, job: Job, error: str, *, retryable: bool) -> None:
+        # The engine keeps at most 8192 bytes of UTF-8 (not characters); a cut mid-character
+        # and unpaired surrogates are dropped.
+        clipped = error.encode("utf-8", "surrogatepass")[:8000].decode("utf-8", "ignore")
         await self._guard(
-            self.engine.fail_job(job.id, self.worker_id, error[:8000], retryable=retryable)
+            self.engine.fail_job(job.id, self.worker_id, clipped, retryable=retryable)
         )
 
     async def _guard(self, report: Awaitable[Job]) -> None:

@@ -1,4 +1,5 @@
-"""The `chute` command: `chute serve` runs the HTTP service, `chute migrate` the migrations."""
+"""The `chute` command: `chute serve` runs the HTTP service, `chute migrate` the migrations,
+`chute worker` a worker (see `worker_cli`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from chute.entrypoints.app import create_app
 from chute.entrypoints.container import build_container
 from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.settings import Settings
+from chute.entrypoints.worker_cli import add_parser as add_worker_parser
+from chute.entrypoints.worker_cli import worker
 from pydantic import ValidationError
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -59,7 +62,7 @@ async def _migrate(url: str) -> str:
     return str(revision)
 
 
-COMMANDS: dict[str, Command] = {"serve": serve, "migrate": migrate}
+COMMANDS: dict[str, Command] = {"serve": serve, "migrate": migrate, "worker": worker}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -73,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to listen on (default: CHUTE_HOST, 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default: CHUTE_PORT, 8000)")
     commands.add_parser("migrate", help="apply the database migrations to CHUTE_DATABASE_URL")
+    add_worker_parser(commands)
     return root
 
 

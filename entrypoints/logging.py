@@ -19,6 +19,9 @@ LogFormat = Literal["json", "console"]
 
 # Loggers of the server that would otherwise print their own, differently shaped lines.
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# The HTTP client of workers: its INFO lines print whole URLs (query strings can hold
+# tokens) and add a line per download beside the engine's own event for the job.
+_QUIET_LOGGERS = ("httpx", "httpcore")
 
 
 def _drop_color_message(_logger: object, _name: str, event: EventDict) -> EventDict:
@@ -75,3 +78,5 @@ def configure_logging(format: LogFormat = "json", level: str = "INFO") -> None:
         server_logger = logging.getLogger(name)
         server_logger.handlers = []
         server_logger.propagate = True
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

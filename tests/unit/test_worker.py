@@ -180,3 +180,29 @@ async def test_stop_lets_jobs_that_finish_within_the_grace_period_complete(
 
     await run_until(worker(engine, process, grace_seconds=2), running)
     assert (await engine.get_job(job.id)).status is JobStatus.COMPLETED
+
+
+@pytest.mark.parametrize(
+    ("outcome", "words"),
+    [
+        ({"when": object()}, "must be JSON-serialisable"),  # a result the job cannot keep
+        (JobFailed("é" * 6000, retryable=False), "éé"),  # 12000 bytes of UTF-8
+    ],
+    ids=["bad-result", "long-error"],
+)
+async def test_a_report_the_engine_refuses_still_ends_the_job(
+    engine: OrchestrationEngine, outcome: Any, words: str
+) -> None:
+    [job] = await submit(engine)
+
+    async def process(job: Job, context: JobContext) -> Any:
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def failed() -> bool:
+        return (await engine.get_job(job.id)).status is JobStatus.FAILED
+
+    await run_until(worker(engine, process), failed)
+    error = (await engine.get_job(job.id)).last_error
+    assert error is not None and words in error and len(error.encode()) <= 8192

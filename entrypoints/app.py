@@ -7,17 +7,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-from chute.entrypoints import routes_health, routes_jobs, routes_upload
+from chute.entrypoints import routes_health, routes_jobs, routes_upload, routes_workers
 from chute.entrypoints.container import Container, build_container
 from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.middleware import RequestIdMiddleware
 from chute.entrypoints.openapi import serve_problems_as_problem_json
 from chute.entrypoints.problems import register_problem_handlers
+from chute.entrypoints.rescuer import rescuing
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-ROUTE_MODULES = (routes_jobs, routes_upload, routes_health)
+# Workers first: a wrong method on `/api/v1/jobs/claim` then answers 405 with
+# `Allow: POST` (Starlette names the methods of the first route whose path matches)
+# rather than the `Allow: GET` of `/api/v1/jobs/{job_id}`.
+ROUTE_MODULES = (routes_workers, routes_jobs, routes_upload, routes_health)
 
 DESCRIPTION = """
 Job orchestration for content pipelines: upload or reference content, detect what it
@@ -32,8 +36,14 @@ Conventions beyond API.md:
   parser) is a **422** `validation-error` with `type: json_invalid`, never a 400, so
   that one rule covers every unreadable body; a malformed multipart body is a 422 too.
 * JSON bodies must be sent as `application/json` (else 415) and may hold at most
-  1 MiB (`POST /jobs`) or 64 MiB (`POST /jobs/batch`), given as `x-max-body-bytes`
-  (else 413). `metadata` must be plain JSON: no `NaN`/`Infinity`, at most 64 levels deep.
+  1 MiB (`POST /jobs`), 64 MiB (`POST /jobs/batch`), 8 MiB (`POST /jobs/{id}/complete`)
+  or 64 KiB (the other worker calls), given as `x-max-body-bytes` (else 413).
+  `metadata` and `result` must be plain JSON: no `NaN`/`Infinity`, at most 64 levels deep.
+* Numbers and flags of worker calls are strict: `"5"` is not a `limit`, `1` is not a
+  `retryable`. The claim filters `mode` and `source_type` take one value or a list.
+* `POST /api/v1/jobs/claim` is the only method of that path; `GET` or `DELETE` there
+  read `claim` as a job id and answer 422 (not a UUID).
+* Worker calls on an unknown job answer 404 `job-not-found` before any lease check.
 * `GET /api/v1/jobs` refuses unknown query parameters (422, `extra_forbidden`), as
   bodies refuse unknown fields, so that a misspelt filter never lists every job.
 * Every response carries `X-Request-ID`.
@@ -55,11 +65,16 @@ async def _maybe_await(result: object) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the container's resources (the database engine) for the app's lifetime."""
+    """Open the container's resources (the database engine) for the app's lifetime, and
+    rescue expired leases every `rescue_interval_seconds` meanwhile (unless turned off)."""
     container: Container = app.state.container
     await _maybe_await(container.init_resources())
     try:
-        yield
+        if app.state.rescue:
+            async with rescuing(container, container.config.rescue_interval_seconds()):
+                yield
+        else:
+            yield
     finally:
         await _maybe_await(container.shutdown_resources())
 
@@ -68,8 +83,11 @@ def _operation_id(route: APIRoute) -> str:
     return route.name  # every route also sets `operation_id` explicitly
 
 
-def create_app(container: Container | None = None) -> FastAPI:
+def create_app(container: Container | None = None, *, rescue: bool = True) -> FastAPI:
     """The HTTP service on `container` (one built from the environment when not given).
+
+    With `rescue` (the default), the app takes back jobs whose lease ended while it
+    runs; tests that move jobs and clocks by hand turn it off.
 
     dependency-injector's wiring patches the route modules themselves, so the routes
     serve the container most recently given to `create_app`: one app per process (or,
@@ -88,6 +106,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.state.container = container
+    app.state.rescue = rescue
     for module in ROUTE_MODULES:
         app.include_router(module.router)
     register_problem_handlers(app)

@@ -1,4 +1,4 @@
-"""A size limit on JSON request bodies, answered as a `payload-too-large` problem.
+"""JSON request bodies: their media type, and a size limit answered as `payload-too-large`.
 
 FastAPI reads a JSON body whole before validating it. Routes of `BodyLimitedRoute`
 declare their limit as the OpenAPI extension `x-max-body-bytes`, so that clients
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from chute.application import PayloadTooLarge
+from chute.application import PayloadTooLarge, UnsupportedMediaType
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import Message
@@ -21,6 +21,14 @@ LIMIT_KEY = "x-max-body-bytes"
 
 def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body may hold at most {limit} bytes.")
+
+
+async def require_json(request: Request) -> None:
+    """415 unless the body is declared as JSON (FastAPI would read it as bytes and fail
+    with a confusing "valid dictionary" error). A route dependency."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("The body must be sent as application/json.")
 
 
 def _declared_length(request: Request) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from chute.entrypoints.problems import PROBLEM_JSON
@@ -29,12 +30,16 @@ def success_response(model: type[BaseModel], description: str) -> dict[str, Any]
     return {"model": model, "description": description}
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for these problem statuses (500 is always added)."""
+def problem_responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for these problem statuses (500 is always added);
+    `descriptions` replaces the usual wording where a route means something else."""
+    wording = {**_DESCRIPTIONS, **(descriptions or {})}
     return {
         status: {
             "model": ProblemResponse,
-            "description": _DESCRIPTIONS[status],
+            "description": wording[status],
             "content": {PROBLEM_JSON: {}},
         }
         for status in (*statuses, 500)

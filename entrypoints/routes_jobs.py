@@ -6,9 +6,9 @@ import math
 from typing import Annotated
 from uuid import UUID
 
-from chute.application import OrchestrationEngine, UnsupportedMediaType
+from chute.application import OrchestrationEngine
 from chute.domain import JobStatus
-from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute
+from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute, require_json
 from chute.entrypoints.container import Container
 from chute.entrypoints.openapi import problem_responses, success_response
 from chute.entrypoints.problems import errors_located_at
@@ -21,7 +21,7 @@ from chute.entrypoints.schemas import (
     JobResponse,
 )
 from dependency_injector.wiring import Provide, inject
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=BodyLimitedRoute)
 
@@ -42,14 +42,6 @@ IdempotencyKey = Annotated[
         "24 hours return the first answer (200) instead of creating again",
     ),
 ]
-
-
-async def require_json(request: Request) -> None:
-    """415 unless the body is declared as JSON (FastAPI would read it as bytes and fail
-    with a confusing "valid dictionary" error)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType("The body must be sent as application/json.")
 
 
 @router.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -42,3 +43,41 @@ def error_locs(response: httpx.Response) -> list[list[str | int]]:
     """The `loc` of every error of a 422 validation-error problem."""
     body = assert_problem(response, 422, "validation-error")
     return [error["loc"] for error in body["errors"]]
+
+
+# -- workers ---------------------------------------------------------------------------------
+
+
+def at(text: str) -> datetime:
+    """The time of an API response, checked to be in the API's one format."""
+    assert TIME.match(text), text
+    return datetime.fromisoformat(text)
+
+
+async def claim(client: httpx.AsyncClient, worker: str = "w1", **fields: Any) -> list[Any]:
+    """Claim jobs as `worker` (with `fields` added to the body); fail unless 200."""
+    response = await client.post("/api/v1/jobs/claim", json={"worker_id": worker} | fields)
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"jobs"}
+    jobs: list[Any] = response.json()["jobs"]
+    return jobs
+
+
+async def claim_one(client: httpx.AsyncClient, worker: str = "w1", **fields: Any) -> Any:
+    jobs = await claim(client, worker, **fields)
+    assert len(jobs) == 1
+    return jobs[0]
+
+
+async def report(
+    client: httpx.AsyncClient, job_id: str, action: str, worker: str = "w1", **body: Any
+) -> httpx.Response:
+    """POST a worker's `action` (heartbeat, complete, fail) on a job."""
+    return await client.post(f"/api/v1/jobs/{job_id}/{action}", json={"worker_id": worker} | body)
+
+
+async def get(client: httpx.AsyncClient, job_id: str) -> Any:
+    """The job as `GET /api/v1/jobs/{id}` shows it; fail unless 200."""
+    response = await client.get(f"/api/v1/jobs/{job_id}")
+    assert response.status_code == 200
+    return response.json()

@@ -16,10 +16,12 @@ import secrets
 import shutil
 import threading
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 from uuid import UUID
 
+from chute.adapters.local_folders import old_folders
 from chute.application.errors import ContentNotFound, InsufficientStorage, ServiceUnavailable
 from chute.application.ports import ContentSample, FileStore, FileWriter, StoredFile
 from chute.domain.errors import ChuteError
@@ -202,6 +204,11 @@ class LocalFileStore(FileStore):
     def __init__(self, root: Path | str) -> None:
         self._root = Path(root)
 
+    @property
+    def root(self) -> Path:
+        """The folder that holds every stored file's folder."""
+        return self._root
+
     async def create(self, folder: UUID, safe_name: str) -> FileWriter:
         name = check_name(safe_name)
         return await asyncio.to_thread(self._start, folder, name)
@@ -223,7 +230,17 @@ class LocalFileStore(FileStore):
 
     async def delete(self, key: str) -> None:
         folder, _ = parse_key(key)
+        await self.delete_folder(folder)
+
+    async def delete_folder(self, folder: UUID) -> None:
         await self._io(self._remove_folder, folder)
+
+    async def folders(self, older_than: datetime) -> AsyncIterator[UUID]:
+        try:
+            async for folder in old_folders(self._root, older_than):
+                yield folder
+        except OSError as exc:
+            raise storage_error(exc) from exc
 
     async def check_writable(self) -> None:
         try:

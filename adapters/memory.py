@@ -18,6 +18,7 @@ from typing import Self
 from uuid import UUID
 
 from chute.adapters.memory_files import MemoryFileStore
+from chute.adapters.memory_queries import claimable, keyset_key, matches, sort_key
 from chute.application.errors import IdempotencyConflict
 from chute.application.ports import (
     DetectionResultRepository,
@@ -28,9 +29,8 @@ from chute.application.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from chute.application.queries import ClaimFilter, JobFilter, JobQuery, JobSort, Keyset
+from chute.application.queries import ClaimFilter, JobFilter, JobQuery
 from chute.domain import DetectionResult, Job, JobEvent, JobStatus
-from chute.domain.validation import mime_matches
 
 __all__ = ["MemoryDatabase", "MemoryFileStore", "MemoryUnitOfWork"]
 
@@ -61,10 +61,11 @@ class MemoryUnitOfWork(UnitOfWork):
         self._tables, self._lock = tables, lock
         self._staged = _Tables()
         self._deleted_keys: set[tuple[str, str]] = set()
-        self.jobs = MemoryJobRepository(tables, self._staged)
-        self.detections = MemoryDetectionResultRepository(tables, self._staged)
+        self._deleted_jobs: set[UUID] = set()
+        self.jobs = MemoryJobRepository(tables, self._staged, self._deleted_jobs)
+        self.detections = MemoryDetectionResultRepository(tables, self._staged, self._deleted_jobs)
         self.idempotency = MemoryIdempotencyKeyRepository(tables, self._staged, self._deleted_keys)
-        self.events = MemoryJobEventRepository(tables, self._staged)
+        self.events = MemoryJobEventRepository(tables, self._staged, self._deleted_jobs)
 
     async def __aenter__(self) -> Self:
         if self._lock is not None:
@@ -79,7 +80,7 @@ class MemoryUnitOfWork(UnitOfWork):
             self._lock.release()
 
     async def commit(self) -> None:
-        if self._lock is None and (self._staged.jobs or self._staged.events):
+        if self._lock is None and (self._staged.jobs or self._staged.events or self._deleted_jobs):
             raise RuntimeError("a read-only unit of work cannot commit changes")
         self._tables.jobs.update(self._staged.jobs)
         self._tables.detections.update(self._staged.detections)
@@ -87,6 +88,12 @@ class MemoryUnitOfWork(UnitOfWork):
             self._tables.keys.pop(key, None)
         self._tables.keys.update(self._staged.keys)
         self._tables.events.extend(self._staged.events)
+        if self._deleted_jobs:
+            gone = self._deleted_jobs
+            for job_id in gone:
+                self._tables.jobs.pop(job_id, None)
+                self._tables.detections.pop(job_id, None)
+            self._tables.events[:] = [e for e in self._tables.events if e.job_id not in gone]
         self._rollback()
 
     def _rollback(self) -> None:
@@ -95,11 +102,12 @@ class MemoryUnitOfWork(UnitOfWork):
         self._staged.keys.clear()
         self._staged.events.clear()
         self._deleted_keys.clear()
+        self._deleted_jobs.clear()
 
 
 class MemoryJobRepository(JobRepository):
-    def __init__(self, tables: _Tables, staged: _Tables) -> None:
-        self._tables, self._staged = tables, staged
+    def __init__(self, tables: _Tables, staged: _Tables, deleted: set[UUID]) -> None:
+        self._tables, self._staged, self._deleted = tables, staged, deleted
 
     async def add(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
@@ -108,6 +116,8 @@ class MemoryJobRepository(JobRepository):
             self._staged.jobs[job.id] = _copy(job)
 
     async def get(self, job_id: UUID, *, for_update: bool = False) -> Job | None:
+        if job_id in self._deleted:
+            return None
         job = self._staged.jobs.get(job_id) or self._tables.jobs.get(job_id)
         return _copy(job) if job else None
 
@@ -116,29 +126,29 @@ class MemoryJobRepository(JobRepository):
         return [job for job in found if job is not None]
 
     async def update(self, job: Job) -> None:
-        if job.id not in self._tables.jobs and job.id not in self._staged.jobs:
+        if not self._exists(job.id):
             raise ValueError(f"job {job.id} does not exist")
         self._staged.jobs[job.id] = _copy(job)
 
     async def find(self, query: JobQuery) -> list[Job]:
-        matching = [job for job in self._all() if _matches(job, query.filter)]
-        matching.sort(key=lambda job: _sort_key(job, query.sort), reverse=query.sort.descending)
+        matching = [job for job in self._all() if matches(job, query.filter)]
+        matching.sort(key=lambda job: sort_key(job, query.sort), reverse=query.sort.descending)
         if query.after is not None:
-            mark = _keyset_key(query.after, query.sort)
+            mark = keyset_key(query.after, query.sort)
             if query.sort.descending:
-                matching = [job for job in matching if _sort_key(job, query.sort) < mark]
+                matching = [job for job in matching if sort_key(job, query.sort) < mark]
             else:
-                matching = [job for job in matching if _sort_key(job, query.sort) > mark]
+                matching = [job for job in matching if sort_key(job, query.sort) > mark]
         else:
             matching = matching[query.offset :]
         return [_copy(job) for job in matching[: query.limit]]
 
     async def count(self, filt: JobFilter) -> int:
-        return sum(1 for job in self._all() if _matches(job, filt))
+        return sum(1 for job in self._all() if matches(job, filt))
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
         # Write units of work hold the one lock, so no other one can claim meanwhile.
-        due = [job for job in self._all() if _claimable(job, filt, now)]
+        due = [job for job in self._all() if claimable(job, filt, now)]
         due.sort(key=lambda job: (-job.priority.rank, job.created_at, job.id))
         return [_copy(job) for job in due[:limit]]
 
@@ -151,31 +161,60 @@ class MemoryJobRepository(JobRepository):
         expired.sort(key=lambda job: (job.lease_expires_at, job.id))
         return [_copy(job) for job in expired[:limit]]
 
+    async def lock_purgeable(
+        self, statuses: frozenset[JobStatus], updated_before: datetime, limit: int
+    ) -> list[Job]:
+        old = [j for j in self._all() if j.status in statuses and j.updated_at < updated_before]
+        old.sort(key=lambda job: (job.updated_at, job.id))
+        return [_copy(job) for job in old[:limit]]
+
+    async def delete(self, job_ids: Sequence[UUID]) -> int:
+        found = [job_id for job_id in dict.fromkeys(job_ids) if self._exists(job_id)]
+        for job_id in found:
+            self._staged.jobs.pop(job_id, None)
+            self._staged.detections.pop(job_id, None)
+        self._deleted.update(found)
+        return len(found)
+
+    async def referenced_folders(self, folders: Sequence[UUID]) -> set[UUID]:
+        # The folder of a key `{uuid}/{name}` is its first 36 characters, as in SQL.
+        wanted = {str(folder): folder for folder in folders}
+        keys = [job.content_key for job in self._all() if job.content_key]
+        return {wanted[key[:36]] for key in keys if key[:36] in wanted}
+
+    def _exists(self, job_id: UUID) -> bool:
+        stored = job_id in self._tables.jobs or job_id in self._staged.jobs
+        return stored and job_id not in self._deleted
+
     def _all(self) -> list[Job]:
-        return list({**self._tables.jobs, **self._staged.jobs}.values())
+        jobs = {**self._tables.jobs, **self._staged.jobs}
+        return [job for job_id, job in jobs.items() if job_id not in self._deleted]
 
 
 class MemoryJobEventRepository(JobEventRepository):
-    def __init__(self, tables: _Tables, staged: _Tables) -> None:
-        self._tables, self._staged = tables, staged
+    def __init__(self, tables: _Tables, staged: _Tables, deleted_jobs: set[UUID]) -> None:
+        self._tables, self._staged, self._deleted_jobs = tables, staged, deleted_jobs
 
     async def add(self, events: Sequence[JobEvent]) -> None:
         self._staged.events.extend(events)
 
     async def list(self, job_id: UUID) -> list[JobEvent]:
+        if job_id in self._deleted_jobs:
+            return []
         return [e for e in [*self._tables.events, *self._staged.events] if e.job_id == job_id]
 
 
 class MemoryDetectionResultRepository(DetectionResultRepository):
-    def __init__(self, tables: _Tables, staged: _Tables) -> None:
-        self._tables, self._staged = tables, staged
+    def __init__(self, tables: _Tables, staged: _Tables, deleted_jobs: set[UUID]) -> None:
+        self._tables, self._staged, self._deleted_jobs = tables, staged, deleted_jobs
 
     async def add(self, job_id: UUID, result: DetectionResult) -> None:
         self._staged.detections[job_id] = result
 
     async def get_many(self, job_ids: Sequence[UUID]) -> dict[UUID, DetectionResult]:
         merged = {**self._tables.detections, **self._staged.detections}
-        return {job_id: merged[job_id] for job_id in job_ids if job_id in merged}
+        found = [job_id for job_id in job_ids if job_id not in self._deleted_jobs]
+        return {job_id: merged[job_id] for job_id in found if job_id in merged}
 
 
 class MemoryIdempotencyKeyRepository(IdempotencyKeyRepository):
@@ -196,6 +235,13 @@ class MemoryIdempotencyKeyRepository(IdempotencyKeyRepository):
         self._staged.keys.pop((scope, key), None)
         self._deleted.add((scope, key))
 
+    async def delete_older(self, created_before: datetime) -> int:
+        records = [await self.get(*key) for key in {*self._tables.keys, *self._staged.keys}]
+        old = [r for r in records if r is not None and r.created_at < created_before]
+        for record in old:
+            await self.delete(record.scope, record.key)
+        return len(old)
+
 
 def _copy(job: Job) -> Job:
     """Jobs go in and out as copies, so that callers never change stored state in place."""
@@ -203,38 +249,3 @@ def _copy(job: Job) -> Job:
     copied.changes = []  # not stored: the engine records changes as events
     copied.detection = None  # not part of the job's row: the detections repository has it
     return copied
-
-
-def _matches(job: Job, f: JobFilter) -> bool:
-    return (
-        (not f.statuses or job.status in f.statuses)
-        and (not f.source_types or job.source_type in f.source_types)
-        and (not f.priorities or job.priority in f.priorities)
-        and (not f.modes or job.mode in f.modes)
-        and (f.mime_type is None or mime_matches(job.mime_type, f.mime_type))
-        and (f.created_after is None or job.created_at >= f.created_after)
-        and (f.created_before is None or job.created_at < f.created_before)
-    )
-
-
-def _claimable(job: Job, f: ClaimFilter, now: datetime) -> bool:
-    return (
-        job.status is JobStatus.PENDING
-        and (job.run_after is None or job.run_after <= now)
-        and (not f.modes or job.mode in f.modes)
-        and (not f.source_types or job.source_type in f.source_types)
-        and (f.mime_type is None or mime_matches(job.mime_type, f.mime_type))
-    )
-
-
-def _sort_key(job: Job, sort: JobSort) -> tuple[object, ...]:
-    if sort.by_priority:
-        return (job.priority.rank, job.created_at, job.id)
-    return (job.created_at, job.id)
-
-
-def _keyset_key(after: Keyset, sort: JobSort) -> tuple[object, ...]:
-    if sort.by_priority:
-        assert after.priority is not None
-        return (after.priority.rank, after.created_at, after.id)
-    return (after.created_at, after.id)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from uuid import UUID
 
 from chute.adapters.local_files import READ_CHUNK, ContentDigest, check_name, parse_key
+from chute.adapters.system import SystemClock
 from chute.application.errors import ContentNotFound
-from chute.application.ports import FileStore, FileWriter, StoredFile
+from chute.application.ports import Clock, FileStore, FileWriter, StoredFile
 
 
 class _MemoryWriter(FileWriter):
@@ -24,6 +26,7 @@ class _MemoryWriter(FileWriter):
         self._require_open()
         self._parts.append(bytes(data))
         self._digest.update(data)
+        self._store._touch(self._folder)
 
     async def finish(self) -> StoredFile:
         self._require_open()
@@ -45,18 +48,21 @@ class _MemoryWriter(FileWriter):
 class MemoryFileStore(FileStore):
     """Keeps each file's bytes in a dict under the same keys and rules as the local store.
 
-    A folder is in use from `create` until the file is aborted or deleted, as on disk.
+    A folder is in use from `create` until the file is aborted or deleted, as on disk;
+    it is as old as its last write by `clock` (the system's by default), as a folder on
+    disk is by its mtimes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
         self._files: dict[str, bytes] = {}
-        self._folders: set[UUID] = set()
+        self._folders: dict[UUID, datetime] = {}
 
     async def create(self, folder: UUID, safe_name: str) -> FileWriter:
         name = check_name(safe_name)
         if folder in self._folders:
             raise ValueError(f"the folder {folder} is already in use")
-        self._folders.add(folder)
+        self._touch(folder)
         return _MemoryWriter(self, folder, name)
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
@@ -78,6 +84,14 @@ class MemoryFileStore(FileStore):
         folder, _ = parse_key(key)
         self._remove(folder)
 
+    async def delete_folder(self, folder: UUID) -> None:
+        self._remove(folder)
+
+    async def folders(self, older_than: datetime) -> AsyncIterator[UUID]:
+        for folder, changed in list(self._folders.items()):
+            if changed < older_than:
+                yield folder
+
     async def check_writable(self) -> None:
         return None
 
@@ -87,9 +101,13 @@ class MemoryFileStore(FileStore):
 
     def _put(self, key: str, content: bytes) -> None:
         self._files[key] = content
+        self._touch(parse_key(key)[0])
+
+    def _touch(self, folder: UUID) -> None:
+        self._folders[folder] = self._clock.now()
 
     def _remove(self, folder: UUID) -> None:
-        self._folders.discard(folder)
+        self._folders.pop(folder, None)
         prefix = f"{folder}/"
         for key in [k for k in self._files if k.startswith(prefix)]:
             del self._files[key]

@@ -104,6 +104,10 @@ class Creating(EngineBase):
         if record.fingerprint != digest:
             raise IdempotencyKeyReused()
         jobs = await self._with_detections(uow, await uow.jobs.get_many(record.job_ids))
+        if len(jobs) < len(record.job_ids):
+            # Retention purged its jobs: nothing is left to replay, so the key is spent.
+            await uow.idempotency.delete(scope, key)
+            return None
         log.info("job.create_replayed", extra={"job_ids": [str(j.id) for j in jobs]})
         return Submission(jobs, replayed=True)
 

@@ -9,15 +9,17 @@ them over one set of ports (see `EngineBase` for its constructor):
   update_job_status, check_ready
 - `working`: claim_jobs, heartbeat, complete_job, fail_job, release_job,
   rescue_expired_leases
+- `purging`: purge_jobs, sweep_orphans (retention, for operators and schedules)
 """
 
 from __future__ import annotations
 
 from chute.application.creating import Creating
 from chute.application.managing import Managing
+from chute.application.purging import Purging
 from chute.application.uploading import Uploading
 from chute.application.working import Working
 
 
-class OrchestrationEngine(Creating, Uploading, Managing, Working):
+class OrchestrationEngine(Creating, Uploading, Managing, Working, Purging):
     """The use cases of chute. Every port comes in through the constructor."""

@@ -13,7 +13,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from chute.application.queries import ClaimFilter, JobFilter, JobQuery
-from chute.domain import GENERIC_TYPES, DetectionResult, Job, JobEvent
+from chute.domain import GENERIC_TYPES, DetectionResult, Job, JobEvent, JobStatus
 
 
 class JobRepository(Protocol):
@@ -44,6 +44,17 @@ class JobRepository(Protocol):
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         """Up to `limit` running or cancelling jobs whose lease ended before `now`, locked
         until commit, skipping rows another transaction holds."""
+
+    async def lock_purgeable(
+        self, statuses: frozenset[JobStatus], updated_before: datetime, limit: int
+    ) -> list[Job]:
+        """Up to `limit` jobs in `statuses` updated before `updated_before`, skip-locked."""
+
+    async def delete(self, job_ids: Sequence[UUID]) -> int:
+        """Remove these jobs with their events and detection results; how many were found."""
+
+    async def referenced_folders(self, folders: Sequence[UUID]) -> set[UUID]:
+        """Those of `folders` that some job's `content_key` points into."""
 
 
 class JobEventRepository(Protocol):
@@ -88,6 +99,9 @@ class IdempotencyKeyRepository(Protocol):
 
     async def delete(self, scope: str, key: str) -> None:
         """Forget a key (an expired one, before it is used again)."""
+
+    async def delete_older(self, created_before: datetime) -> int:
+        """Forget every key stored before `created_before`; how many there were."""
 
 
 class UnitOfWork(Protocol):
@@ -165,6 +179,12 @@ class FileStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove a stored file and its folder; nothing when absent."""
+
+    async def delete_folder(self, folder: UUID) -> None:
+        """Remove a folder and whatever is in it; nothing when absent."""
+
+    def folders(self, older_than: datetime) -> AsyncIterator[UUID]:
+        """The folders of the store (in no order) in which nothing changed since `older_than`."""
 
     async def check_writable(self) -> None:
         """Raise `ServiceUnavailable` unless a file can be written now."""

@@ -26,25 +26,26 @@ from chute.adapters.sqlalchemy.statements import (
     expired,
     filtered,
     list_order,
+    purgeable,
 )
-from chute.adapters.sqlalchemy.tables import detection_results, idempotency_keys, job_events, jobs
-from chute.application.errors import IdempotencyConflict
+from chute.adapters.sqlalchemy.tables import (
+    content_folder,
+    detection_results,
+    job_events,
+    jobs,
+)
 from chute.application.ports import (
     DetectionResultRepository,
-    IdempotencyKeyRepository,
-    IdempotencyRecord,
     JobEventRepository,
     JobRepository,
 )
 from chute.application.queries import ClaimFilter, JobFilter, JobQuery
-from chute.domain import DetectionResult, Job, JobEvent
+from chute.domain import DetectionResult, Job, JobEvent, JobStatus
 from sqlalchemy import (
-    ColumnElement,
     CursorResult,
     Executable,
     RowMapping,
     Select,
-    and_,
     delete,
     exc,
     func,
@@ -57,7 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 IN_CHUNK = 500  # ids per IN list, well under every driver's limit on parameters
 
 
-class _SqlRepository:
+class SqlRepository:
     """What every repository shares: the connection of its unit of work."""
 
     def __init__(self, conn: AsyncConnection) -> None:
@@ -72,7 +73,7 @@ class _SqlRepository:
             return await self._conn.execute(stmt, params)
 
 
-class SqlJobRepository(_SqlRepository, JobRepository):
+class SqlJobRepository(SqlRepository, JobRepository):
     """Jobs in the `jobs` table."""
 
     async def add(self, jobs_: Sequence[Job]) -> None:
@@ -124,6 +125,31 @@ class SqlJobRepository(_SqlRepository, JobRepository):
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         return await self._lock(expired(now, limit))
 
+    async def lock_purgeable(
+        self, statuses: frozenset[JobStatus], updated_before: datetime, limit: int
+    ) -> list[Job]:
+        return await self._lock(purgeable(statuses, updated_before, limit))
+
+    async def delete(self, job_ids: Sequence[UUID]) -> int:
+        deleted = 0
+        for chunk in _chunks(list(dict.fromkeys(job_ids))):
+            # The foreign keys cascade, but SQLite does so only with its foreign_keys
+            # pragma on: the children go first, by name, whatever the connection.
+            await self._execute(delete(job_events).where(job_events.c.job_id.in_(chunk)))
+            children = delete(detection_results).where(detection_results.c.job_id.in_(chunk))
+            await self._execute(children)
+            result = await self._execute(delete(jobs).where(jobs.c.id.in_(chunk)))
+            deleted += result.rowcount
+        return deleted
+
+    async def referenced_folders(self, folders: Sequence[UUID]) -> set[UUID]:
+        found: set[UUID] = set()
+        for chunk in _chunks(list(dict.fromkeys(folders))):
+            folder = content_folder()  # served by ix_jobs_content_folder
+            stmt = select(folder).distinct().where(folder.in_([str(f) for f in chunk]))
+            found.update(UUID(value) for value in (await self._execute(stmt)).scalars())
+        return found
+
     async def _lock(self, stmt: Select[Any]) -> list[Job]:
         if self._dialect == "postgresql":
             # Rows another claimer or rescuer holds are skipped, not waited for; a row
@@ -135,7 +161,7 @@ class SqlJobRepository(_SqlRepository, JobRepository):
         return [to_job(row) for row in (await self._execute(stmt)).mappings()]
 
 
-class SqlJobEventRepository(_SqlRepository, JobEventRepository):
+class SqlJobEventRepository(SqlRepository, JobEventRepository):
     """The status history of jobs in the `job_events` table; its id gives the order."""
 
     async def add(self, events: Sequence[JobEvent]) -> None:
@@ -147,7 +173,7 @@ class SqlJobEventRepository(_SqlRepository, JobEventRepository):
         return [to_event(row) for row in (await self._execute(stmt)).mappings()]
 
 
-class SqlDetectionResultRepository(_SqlRepository, DetectionResultRepository):
+class SqlDetectionResultRepository(SqlRepository, DetectionResultRepository):
     """Detection results in the `detection_results` table, one per job."""
 
     async def add(self, job_id: UUID, result: DetectionResult) -> None:
@@ -164,46 +190,7 @@ class SqlDetectionResultRepository(_SqlRepository, DetectionResultRepository):
         return {job_id: found[job_id] for job_id in job_ids if job_id in found}
 
 
-class SqlIdempotencyKeyRepository(_SqlRepository, IdempotencyKeyRepository):
-    """Idempotency keys in the `idempotency_keys` table; (scope, key) is its primary key."""
-
-    async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
-        stmt = select(idempotency_keys).where(_key_is(scope, key))
-        row = (await self._execute(stmt)).mappings().first()
-        if row is None:
-            return None
-        return IdempotencyRecord(
-            scope=row["scope"],
-            key=row["key"],
-            fingerprint=row["fingerprint"],
-            job_ids=tuple(UUID(job_id) for job_id in row["job_ids"]),
-            created_at=row["created_at"],
-        )
-
-    async def add(self, record: IdempotencyRecord) -> None:
-        row = {
-            "scope": record.scope,
-            "key": record.key,
-            "fingerprint": record.fingerprint,
-            "job_ids": [str(job_id) for job_id in record.job_ids],
-            "created_at": record.created_at,
-        }
-        try:
-            await self._execute(insert(idempotency_keys).values(row))
-        except exc.IntegrityError as e:
-            # The primary key is the only constraint that can fail here: another
-            # transaction stored the key (on PostgreSQL, after waiting for it to commit).
-            raise IdempotencyConflict() from e
-
-    async def delete(self, scope: str, key: str) -> None:
-        await self._execute(delete(idempotency_keys).where(_key_is(scope, key)))
-
-
 # -- helpers ----------------------------------------------------------------------------
-
-
-def _key_is(scope: str, key: str) -> ColumnElement[bool]:
-    return and_(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
 
 
 def _chunks(ids: list[UUID]) -> Iterator[list[UUID]]:

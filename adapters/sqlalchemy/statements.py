@@ -1,4 +1,5 @@
-"""The SELECT statements of the job repository: filters, sorts, keysets, claim and rescue."""
+"""The SELECT statements of the job repository: filters, sorts, keysets, claim, rescue and
+purge."""
 
 from __future__ import annotations
 
@@ -34,6 +35,17 @@ def expired(now: datetime, limit: int) -> Select[Any]:
         select(jobs)
         .where(c.status.in_(HELD), c.lease_expires_at < now)
         .order_by(c.lease_expires_at, c.id)
+        .limit(limit)
+    )
+
+
+def purgeable(statuses: frozenset[JobStatus], updated_before: datetime, limit: int) -> Select[Any]:
+    """Jobs in `statuses` last updated before `updated_before`, in no particular order
+    (an order would sort every match; ix_jobs_status_updated_at finds them)."""
+    c = jobs.c
+    return (
+        select(jobs)
+        .where(c.status.in_(sorted(s.value for s in statuses)), c.updated_at < updated_before)
         .limit(limit)
     )
 

@@ -2,7 +2,8 @@
 
 Every listing index of `jobs` ends with the keyset columns `(created_at, id)`, so that
 each list filter and sort walks an index in order and a keyset page starts by a seek.
-Two more serve the workers: claiming and the rescue of expired leases.
+Two more serve the workers: claiming and the rescue of expired leases; and two
+retention: the purge of old finished jobs, and the storage folder of a content key.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Dialect,
     Float,
@@ -27,6 +29,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    func,
+    literal_column,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeEngine
@@ -131,6 +135,19 @@ Index(
     jobs.c.id,
 )
 Index(None, jobs.c.status, jobs.c.lease_expires_at)  # the rescue of expired leases
+Index(None, jobs.c.status, jobs.c.updated_at)  # the purge of old finished jobs
+
+
+def content_folder() -> ColumnElement[str]:
+    """The storage folder of a job's content: its key is `{uuid}/{name}`, 36 + 1 + n long.
+
+    The constants are SQL literals, not parameters, so that both databases match this
+    expression to the index built on it.
+    """
+    return func.substr(jobs.c.content_key, literal_column("1"), literal_column("36"))
+
+
+Index("ix_jobs_content_folder", content_folder())
 
 detection_results = Table(
     "detection_results",
@@ -155,6 +172,8 @@ idempotency_keys = Table(
     Column("job_ids", json_type(), nullable=False),  # a list of uuid strings
     Column("created_at", UtcDateTime(), nullable=False),
 )
+
+Index(None, idempotency_keys.c.created_at)  # the purge of expired keys
 
 job_events = Table(
     "job_events",

@@ -8,9 +8,9 @@ from types import TracebackType
 from typing import Self
 
 from chute.adapters.sqlalchemy.engine import READ_ONLY, database_errors
+from chute.adapters.sqlalchemy.idempotency import SqlIdempotencyKeyRepository
 from chute.adapters.sqlalchemy.repositories import (
     SqlDetectionResultRepository,
-    SqlIdempotencyKeyRepository,
     SqlJobEventRepository,
     SqlJobRepository,
 )

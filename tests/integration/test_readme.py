@@ -21,6 +21,7 @@ def test_the_readme_has_python_examples() -> None:
 def test_readme_example_runs(index: int, tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(BLOCKS[index].replace("/tmp/pipeline", str(tmp_path / "files")))
-    done = subprocess.run([sys.executable, script], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -156,7 +156,7 @@ class MemoryJobRepository(JobRepository):
         expired = [
             job
             for job in self._all()
-            if job.status.is_held and job.lease_expires_at and job.lease_expires_at < now
+            if job.status.is_held and job.lease_expires_at and job.lease_expires_at <= now
         ]
         expired.sort(key=lambda job: (job.lease_expires_at, job.id))
         return [_copy(job) for job in expired[:limit]]

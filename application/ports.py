@@ -42,7 +42,7 @@ class JobRepository(Protocol):
         locked until commit; rows another transaction holds are skipped, not waited for."""
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
-        """Up to `limit` running or cancelling jobs whose lease ended before `now`, locked
+        """Up to `limit` running or cancelling jobs whose lease ended by `now`, locked
         until commit, skipping rows another transaction holds."""
 
     async def lock_purgeable(

@@ -33,7 +33,7 @@ def expired(now: datetime, limit: int) -> Select[Any]:
     c = jobs.c
     return (
         select(jobs)
-        .where(c.status.in_(HELD), c.lease_expires_at < now)
+        .where(c.status.in_(HELD), c.lease_expires_at <= now)
         .order_by(c.lease_expires_at, c.id)
         .limit(limit)
     )

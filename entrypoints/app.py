@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from chute.entrypoints import routes_health, routes_jobs, routes_upload, routes_workers
-from chute.entrypoints.container import Container, build_container
+from chute.entrypoints.container import Container, build_container, settled
 from chute.entrypoints.logging import configure_logging
+from chute.entrypoints.maintenance import maintaining
 from chute.entrypoints.middleware import RequestIdMiddleware
 from chute.entrypoints.openapi import serve_problems_as_problem_json
 from chute.entrypoints.problems import register_problem_handlers
-from chute.entrypoints.rescuer import rescuing
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -57,37 +56,32 @@ def _version() -> str:
         return "0.0.0"
 
 
-async def _maybe_await(result: object) -> None:
-    # dependency-injector returns an awaitable only when some resource is async.
-    if inspect.isawaitable(result):
-        await result
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the container's resources (the database engine) for the app's lifetime, and
-    rescue expired leases every `rescue_interval_seconds` meanwhile (unless turned off)."""
+    rescue expired leases and sweep orphan files meanwhile (unless turned off)."""
     container: Container = app.state.container
-    await _maybe_await(container.init_resources())
+    await settled(container.init_resources())
     try:
-        if app.state.rescue:
-            async with rescuing(container, container.config.rescue_interval_seconds()):
+        if app.state.maintenance:
+            async with maintaining(container):
                 yield
         else:
             yield
     finally:
-        await _maybe_await(container.shutdown_resources())
+        await settled(container.shutdown_resources())
 
 
 def _operation_id(route: APIRoute) -> str:
     return route.name  # every route also sets `operation_id` explicitly
 
 
-def create_app(container: Container | None = None, *, rescue: bool = True) -> FastAPI:
+def create_app(container: Container | None = None, *, maintenance: bool = True) -> FastAPI:
     """The HTTP service on `container` (one built from the environment when not given).
 
-    With `rescue` (the default), the app takes back jobs whose lease ended while it
-    runs; tests that move jobs and clocks by hand turn it off.
+    With `maintenance` (the default), the app takes back jobs whose lease ended and
+    sweeps orphan files while it runs; tests that move jobs and clocks by hand turn it
+    off.
 
     dependency-injector's wiring patches the route modules themselves, so the routes
     serve the container most recently given to `create_app`: one app per process (or,
@@ -106,7 +100,7 @@ def create_app(container: Container | None = None, *, rescue: bool = True) -> Fa
         generate_unique_id_function=_operation_id,
     )
     app.state.container = container
-    app.state.rescue = rescue
+    app.state.maintenance = maintenance
     for module in ROUTE_MODULES:
         app.include_router(module.router)
     register_problem_handlers(app)

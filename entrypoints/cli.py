@@ -14,6 +14,8 @@ from chute.adapters.sqlalchemy import create_engine_for, upgrade
 from chute.entrypoints.app import create_app
 from chute.entrypoints.container import build_container
 from chute.entrypoints.logging import configure_logging
+from chute.entrypoints.purge_cli import add_parser as add_purge_parser
+from chute.entrypoints.purge_cli import purge
 from chute.entrypoints.settings import Settings
 from chute.entrypoints.worker_cli import add_parser as add_worker_parser
 from chute.entrypoints.worker_cli import worker
@@ -62,7 +64,12 @@ async def _migrate(url: str) -> str:
     return str(revision)
 
 
-COMMANDS: dict[str, Command] = {"serve": serve, "migrate": migrate, "worker": worker}
+COMMANDS: dict[str, Command] = {
+    "serve": serve,
+    "migrate": migrate,
+    "worker": worker,
+    "purge": purge,
+}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,6 +84,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="port to listen on (default: CHUTE_PORT, 8000)")
     commands.add_parser("migrate", help="apply the database migrations to CHUTE_DATABASE_URL")
     add_worker_parser(commands)
+    add_purge_parser(commands)
     return root
 
 

@@ -8,7 +8,9 @@ for; tests override a port's provider, e.g.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
 from chute.adapters.local_files import LocalFileStore
@@ -74,6 +76,17 @@ class Container(containers.DeclarativeContainer):
         limits=limits,
         retry=retry,
     )
+
+
+async def settled(result: Any) -> Any:
+    """`result`, awaited when it is awaitable: dependency-injector answers with an
+    awaitable only when an async resource (the SQL engine) lies under the provider."""
+    return await result if inspect.isawaitable(result) else result
+
+
+async def engine_of(container: Container) -> OrchestrationEngine:
+    """The container's engine, built (and its resources opened) on first use."""
+    return cast(OrchestrationEngine, await settled(container.engine()))
 
 
 def build_container(settings: Settings | None = None) -> Container:

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     retry_base_seconds: Annotated[float, Field(gt=0)] = 1
     retry_cap_seconds: Annotated[float, Field(gt=0)] = 600
     rescue_interval_seconds: Annotated[float, Field(gt=0)] = 15
+    sweep_interval_seconds: Annotated[float, Field(gt=0)] = 3600
+    orphan_grace_seconds: Annotated[float, Field(ge=0)] = 3600
     worker_slots: Annotated[int, Field(ge=1, le=100)] = 4
     worker_lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
     worker_grace_seconds: Annotated[float, Field(ge=0)] = 30

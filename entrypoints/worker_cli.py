@@ -29,11 +29,11 @@ from typing import Any
 from chute.adapters.fetching import UrlFetcher
 from chute.adapters.processors import ingest
 from chute.adapters.sqlalchemy import upgrade
-from chute.application import ClaimFilter, OrchestrationEngine
+from chute.application import ClaimFilter
 from chute.application.worker import Processor, Worker, default_worker_id
 from chute.domain import InvalidValue, Mode, SourceType
 from chute.domain.validation import check_mime_pattern, check_worker_id
-from chute.entrypoints.container import build_container
+from chute.entrypoints.container import build_container, engine_of, settled
 from chute.entrypoints.settings import Settings
 
 log = logging.getLogger("chute.worker")
@@ -127,8 +127,7 @@ async def _run(
         await upgrade(settings.database_url)
     container = build_container(settings)
     try:
-        engine = await _maybe_await(container.engine())
-        assert isinstance(engine, OrchestrationEngine)
+        engine = await engine_of(container)
         running = Worker(
             engine,
             processor or ingest(_fetcher(settings)),
@@ -143,7 +142,7 @@ async def _run(
         _stop_on_signals(running)
         await running.run()
     finally:
-        await _maybe_await(container.shutdown_resources())
+        await settled(container.shutdown_resources())
 
 
 def _fetcher(settings: Settings) -> UrlFetcher:
@@ -169,11 +168,6 @@ def _stop_on_signals(running: Worker) -> None:
 
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, on_signal, number)
-
-
-async def _maybe_await(value: Any) -> Any:
-    # dependency-injector returns awaitables only when an async resource is involved.
-    return await value if inspect.isawaitable(value) else value
 
 
 def _first(value: float | None, default: float) -> float:

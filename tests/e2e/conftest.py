@@ -91,7 +91,9 @@ def container(
 
 @pytest.fixture
 async def app(container: Container) -> AsyncIterator[FastAPI]:
-    app = create_app(container)
+    # Tests override the container's providers after start-up; the background duties
+    # would build the engine at start and miss that. They have tests of their own.
+    app = create_app(container, maintenance=False)
     async with app.router.lifespan_context(app):  # httpx's transport runs no lifespan
         yield app
 

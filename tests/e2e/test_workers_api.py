@@ -50,7 +50,7 @@ def clock(container: Container) -> ManualClock:
 
 @pytest.fixture
 async def app(container: Container, clock: ManualClock) -> AsyncIterator[FastAPI]:
-    app = create_app(container, rescue=False)
+    app = create_app(container, maintenance=False)
     async with app.router.lifespan_context(app):
         yield app
 

@@ -54,7 +54,7 @@ def clock(container: Container) -> ManualClock:
 
 @pytest.fixture
 async def app(container: Container, clock: ManualClock) -> AsyncIterator[FastAPI]:
-    app = create_app(container, rescue=False)
+    app = create_app(container, maintenance=False)
     async with app.router.lifespan_context(app):
         yield app
 
@@ -331,7 +331,12 @@ class StandInEngine:
 
     def __init__(self, *, fail_first: bool = False) -> None:
         self.calls = 0
+        self.sweeps: list[timedelta] = []
         self.fail_first = fail_first
+
+    async def sweep_orphans(self, *, grace: timedelta) -> int:
+        self.sweeps.append(grace)
+        return 0
 
     async def rescue_expired_leases(self, *, limit: int = 100) -> list[object]:
         self.calls += 1
@@ -340,10 +345,10 @@ class StandInEngine:
         return []
 
 
-async def run_app(container: Container, rescue: bool, until: Callable[[], bool]) -> None:
+async def run_app(container: Container, maintenance: bool, until: Callable[[], bool]) -> None:
     """Serve with a rescue round every 10 ms until `until()` holds, or for half a second."""
     container.config.rescue_interval_seconds.from_value(0.01)
-    app = create_app(container, rescue=rescue)
+    app = create_app(container, maintenance=maintenance)
     async with app.router.lifespan_context(app):
         for _ in range(25):
             if until():
@@ -357,7 +362,7 @@ async def test_a_failed_rescue_is_logged_and_the_rounds_go_on(
     engine = StandInEngine(fail_first=True)
     container.engine.override(providers.Object(engine))
 
-    with caplog.at_level(logging.ERROR, logger="chute.rescuer"):
+    with caplog.at_level(logging.ERROR, logger="chute.maintenance"):
         await run_app(container, True, lambda: engine.calls >= 3)
 
     assert engine.calls >= 3
@@ -374,4 +379,16 @@ async def test_the_rescuer_can_be_turned_off(container: Container) -> None:
 
     await run_app(container, False, lambda: engine.calls > 0)
 
-    assert engine.calls == 0
+    assert engine.calls == 0 and engine.sweeps == []
+
+
+async def test_orphans_are_swept_at_start_with_the_configured_grace(
+    container: Container,
+) -> None:
+    engine = StandInEngine()
+    container.engine.override(providers.Object(engine))
+    container.config.orphan_grace_seconds.from_value(90)
+
+    await run_app(container, True, lambda: bool(engine.sweeps))
+
+    assert engine.sweeps == [timedelta(seconds=90)]  # once at start; next in an hour

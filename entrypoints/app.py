@@ -7,11 +7,17 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from chute.entrypoints import routes_health, routes_jobs, routes_upload, routes_workers
+from chute.entrypoints.auth import ApiKeyMiddleware
 from chute.entrypoints.container import Container, build_container, settled
+from chute.entrypoints.keys import KeyRing
 from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.maintenance import maintaining
-from chute.entrypoints.middleware import RequestIdMiddleware
-from chute.entrypoints.openapi import serve_problems_as_problem_json
+from chute.entrypoints.middleware import (
+    CloseUnreadBodyMiddleware,
+    HeaderLimitMiddleware,
+    RequestIdMiddleware,
+)
+from chute.entrypoints.openapi import declare_bearer_auth, serve_problems_as_problem_json
 from chute.entrypoints.problems import register_problem_handlers
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI
@@ -46,7 +52,14 @@ Conventions beyond API.md:
 * `GET /api/v1/jobs` refuses unknown query parameters (422, `extra_forbidden`), as
   bodies refuse unknown fields, so that a misspelt filter never lists every job.
 * Every response carries `X-Request-ID`.
+* With CHUTE_API_KEYS set, every `/api/v1` route asks for `Authorization: Bearer <key>`
+  (401 `unauthorized` otherwise; a key in the query string is refused, never read).
+* The request line and headers may hold at most CHUTE_MAX_HEADER_BYTES (16 KiB):
+  431 `request-header-fields-too-large` above.
 """
+
+
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 
 
 def _version() -> str:
@@ -105,5 +118,19 @@ def create_app(container: Container | None = None, *, maintenance: bool = True) 
         app.include_router(module.router)
     register_problem_handlers(app)
     serve_problems_as_problem_json(app)
-    app.add_middleware(RequestIdMiddleware)  # added last: the outermost layer
+    _add_middleware(app, container)
     return app
+
+
+def _add_middleware(app: FastAPI, container: Container) -> None:
+    """Innermost first: the key check, the header limit, closing connections whose
+    body is refused unread, and the request id outermost, so that every refusal
+    carries an X-Request-ID and is logged like any request."""
+    keys = KeyRing.of(container.config.get("api_keys") or ())
+    declare_bearer_auth(app, required=keys.enabled)
+    if keys.enabled:
+        app.add_middleware(ApiKeyMiddleware, keys=keys)
+    max_header_bytes = container.config.get("max_header_bytes") or DEFAULT_MAX_HEADER_BYTES
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=max_header_bytes)
+    app.add_middleware(CloseUnreadBodyMiddleware)
+    app.add_middleware(RequestIdMiddleware)  # added last: the outermost layer

@@ -1,10 +1,12 @@
 """The `chute` command: `chute serve` runs the HTTP service, `chute migrate` the migrations,
-`chute worker` a worker (see `worker_cli`)."""
+`chute worker` a worker (see `worker_cli`), `chute purge` the retention (see `purge_cli`),
+`chute keygen` a new API key."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import Callable, Sequence
 
@@ -13,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from chute.adapters.sqlalchemy import create_engine_for, upgrade
 from chute.entrypoints.app import create_app
 from chute.entrypoints.container import build_container
+from chute.entrypoints.keys import keygen
 from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.purge_cli import add_parser as add_purge_parser
 from chute.entrypoints.purge_cli import purge
@@ -32,6 +35,11 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         # (`chute migrate`), never by whichever API process starts first.
         asyncio.run(upgrade(settings.database_url))
     app = create_app(build_container(settings))
+    # What exists by now (modules, the app and its schemas) lives as long as the process:
+    # frozen, it is left out of every garbage collection, and a full collection walks
+    # only what requests left behind (else about 100 µs a request under load).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=args.host or settings.host,
@@ -40,6 +48,11 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
         lifespan="on",
         server_header=False,
+        # h11, not httptools even when installed: the header limit below is h11's.
+        http="h11",
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        limit_concurrency=settings.limit_concurrency,
     )
     return 0
 
@@ -64,6 +77,15 @@ async def _migrate(url: str) -> str:
     return str(revision)
 
 
+def print_new_key() -> int:
+    """`chute keygen`: a new key on the first line (for the client), its digest on the
+    second (for CHUTE_API_KEYS). Reads no settings, so that it works while they are
+    being fixed."""
+    for line in keygen():
+        print(line)
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "serve": serve,
     "migrate": migrate,
@@ -85,12 +107,18 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply the database migrations to CHUTE_DATABASE_URL")
     add_worker_parser(commands)
     add_purge_parser(commands)
+    commands.add_parser(
+        "keygen",
+        help="print a new API key, then its sha256: digest line for CHUTE_API_KEYS",
+    )
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The `chute` console script."""
     args = parser().parse_args(argv)
+    if args.command == "keygen":
+        return print_new_key()
     try:
         settings = Settings()
     except ValidationError as exc:

@@ -65,3 +65,47 @@ def serve_problems_as_problem_json(app: FastAPI) -> None:
         return app.openapi_schema or make_schema()
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+BEARER_SCHEME = "bearerAuth"
+_UNAUTHORIZED = {
+    "description": "No valid API key (`unauthorized`); see the WWW-Authenticate header",
+    "headers": {
+        "WWW-Authenticate": {
+            "description": '`Bearer`, or `Bearer error="invalid_token"` when a key was given',
+            "schema": {"type": "string"},
+        }
+    },
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemResponse"}}},
+}
+
+
+def declare_bearer_auth(app: FastAPI, *, required: bool) -> None:
+    """Declare the API-key scheme (so that /docs has an Authorize button) on every
+    `/api/v1` operation: required, with its 401, when keys are configured; optional
+    (`{}` is the anonymous alternative) when the API is open."""
+    make_schema = app.openapi
+    scheme = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key from CHUTE_API_KEYS (`chute keygen` makes one), sent as "
+        "`Authorization: Bearer <key>`; never in the URL.",
+    }
+    # `{}`: the anonymous alternative, for an API without keys.
+    security: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}, *([] if required else [{}])]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = make_schema()
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes[BEARER_SCHEME] = scheme
+            for path, operations in schema.get("paths", {}).items():
+                if not path.startswith("/api/v1/"):
+                    continue
+                for operation in operations.values():
+                    operation["security"] = security
+                    if required:
+                        operation.setdefault("responses", {})["401"] = _UNAUTHORIZED
+        return app.openapi_schema or make_schema()
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -33,6 +33,15 @@ PROBLEM_JSON = "application/problem+json"
 
 log = logging.getLogger("chute.http")
 
+
+class Unauthorized(Exception):
+    """No valid API key (answered by the auth middleware, before any route)."""
+
+
+class HeadersTooLarge(Exception):
+    """The request line and headers exceed CHUTE_MAX_HEADER_BYTES."""
+
+
 # exception -> (status, type, title). Subclasses not listed here are 500s.
 PROBLEMS: dict[type[Exception], tuple[int, str, str]] = {
     ValidationFailed: (422, "validation-error", "Validation failed"),
@@ -50,6 +59,8 @@ PROBLEMS: dict[type[Exception], tuple[int, str, str]] = {
     ServiceUnavailable: (503, "service-unavailable", "Service unavailable"),
     InsufficientStorage: (507, "insufficient-storage", "Insufficient storage"),
     ClientDisconnect: (400, "bad-request", "Bad request"),
+    Unauthorized: (401, "unauthorized", "Unauthorized"),
+    HeadersTooLarge: (431, "request-header-fields-too-large", "Request header fields too large"),
 }
 # Their messages may come from drivers or the file system: keep them in the log only.
 _FIXED_DETAIL = {
@@ -178,7 +189,39 @@ async def handle_http_exception(request: Request, exc: Exception) -> JSONRespons
     )
     response = problem(request, exc.status_code, type_, phrase, detail)
     response.headers.update(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        response.headers["Allow"] = allowed
     return response
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods the OpenAPI description gives the path that answered 405.
+
+    Starlette's `Allow` names the methods of the first route whose path matches only,
+    so `OPTIONS /api/v1/jobs` would seem to allow POST and not GET. As in OpenAPI, a
+    concrete path wins over a templated one (`/jobs/claim` over `/jobs/{job_id}`).
+    """
+    fitting = [
+        (template.count("{"), item)
+        for template, item in request.app.openapi().get("paths", {}).items()
+        if _fits(template, request.url.path)
+    ]
+    if not fitting:
+        return ""
+    _, item = min(fitting, key=lambda pair: pair[0])
+    return ", ".join(method.upper() for method in item if method in _HTTP_METHODS)
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def _fits(template: str, path: str) -> bool:
+    """Whether `path` is an instance of the OpenAPI path `template` (`/jobs/{job_id}`)."""
+    parts, segments = template.split("/"), path.split("/")
+    return len(parts) == len(segments) and all(
+        part == segment or (part.startswith("{") and part.endswith("}") and segment != "")
+        for part, segment in zip(parts, segments, strict=True)
+    )
 
 
 def register_problem_handlers(app: FastAPI) -> None:

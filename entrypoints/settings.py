@@ -6,16 +6,22 @@ import logging
 from typing import Annotated, Literal
 
 from chute.domain.validation import check_mime_pattern
-from pydantic import Field, field_validator
+from chute.entrypoints.keys import entry_digest, split_entries
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
+KIB = 1024
 
 
 class Settings(BaseSettings):
     """Every setting of the service, with its default; see the README for each."""
 
-    model_config = SettingsConfigDict(env_prefix="CHUTE_", extra="ignore")
+    # hide_input_in_errors: a refused value may be an API key or a URL with a password;
+    # errors name the setting and what is wrong, never the value.
+    model_config = SettingsConfigDict(
+        env_prefix="CHUTE_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite+aiosqlite:///./var/chute.db"
     storage_dir: str = "/tmp/pipeline"
@@ -40,6 +46,11 @@ class Settings(BaseSettings):
     fetch_timeout_seconds: Annotated[float, Field(gt=0)] = 30
     fetch_max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
     fetch_allow_private: bool = False
+    # Comma-separated keys or sha256:<hex> digests; SecretStr keeps them out of reprs.
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    max_header_bytes: Annotated[int, Field(ge=1 * KIB, le=1024 * KIB)] = 16 * KIB
+    keep_alive_seconds: Annotated[int, Field(ge=1)] = 5
+    limit_concurrency: Annotated[int | None, Field(ge=1)] = None
 
     @field_validator("allowed_types", mode="before")
     @classmethod
@@ -48,6 +59,19 @@ class Settings(BaseSettings):
             value = [item.strip() for item in value.split(",") if item.strip()]
         if isinstance(value, list | tuple):
             return tuple(check_mime_pattern(str(item)) for item in value)
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str | SecretStr):
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            value = split_entries(text)
+        if isinstance(value, list | tuple):
+            entries = [v.get_secret_value() if isinstance(v, SecretStr) else str(v) for v in value]
+            for position, entry in enumerate(entries, start=1):
+                entry_digest(entry, position)  # a bad entry stops start-up, unquoted
+            return tuple(SecretStr(entry) for entry in entries)
         return value
 
     @field_validator("log_level")

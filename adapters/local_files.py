@@ -281,7 +281,12 @@ class LocalFileStore(FileStore):
 
     def _start(self, folder: UUID, name: str) -> _LocalWriter:
         try:
+            # Apart from the folder's own mkdir: a file where the root should be raises
+            # FileExistsError too, and is a storage failure (503), not a reused folder.
             self._root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc) from exc
+        try:
             final = self._inside(self._root / str(folder) / name)
             final.parent.mkdir()
         except FileExistsError:

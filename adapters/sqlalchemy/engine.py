@@ -8,13 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from chute.application.errors import ServiceUnavailable
-from sqlalchemy import event, exc
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import create_engine, event, exc
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 READ_ONLY = "chute_read_only"
 """Execution option: the connection's transactions only read (plain `BEGIN` on SQLite)."""
+
+# Bounds on waiting for PostgreSQL, so that a database that is away or frozen gives
+# ServiceUnavailable (503) in seconds rather than requests that hang.
+CONNECT_TIMEOUT_SECONDS = 5  # asyncpg's connect, TLS and start-up included (default 60)
+COMMAND_TIMEOUT_SECONDS = 30  # any one statement, the pool's pre-ping too (default: none)
+POOL_TIMEOUT_SECONDS = 10  # a free connection of the pool (default 30)
+
+# SQLSTATEs that say "not now" rather than "not so": class 08 (connection exception),
+# 57P01-57P05 (shutting down, starting up, crashed...), 53300 (too many connections).
+UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
 
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=5000",  # first, so that switching to WAL waits for a busy file
@@ -24,13 +34,19 @@ SQLITE_PRAGMAS = (
 )
 
 
-def create_engine_for(url: str | URL) -> AsyncEngine:
-    """An async engine for a `sqlite+aiosqlite` or `postgresql+asyncpg` URL."""
+def create_engine_for(
+    url: str | URL, *, command_timeout: float | None = COMMAND_TIMEOUT_SECONDS
+) -> AsyncEngine:
+    """An async engine for a `sqlite+aiosqlite` or `postgresql+asyncpg` URL.
+
+    `command_timeout` bounds each PostgreSQL statement; None for work that may take
+    long on purpose (migrations that build indexes on big tables).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     if parsed.get_backend_name() == "postgresql":
-        return _postgresql_engine(parsed)
+        return _postgresql_engine(parsed, command_timeout)
     raise ValueError(f"chute supports SQLite and PostgreSQL, not {parsed.drivername!r}")
 
 
@@ -58,6 +74,19 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     return engine
 
 
+def sqlite_sync_engine(url: str | URL) -> Engine | None:
+    """A blocking engine on the same SQLite file, set up as the async one (its pragmas,
+    BEGIN IMMEDIATE), for work run whole in a thread; None for an in-memory database,
+    which no second connection could see."""
+    parsed = make_url(url)
+    if is_memory_sqlite(parsed) or (parsed.database or "").startswith("file:"):
+        return None
+    engine = create_engine(parsed.set(drivername="sqlite"))
+    event.listen(engine, "connect", _on_sqlite_connect)
+    event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Take BEGIN away from the sqlite3 driver (it would defer it to the first write and
     # skip it for DDL); `_on_sqlite_begin` emits the right one instead.
@@ -78,14 +107,17 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def _postgresql_engine(url: URL) -> AsyncEngine:
+def _postgresql_engine(url: URL, command_timeout: float | None) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
         pool_recycle=1800,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
         connect_args={
+            "timeout": CONNECT_TIMEOUT_SECONDS,
+            "command_timeout": command_timeout,
             "prepared_statement_cache_size": 256,
             # After five runs asyncpg's prepared statements switch to a generic plan,
             # which made deep OFFSET pages 4x slower; plan each run for its values.
@@ -107,6 +139,11 @@ def database_errors() -> Iterator[None]:
     except exc.DBAPIError as e:
         if e.connection_invalidated:
             raise ServiceUnavailable("the database connection was lost") from e
+        # asyncpg's server errors all arrive as the generic DBAPIError: read their state.
+        # Without this, "the database system is starting up" (57P03) was a 500.
+        state = getattr(e.orig, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(UNAVAILABLE_SQLSTATES):
+            raise ServiceUnavailable(f"the database cannot serve now: SQLSTATE {state}") from e
         raise
     except (exc.TimeoutError, OSError) as e:  # OSError covers TimeoutError and refusals
         raise ServiceUnavailable(f"the database cannot be reached: {type(e).__name__}") from e

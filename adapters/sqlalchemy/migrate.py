@@ -35,7 +35,7 @@ async def downgrade(url: str, revision: str) -> None:
 
 async def _run(url: str, action: Callable[[Config], None]) -> None:
     ensure_sqlite_folder(url)
-    engine = create_engine_for(url)
+    engine = create_engine_for(url, command_timeout=None)  # index builds may be long
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_with_connection, url, action)

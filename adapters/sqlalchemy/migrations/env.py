@@ -42,7 +42,7 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations(url: str) -> None:
-    engine = create_engine_for(url)
+    engine = create_engine_for(url, command_timeout=None)  # index builds may be long
     try:
         async with engine.begin() as conn:
             await conn.run_sync(do_run_migrations)

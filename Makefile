@@ -39,3 +39,31 @@ format: install
 
 clean:
 	rm -rf $(VENV) .lint build dist *.egg-info .pytest_cache var
+
+.PHONY: bench bench-full
+
+## make bench: the benchmarks (bench/README.md), each figure against a baseline of the same run
+# The `bench` extra (procrastinate, profilers) is installed once per pyproject.toml: its stamp
+# is one of the install target's, so a change of pyproject.toml installs it again. wrk comes
+# from Debian's packages; without it (no root, no apt) the Python load generator is used.
+bench: install
+	test -f $(STAMP).bench || { $(BIN)/python -m pip install --quiet -e '.[bench]' && touch $(STAMP).bench; }
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk) \
+		|| echo "bench: wrk is not available; the Python load generator stands in"
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## make bench-full: the same, with 1,000,000-row lists and a 1 GiB upload
+bench-full:
+	$(MAKE) bench BENCH_ARGS="--full $(BENCH_ARGS)"
+
+.PHONY: fuzz
+
+## make fuzz: the fuzz tests of `make test` (tests/e2e/test_fuzz.py) at length, on the memory
+## adapters and on SQLite: 500 generated requests per API operation (besides schemathesis's
+## examples and coverage cases) and 500 upload bodies per property, instead of 25. A few
+## minutes. FUZZ_EXAMPLES and FUZZ_SEED change the count and the seed (runs of one seed repeat).
+FUZZ_EXAMPLES ?= 500
+FUZZ_SEED ?= 20261129
+fuzz: install
+	CHUTE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHUTE_FUZZ_SEED=$(FUZZ_SEED) \
+		$(BIN)/python -m pytest tests/e2e/test_fuzz.py $(PYTEST_ARGS)

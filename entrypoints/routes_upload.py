@@ -24,9 +24,11 @@ UPLOAD_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    "additionalProperties": False,  # any other part is refused (422)
                     "properties": {
                         "file": {
                             "type": "array",
+                            "minItems": 1,
                             "items": {"type": "string", "format": "binary"},
                             "description": "one or more files (CHUTE_MAX_FILES_PER_UPLOAD)",
                         },

@@ -142,9 +142,8 @@ async def list_job_events(job_id: UUID, engine: Engine) -> JobEventListResponse:
         200: {
             "description": "The stored bytes, as an attachment of the job's `mime_type` "
             "(`application/octet-stream` when it has none)",
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
+            # Any media type: the job's own.
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
         },
         **problem_responses(
             404,

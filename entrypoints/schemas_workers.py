@@ -10,7 +10,7 @@ from chute.application import ClaimFilter
 from chute.domain import JobEvent, JobStatus, Mode, SourceType
 from chute.domain import validation as rules
 from chute.entrypoints.schemas import JobsResponse
-from chute.entrypoints.values import MimePattern, UtcTime
+from chute.entrypoints.values import JsonInt, MimePattern, UtcTime
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -18,7 +18,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     WithJsonSchema,
 )
 
@@ -40,17 +39,17 @@ WorkerId = Annotated[
     ),
 ]
 LeaseSeconds = Annotated[
-    StrictInt,
+    JsonInt,
     AfterValidator(rules.check_lease_seconds),
     Field(json_schema_extra=_bounds(*rules.LEASE_SECONDS)),
 ]
 ClaimLimit = Annotated[
-    StrictInt,
+    JsonInt,
     AfterValidator(rules.check_claim_limit),
     Field(json_schema_extra=_bounds(*rules.CLAIM_LIMIT)),
 ]
 Progress = Annotated[
-    StrictInt, AfterValidator(rules.check_progress), Field(json_schema_extra=_bounds(0, 100))
+    JsonInt, AfterValidator(rules.check_progress), Field(json_schema_extra=_bounds(0, 100))
 ]
 
 

@@ -50,7 +50,8 @@ class MemoryDatabase(UnitOfWorkFactory):
         self._tables = _Tables()
         self._write_lock = asyncio.Lock()
 
-    def __call__(self, *, read_only: bool = False) -> MemoryUnitOfWork:
+    def __call__(self, *, read_only: bool = False, deferred: bool = False) -> MemoryUnitOfWork:
+        # `deferred` changes nothing here: conflicts are raised at once, as it allows.
         return MemoryUnitOfWork(self._tables, None if read_only else self._write_lock)
 
 

@@ -70,7 +70,9 @@ class Creating(EngineBase):
         self, new: Sequence[NewJob], scope: str, key: str | None, digest: str
     ) -> Submission:
         now = self._clock.now()
-        async with self._uow() as uow:
+        # Deferred: its inserts may be committed with other creates' (group commit), and
+        # a taken key then raises IdempotencyConflict from commit(), handled as from add.
+        async with self._uow(deferred=True) as uow:
             if key:
                 replay = await self._replay_in(uow, scope, key, digest)
                 if replay is not None:
@@ -82,12 +84,15 @@ class Creating(EngineBase):
                 ids = tuple(job.id for job in jobs)
                 await uow.idempotency.add(IdempotencyRecord(scope, key, digest, ids, now))
             await uow.commit()
-        for job in jobs:
-            log.info("job.created", extra={"job_id": str(job.id), "source_type": job.source_type})
+        if log.isEnabledFor(logging.INFO):  # a batch would build 1,000 unused lines else
+            for job in jobs:
+                log.info(
+                    "job.created", extra={"job_id": str(job.id), "source_type": job.source_type}
+                )
         return Submission(jobs)
 
     async def _replay(self, scope: str, key: str, digest: str) -> Submission | None:
-        async with self._uow() as uow:
+        async with self._uow(deferred=True) as uow:
             replay = await self._replay_in(uow, scope, key, digest)
             await uow.commit()
             return replay

@@ -127,8 +127,16 @@ class UnitOfWork(Protocol):
 class UnitOfWorkFactory(Protocol):
     """Makes a new unit of work; `read_only` ones may skip write locks."""
 
-    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
-        """A new, not yet begun unit of work."""
+    def __call__(self, *, read_only: bool = False, deferred: bool = False) -> UnitOfWork:
+        """A new, not yet begun unit of work.
+
+        `deferred`: the caller needs its writes only to be whole at `commit()`, so the
+        adapter may hold its inserts back until then and commit them together with
+        other units' (group commit). Such a unit may raise a conflicting insert's error
+        (`ValueError`, `IdempotencyConflict`) from `commit()` rather than from `add`, and
+        its reads before its first other write may see the latest committed state
+        rather than belong to its write transaction.
+        """
 
 
 @dataclass(frozen=True, slots=True)

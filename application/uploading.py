@@ -67,7 +67,7 @@ class Uploading(EngineBase):
                     changes=[(None, JobStatus.PENDING)],
                 )
             )
-        async with self._uow() as uow:
+        async with self._uow(deferred=True) as uow:  # inserts only: group commit may take it
             await uow.jobs.add(jobs)
             await self._record(uow, jobs, CLIENT, None)
             for job in jobs:

@@ -15,6 +15,7 @@ MAX_URI_LENGTH = 2048
 MAX_METADATA_BYTES = 16 * 1024
 MIN_ATTEMPTS, MAX_ATTEMPTS = 1, 20
 MAX_JSON_DEPTH = 64
+MAX_FILE_SIZE = 2**63 - 1  # a signed 64-bit integer, the widest column of both databases
 
 _TOKEN = r"[A-Za-z0-9!#$&^_.+-]{1,127}"
 _MIME = re.compile(rf"^{_TOKEN}/{_TOKEN}$")
@@ -23,16 +24,21 @@ _MIME_PATTERN = re.compile(rf"^{_TOKEN}/(\*|{_TOKEN})$")
 # beginning and ending with a letter or digit, no "..", not an IP address.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# The common case, checked by one match: an http(s) URL whose host is letters, digits,
+# dots and hyphens, with a port of at most four digits and no "@" anywhere. `_check_url`
+# would accept every such URL; anything else goes through it.
+_PLAIN_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,4})?(?:[/?#][^@]*)?$")
 
 
 def check_source_uri(source_type: SourceType, uri: str) -> str:
     """Return `uri` when it is a valid reference for `source_type`, else raise."""
     if len(uri) > MAX_URI_LENGTH:
         raise InvalidValue("source_uri", f"at most {MAX_URI_LENGTH} characters")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in uri):
+    if _CONTROL.search(uri):
         raise InvalidValue("source_uri", "must not contain spaces or control characters")
     if source_type is SourceType.URL:
-        return _check_url(uri)
+        return uri if _PLAIN_URL.match(uri) else _check_url(uri)
     if source_type is SourceType.S3:
         return _check_s3(uri)
     raise InvalidValue("source_type", "upload jobs are made only by uploading content")
@@ -95,11 +101,16 @@ def check_metadata(value: Any) -> dict[str, Any]:
 def _check_json_object(field: str, value: Any, limit: int) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidValue(field, "must be a JSON object")
-    _check_plain_json(field, value)
     try:
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    except (TypeError, ValueError) as e:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as e:
+        _check_plain_json(field, value)  # its errors first, as when it ran first
         raise InvalidValue(field, f"must be JSON-serialisable: {e}") from None
+    # The walk can refuse only a non-finite number (written NaN or Infinity) or nesting
+    # past MAX_JSON_DEPTH (more brackets than that): without either, it is skipped.
+    if "NaN" in text or "Infinity" in text or text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        _check_plain_json(field, value)
+    size = len(text.encode())
     if size > limit:
         raise InvalidValue(field, f"at most {limit} bytes as compact JSON")
     return value
@@ -130,9 +141,9 @@ def check_max_attempts(value: int) -> int:
 
 
 def check_file_size(value: int | None) -> int | None:
-    """Return `value` when it is absent or not negative, else raise."""
-    if value is not None and value < 0:
-        raise InvalidValue("file_size", "must be 0 or more")
+    """Return `value` when it is absent or 0 to 2^63 - 1 (what databases store), else raise."""
+    if value is not None and not 0 <= value <= MAX_FILE_SIZE:
+        raise InvalidValue("file_size", f"must be 0 to {MAX_FILE_SIZE}")
     return value
 
 

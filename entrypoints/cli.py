@@ -35,11 +35,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         # (`chute migrate`), never by whichever API process starts first.
         asyncio.run(upgrade(settings.database_url))
     app = create_app(build_container(settings))
-    # What exists by now (modules, the app and its schemas) lives as long as the process:
-    # frozen, it is left out of every garbage collection, and a full collection walks
-    # only what requests left behind (else about 100 µs a request under load).
-    gc.collect()
-    gc.freeze()
+    tune_garbage_collector()
     uvicorn.run(
         app,
         host=args.host or settings.host,
@@ -55,6 +51,19 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         limit_concurrency=settings.limit_concurrency,
     )
     return 0
+
+
+def tune_garbage_collector() -> None:
+    """Fit the collector to a server: measured under load, it cost 70 µs a request.
+
+    What exists by now (modules, the app and its schemas) lives as long as the process:
+    frozen, no collection walks it again. And a collection every 700 new objects (the
+    default) walked the thousands that the requests in flight hold, again and again, in
+    vain: their garbage goes by reference counting. Every 50,000 is rare enough.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
 
 
 def migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -80,3 +80,7 @@ def configure_logging(format: LogFormat = "json", level: str = "INFO") -> None:
         server_logger.propagate = True
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # No line shows the caller's source file, thread or process: the standard library
+    # need not look them up for every record (the logging HOWTO's "Optimization").
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None

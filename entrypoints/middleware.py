@@ -9,6 +9,7 @@ with a bare 500 problem that still carries the request id.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -23,6 +24,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 log = structlog.get_logger("chute.http")
+_http_log = logging.getLogger("chute.http")
 
 
 def request_id_from(headers: Headers) -> str:
@@ -67,13 +69,16 @@ class RequestIdMiddleware:
                     scope, receive, send_with_id
                 )
             finally:
-                log.info(
-                    "http.request",
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                )
+                # Checked first on the standard library's logger (structlog's filter asks it
+                # the same), so that a level above INFO costs no line at all.
+                if _http_log.isEnabledFor(logging.INFO):
+                    log.info(
+                        "http.request",
+                        method=scope["method"],
+                        path=scope["path"],
+                        status=status,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                    )
 
 
 def head_size(scope: Scope) -> int:

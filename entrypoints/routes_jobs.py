@@ -1,7 +1,7 @@
 """`/api/v1/jobs`: create (one or a batch), list, read, cancel and retry jobs."""
 
-# No `from __future__ import annotations` here: dependency-injector reads the
-# `Annotated[..., Depends(Provide[...])]` markers from the evaluated signature.
+# No `from __future__ import annotations` here: FastAPI reads the `Annotated[...]`
+# dependencies from the evaluated signature.
 import math
 from typing import Annotated
 from uuid import UUID
@@ -9,7 +9,7 @@ from uuid import UUID
 from chute.application import OrchestrationEngine
 from chute.domain import JobStatus
 from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute, require_json
-from chute.entrypoints.container import Container
+from chute.entrypoints.container import request_engine
 from chute.entrypoints.openapi import problem_responses, success_response
 from chute.entrypoints.problems import errors_located_at
 from chute.entrypoints.schemas import (
@@ -20,7 +20,6 @@ from chute.entrypoints.schemas import (
     JobListResponse,
     JobResponse,
 )
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=BodyLimitedRoute)
@@ -30,7 +29,8 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=BodyLimited
 MAX_JOB_BODY = 1024 * 1024
 MAX_BATCH_BODY = 64 * 1024 * 1024
 
-Engine = Annotated[OrchestrationEngine, Depends(Provide[Container.engine])]
+# Not `Depends(Provide[Container.engine])` under `@inject`: see `request_engine`.
+Engine = Annotated[OrchestrationEngine, Depends(request_engine)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -56,7 +56,6 @@ IdempotencyKey = Annotated[
     dependencies=[Depends(require_json)],
     openapi_extra={LIMIT_KEY: MAX_JOB_BODY},
 )
-@inject
 async def create_job(
     body: JobCreateRequest, response: Response, engine: Engine, key: IdempotencyKey = None
 ) -> JobResponse:
@@ -81,7 +80,6 @@ async def create_job(
     dependencies=[Depends(require_json)],
     openapi_extra={LIMIT_KEY: MAX_BATCH_BODY},
 )
-@inject
 async def create_jobs(
     body: BatchCreateRequest, response: Response, engine: Engine, key: IdempotencyKey = None
 ) -> BatchCreateResponse:
@@ -99,7 +97,6 @@ async def create_jobs(
     response_model=JobListResponse,
     responses=problem_responses(422),
 )
-@inject
 async def list_jobs(query: Annotated[JobListQuery, Query()], engine: Engine) -> JobListResponse:
     """One page of jobs, by page number or by the cursor of the page before."""
     with errors_located_at("query"):
@@ -128,7 +125,6 @@ async def list_jobs(query: Annotated[JobListQuery, Query()], engine: Engine) -> 
     response_model=JobResponse,
     responses=problem_responses(404, 422),
 )
-@inject
 async def get_job(job_id: UUID, engine: Engine) -> JobResponse:
     """One job, with its detection result."""
     return JobResponse.of(await engine.get_job(job_id))
@@ -143,7 +139,6 @@ async def get_job(job_id: UUID, engine: Engine) -> JobResponse:
         **problem_responses(404, 409, 422),
     },
 )
-@inject
 async def cancel_job(job_id: UUID, response: Response, engine: Engine) -> JobResponse:
     """Cancel a job: pending ones at once (200), running ones when their worker stops (202)."""
     cancellation = await engine.cancel_job(job_id)
@@ -158,7 +153,6 @@ async def cancel_job(job_id: UUID, response: Response, engine: Engine) -> JobRes
     response_model=JobResponse,
     responses=problem_responses(404, 409, 422),
 )
-@inject
 async def retry_job(job_id: UUID, engine: Engine) -> JobResponse:
     """Queue a failed or cancelled job again, allowing one more attempt."""
     return JobResponse.of(await engine.retry_job(job_id))

@@ -21,7 +21,6 @@ from pydantic import (
 # -- requests ------------------------------------------------------------------------------
 
 # A BIGINT column holds no more; a larger size would fail in the database instead.
-MAX_FILE_SIZE = 2**63 - 1
 
 # Far beyond any real listing (200 billion jobs at the largest `limit`).
 MAX_PAGE = 10**9
@@ -51,7 +50,7 @@ class JobCreateRequest(BaseModel):
     file_size: JsonInt | None = Field(
         None,
         description="bytes, 0 or more",
-        json_schema_extra={"minimum": 0, "maximum": MAX_FILE_SIZE},
+        json_schema_extra={"minimum": 0, "maximum": rules.MAX_FILE_SIZE},
     )
     mime_type: str | None = Field(None, description="type/subtype", examples=["application/pdf"])
     priority: Priority = Priority.NORMAL
@@ -88,8 +87,6 @@ class JobCreateRequest(BaseModel):
     @field_validator("file_size")
     @classmethod
     def _size(cls, value: int | None) -> int | None:
-        if value is not None and value > MAX_FILE_SIZE:
-            raise ValueError(f"must be at most {MAX_FILE_SIZE}")
         return rules.check_file_size(value)
 
     @field_validator("metadata")

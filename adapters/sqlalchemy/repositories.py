@@ -6,12 +6,12 @@ contract suite (tests/integration) holds both to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
-from chute.adapters.sqlalchemy.engine import database_errors
+from chute.adapters.sqlalchemy.group_commit import Insert
 from chute.adapters.sqlalchemy.rows import (
     detection_row,
     event_row,
@@ -49,28 +49,43 @@ from sqlalchemy import (
     delete,
     exc,
     func,
-    insert,
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 IN_CHUNK = 500  # ids per IN list, well under every driver's limit on parameters
 
 
-class SqlRepository:
-    """What every repository shares: the connection of its unit of work."""
+class Statements(Protocol):
+    """Where repositories run their statements: their unit of work (`SqlUnitOfWork`)."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    dialect: str
+
+    async def read(self, stmt: Executable, params: Any = None) -> CursorResult[Any]:
+        """Run a read that takes no lock."""
+
+    async def write(self, stmt: Executable, params: Any = None) -> CursorResult[Any]:
+        """Run a statement in the write transaction now: a write, or a locking read."""
+
+    async def insert(self, item: Insert) -> None:
+        """Insert rows, now or at commit; a broken constraint raises `item.error`."""
+
+    def add_new_jobs(self, job_ids: Iterable[UUID]) -> None:
+        """Note jobs this transaction inserts."""
+
+    def is_new_job(self, job_id: UUID) -> bool:
+        """Whether this transaction inserted the job."""
+
+
+class SqlRepository:
+    """What every repository shares: the unit of work it runs its statements on."""
+
+    def __init__(self, db: Statements) -> None:
+        self._db = db
 
     @property
     def _dialect(self) -> str:
-        return self._conn.dialect.name
-
-    async def _execute(self, stmt: Executable, params: Any = None) -> CursorResult[Any]:
-        with database_errors():
-            return await self._conn.execute(stmt, params)
+        return self._db.dialect
 
 
 class SqlJobRepository(SqlRepository, JobRepository):
@@ -79,30 +94,29 @@ class SqlJobRepository(SqlRepository, JobRepository):
     async def add(self, jobs_: Sequence[Job]) -> None:
         if not jobs_:
             return
-        try:
-            await self._execute(insert(jobs), [job_row(job) for job in jobs_])
-        except exc.IntegrityError as e:
-            raise ValueError(f"jobs not added (does an id exist already?): {e.orig}") from e
+        self._db.add_new_jobs(job.id for job in jobs_)
+        await self._db.insert(Insert(jobs, [job_row(job) for job in jobs_], _existing_id))
 
     async def get(self, job_id: UUID, *, for_update: bool = False) -> Job | None:
         stmt = select(jobs).where(jobs.c.id == job_id)
         if for_update and self._dialect == "postgresql":
             # SQLite has no row locks: its write transactions hold the whole file.
             stmt = stmt.with_for_update()
-        row = (await self._execute(stmt)).mappings().first()
+        result = await (self._db.write(stmt) if for_update else self._db.read(stmt))
+        row = result.mappings().first()
         return to_job(row) if row else None
 
     async def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
         rows: dict[UUID, RowMapping] = {}
         for chunk in _chunks(list(dict.fromkeys(job_ids))):
-            result = await self._execute(select(jobs).where(jobs.c.id.in_(chunk)))
+            result = await self._db.read(select(jobs).where(jobs.c.id.in_(chunk)))
             rows.update((row["id"], row) for row in result.mappings())
         return [to_job(rows[job_id]) for job_id in job_ids if job_id in rows]
 
     async def update(self, job: Job) -> None:
         row = job_row(job)
         del row["id"]
-        result = await self._execute(update(jobs).where(jobs.c.id == job.id).values(row))
+        result = await self._db.write(update(jobs).where(jobs.c.id == job.id).values(row))
         if result.rowcount == 0:
             raise ValueError(f"job {job.id} does not exist")
 
@@ -113,11 +127,11 @@ class SqlJobRepository(SqlRepository, JobRepository):
             stmt = stmt.where(after(query.after, query.sort))
         elif query.offset:
             stmt = stmt.offset(query.offset)
-        return [to_job(row) for row in (await self._execute(stmt)).mappings()]
+        return [to_job(row) for row in (await self._db.read(stmt)).mappings()]
 
     async def count(self, filt: JobFilter) -> int:
         stmt = filtered(select(func.count()).select_from(jobs), filt, self._dialect)
-        return int((await self._execute(stmt)).scalar_one())
+        return int((await self._db.read(stmt)).scalar_one())
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
         return await self._lock(claimable(filt, now, limit, self._dialect))
@@ -135,10 +149,10 @@ class SqlJobRepository(SqlRepository, JobRepository):
         for chunk in _chunks(list(dict.fromkeys(job_ids))):
             # The foreign keys cascade, but SQLite does so only with its foreign_keys
             # pragma on: the children go first, by name, whatever the connection.
-            await self._execute(delete(job_events).where(job_events.c.job_id.in_(chunk)))
+            await self._db.write(delete(job_events).where(job_events.c.job_id.in_(chunk)))
             children = delete(detection_results).where(detection_results.c.job_id.in_(chunk))
-            await self._execute(children)
-            result = await self._execute(delete(jobs).where(jobs.c.id.in_(chunk)))
+            await self._db.write(children)
+            result = await self._db.write(delete(jobs).where(jobs.c.id.in_(chunk)))
             deleted += result.rowcount
         return deleted
 
@@ -147,7 +161,7 @@ class SqlJobRepository(SqlRepository, JobRepository):
         for chunk in _chunks(list(dict.fromkeys(folders))):
             folder = content_folder()  # served by ix_jobs_content_folder
             stmt = select(folder).distinct().where(folder.in_([str(f) for f in chunk]))
-            found.update(UUID(value) for value in (await self._execute(stmt)).scalars())
+            found.update(UUID(value) for value in (await self._db.read(stmt)).scalars())
         return found
 
     async def _lock(self, stmt: Select[Any]) -> list[Job]:
@@ -158,7 +172,7 @@ class SqlJobRepository(SqlRepository, JobRepository):
         # SQLite has no row locks and needs none: write units of work begin with BEGIN
         # IMMEDIATE, so this transaction is the only writer of the whole database until
         # it commits, and no row it reads here can change before then.
-        return [to_job(row) for row in (await self._execute(stmt)).mappings()]
+        return [to_job(row) for row in (await self._db.write(stmt)).mappings()]
 
 
 class SqlJobEventRepository(SqlRepository, JobEventRepository):
@@ -166,11 +180,11 @@ class SqlJobEventRepository(SqlRepository, JobEventRepository):
 
     async def add(self, events: Sequence[JobEvent]) -> None:
         if events:
-            await self._execute(insert(job_events), [event_row(event) for event in events])
+            await self._db.insert(Insert(job_events, [event_row(event) for event in events]))
 
     async def list(self, job_id: UUID) -> list[JobEvent]:
         stmt = select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
-        return [to_event(row) for row in (await self._execute(stmt)).mappings()]
+        return [to_event(row) for row in (await self._db.read(stmt)).mappings()]
 
 
 class SqlDetectionResultRepository(SqlRepository, DetectionResultRepository):
@@ -178,19 +192,24 @@ class SqlDetectionResultRepository(SqlRepository, DetectionResultRepository):
 
     async def add(self, job_id: UUID, result: DetectionResult) -> None:
         table = detection_results
-        await self._execute(delete(table).where(table.c.job_id == job_id))
-        await self._execute(insert(table).values(detection_row(job_id, result)))
+        if not self._db.is_new_job(job_id):  # a job inserted here has no result to replace
+            await self._db.write(delete(table).where(table.c.job_id == job_id))
+        await self._db.insert(Insert(table, [detection_row(job_id, result)]))
 
     async def get_many(self, job_ids: Sequence[UUID]) -> dict[UUID, DetectionResult]:
         found: dict[UUID, DetectionResult] = {}
         for chunk in _chunks(list(dict.fromkeys(job_ids))):
             stmt = select(detection_results).where(detection_results.c.job_id.in_(chunk))
-            rows = (await self._execute(stmt)).mappings()
+            rows = (await self._db.read(stmt)).mappings()
             found.update((row["job_id"], to_detection(row)) for row in rows)
         return {job_id: found[job_id] for job_id in job_ids if job_id in found}
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+def _existing_id(e: exc.IntegrityError) -> Exception:
+    return ValueError(f"jobs not added (does an id exist already?): {e.orig}")
 
 
 def _chunks(ids: list[UUID]) -> Iterator[list[UUID]]:

@@ -1,0 +1,1 @@
+"""chute's benchmarks: `python -m bench` (or `make bench`). See bench/README.md."""

@@ -1,0 +1,130 @@
+"""`list`: GET /api/v1/jobs latency on 10,000 (and, with --full, 1,000,000) bulk-loaded jobs.
+
+Cases, each a fixed URL sent by one connection back to back (p50/p99 by wrk):
+first page (with and without `count`), a filtered page (status=pending&mime_type=
+image/*, with and without `count`), a keyset page from a cursor half-way through the
+set, and the page-number page half-way through (a deep OFFSET). Baseline: the no-op
+app parsing the same query with `JobListQuery` and answering the same bytes chute
+answered, measured right before chute on each case. A Python client also walks
+`walk_pages` pages by `next_cursor` from the half-way point (baseline: the same
+client re-reading one page of the same size from the no-op app).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from bench.bulk import load_postgres, load_sqlite
+from bench.core import Context, Figure, Target, recorded
+from bench.listing_figures import figures_of, rows_name
+from bench.postgres import fresh_database
+from bench.procs import Server, chute_server, migrate, noop_server
+from bench.runs import capture, get_json, loaded
+
+PATH = "/api/v1/jobs"
+DATABASES = ("sqlite", "postgres")
+AT_MOST_TWICE = Target("ratio", "<=", 2.0)
+
+
+def run(ctx: Context) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="chute-bench-") as tmp, recorded("list", ctx) as data:
+        folder = Path(tmp)
+        results: dict[str, Any] = data.setdefault("results", {})
+        with noop_server(folder, folder / "canned") as noop:
+            for rows in ctx.sizes.list_rows:
+                for database in DATABASES:
+                    key = f"{database}.{rows_name(rows)}"
+                    print(f"   {key}: loading", flush=True)
+                    results[key] = _one(ctx, folder, noop, database, rows)
+        figures = figures_of(results, ctx.sizes.list_rows, AT_MOST_TWICE)
+        data["figures"] = figures
+        return figures
+
+
+def _one(ctx: Context, folder: Path, noop: Server, database: str, rows: int) -> dict[str, Any]:
+    url, load_seconds = _prepared(ctx, folder, database, rows)
+    out: dict[str, Any] = {"rows": rows, "load_seconds": round(load_seconds, 1), "cases": {}}
+    canned = folder / "canned"
+    with chute_server(folder, url, folder / f"storage-{database}") as chute:
+        for case, target in cases(chute, rows).items():
+            body = capture(chute, canned, "GET", target, None)
+            measured = {}
+            for server in (noop, chute):
+                result = loaded(
+                    server, target, folder, connections=1, seconds=ctx.sizes.list_seconds, warmup=1
+                )
+                measured[server.name] = result.as_json()
+            out["cases"][case] = {"target": target, "bytes": len(body), **measured}
+        out["walk"] = _walks(chute, noop, canned, rows, ctx.sizes.walk_pages)
+    return out
+
+
+def _prepared(ctx: Context, folder: Path, database: str, rows: int) -> tuple[str, float]:
+    if database == "sqlite":
+        path = folder / f"list-{rows}.db"
+        return f"sqlite+aiosqlite:///{path}", load_sqlite(str(path), rows)
+    url = asyncio.run(fresh_database(ctx.postgres(), f"bench_list_{rows}"))
+    seconds = asyncio.run(load_postgres(url, rows))
+    migrate(url)  # a no-op: the loader migrated; as a deployment would run it
+    return url, seconds
+
+
+def cases(chute: Server, rows: int) -> dict[str, str]:
+    """The URL of each case; the half-way cursor comes from chute (a 1-job page there)."""
+    half = rows // 2
+    start = get_json(chute, f"{PATH}?{urlencode({'page': half, 'limit': 1, 'count': 'false'})}")
+    filtered = {"status": "pending", "mime_type": "image/*"}
+    return {
+        "first": PATH,
+        "first_nocount": f"{PATH}?count=false",
+        "filtered": f"{PATH}?{urlencode(filtered)}",
+        "filtered_nocount": f"{PATH}?{urlencode({**filtered, 'count': 'false'})}",
+        "cursor_deep": f"{PATH}?{urlencode({'count': 'false', 'cursor': start['next_cursor']})}",
+        "offset_deep": f"{PATH}?{urlencode({'count': 'false', 'page': half // 50})}",
+    }
+
+
+def _walks(chute: Server, noop: Server, canned: Path, rows: int, pages: int) -> dict[str, Any]:
+    first = cases(chute, rows)["cursor_deep"]
+    capture(chute, canned, "GET", first, None)
+    return {
+        "chute": walk(chute, first, pages, follow=True),
+        "noop": walk(noop, first, pages, follow=False),
+    }
+
+
+def walk(server: Server, target: str, pages: int, *, follow: bool) -> dict[str, Any]:
+    """Read `pages` pages on one keep-alive connection, following `next_cursor` if `follow`."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    latencies, items = [], 0
+    try:
+        for _ in range(pages):
+            started = time.perf_counter()
+            conn.request("GET", target)
+            response = conn.getresponse()
+            page = json.loads(response.read())
+            latencies.append((time.perf_counter() - started) * 1000)
+            if response.status != 200:
+                raise RuntimeError(f"GET {target}: {response.status} {page}")
+            items += len(page["items"])
+            if follow:
+                if not page["next_cursor"]:
+                    break
+                target = f"{PATH}?{urlencode({'count': 'false', 'cursor': page['next_cursor']})}"
+    finally:
+        conn.close()
+    return {
+        "pages": len(latencies),
+        "items": items,
+        "p50_ms": statistics.median(latencies),
+        "max_ms": max(latencies),
+        "seconds": sum(latencies) / 1000,
+    }

@@ -1,4 +1,4 @@
-"""The FastAPI application: `create_app()` wires the routes to a container's engine."""
+"""The FastAPI application: `create_app()` serves a container's engine over HTTP."""
 
 from __future__ import annotations
 
@@ -94,17 +94,13 @@ def create_app(container: Container | None = None, *, maintenance: bool = True) 
 
     With `maintenance` (the default), the app takes back jobs whose lease ended and
     sweeps orphan files while it runs; tests that move jobs and clocks by hand turn it
-    off.
-
-    dependency-injector's wiring patches the route modules themselves, so the routes
-    serve the container most recently given to `create_app`: one app per process (or,
-    in tests, one app at a time).
+    off. Routes reach the engine through `request_engine`, which reads the container
+    kept on `app.state`: several apps may live in one process.
     """
     if container is None:
         settings = Settings()
         configure_logging(settings.log_format, settings.log_level)
         container = build_container(settings)
-    container.wire(modules=list(ROUTE_MODULES))
     app = FastAPI(
         title="chute",
         version=_version(),

@@ -1,21 +1,18 @@
 """Health checks: `/healthz` (the process serves) and `/readyz` (it can do its work)."""
 
-# No `from __future__ import annotations` here: dependency-injector reads the
-# `Annotated[..., Depends(Provide[...])]` markers from the evaluated signature.
 import logging
 from typing import Annotated
 
 from chute.application import OrchestrationEngine, ServiceUnavailable
-from chute.entrypoints.container import Container
+from chute.entrypoints.container import request_engine
 from chute.entrypoints.openapi import problem_responses
 from chute.entrypoints.schemas import StatusResponse
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("chute.http")
 
-Engine = Annotated[OrchestrationEngine, Depends(Provide[Container.engine])]
+Engine = Annotated[OrchestrationEngine, Depends(request_engine)]
 
 
 @router.get("/healthz", operation_id="healthz", response_model=StatusResponse)
@@ -30,7 +27,6 @@ async def healthz() -> StatusResponse:
     response_model=StatusResponse,
     responses=problem_responses(503),
 )
-@inject
 async def readyz(engine: Engine) -> StatusResponse:
     """200 when the database answers a query and the storage folder accepts a write."""
     try:

@@ -3,17 +3,16 @@
 from typing import Annotated, Any
 
 from chute.application import OrchestrationEngine
-from chute.entrypoints.container import Container
+from chute.entrypoints.container import request_engine
 from chute.entrypoints.multipart import parse_upload
 from chute.entrypoints.openapi import problem_responses
 from chute.entrypoints.problems import errors_located_at
 from chute.entrypoints.schemas import UploadResponse
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Request, status
 
 router = APIRouter(prefix="/api/v1", tags=["upload"])
 
-Engine = Annotated[OrchestrationEngine, Depends(Provide[Container.engine])]
+Engine = Annotated[OrchestrationEngine, Depends(request_engine)]
 
 # Written by hand: the body is parsed as a stream, so FastAPI does not know its shape.
 UPLOAD_BODY: dict[str, Any] = {
@@ -65,7 +64,6 @@ UPLOAD_BODY: dict[str, Any] = {
     responses=problem_responses(400, 413, 415, 422, 503, 507),
     openapi_extra=UPLOAD_BODY,
 )
-@inject
 async def upload_files(request: Request, engine: Engine) -> UploadResponse:
     """Upload files: one job per file, in request order, all or none.
 

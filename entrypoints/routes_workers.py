@@ -5,14 +5,12 @@ them takes POST. `GET` or `DELETE /claim` reach those routes and are refused the
 as a job id that is not a UUID (422); the OpenAPI description says so.
 """
 
-# No `from __future__ import annotations` here: dependency-injector reads the
-# `Annotated[..., Depends(Provide[...])]` markers from the evaluated signature.
 from typing import Annotated, Any
 from uuid import UUID
 
 from chute.application import OrchestrationEngine
 from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute, require_json
-from chute.entrypoints.container import Container
+from chute.entrypoints.container import request_engine
 from chute.entrypoints.downloads import download_headers, opened
 from chute.entrypoints.openapi import problem_responses
 from chute.entrypoints.problems import errors_located_at
@@ -25,13 +23,12 @@ from chute.entrypoints.schemas_workers import (
     HeartbeatRequest,
     JobEventListResponse,
 )
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["workers"], route_class=BodyLimitedRoute)
 
-Engine = Annotated[OrchestrationEngine, Depends(Provide[Container.engine])]
+Engine = Annotated[OrchestrationEngine, Depends(request_engine)]
 
 # Far above what valid requests need: an error is at most 8 KiB of UTF-8, which JSON's
 # \u escapes may make six times longer.
@@ -68,7 +65,6 @@ def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str
     openapi_extra={LIMIT_KEY: MAX_REPORT_BODY},
     **_JSON_BODY,
 )
-@inject
 async def claim_jobs(body: ClaimRequest, engine: Engine) -> ClaimResponse:
     """Take up to `limit` due pending jobs, highest priority then oldest first, each now
     `running` under a lease of `lease_seconds` held by `worker_id`; possibly none.
@@ -86,7 +82,6 @@ async def claim_jobs(body: ClaimRequest, engine: Engine) -> ClaimResponse:
 
 
 @router.post("/{job_id}/heartbeat", **_reporting("heartbeat_job"))
-@inject
 async def heartbeat_job(job_id: UUID, body: HeartbeatRequest, engine: Engine) -> JobResponse:
     """Extend the lease of a held job (by `lease_seconds`, else by the length it was
     claimed with) and note its progress. A job that comes back `cancelling` tells the
@@ -103,7 +98,6 @@ async def heartbeat_job(job_id: UUID, body: HeartbeatRequest, engine: Engine) ->
 
 
 @router.post("/{job_id}/complete", **_reporting("complete_job", MAX_COMPLETE_BODY))
-@inject
 async def complete_job(job_id: UUID, body: CompleteRequest, engine: Engine) -> JobResponse:
     """Report the work on a held job as done, with its result: `completed`, also from
     `cancelling` (the work was done, and its result is kept)."""
@@ -113,7 +107,6 @@ async def complete_job(job_id: UUID, body: CompleteRequest, engine: Engine) -> J
 
 
 @router.post("/{job_id}/fail", **_reporting("fail_job"))
-@inject
 async def fail_job(job_id: UUID, body: FailRequest, engine: Engine) -> JobResponse:
     """Report a failed attempt: back to `pending` after a backoff while attempts are
     left and the error is retryable, else `failed`; a `cancelling` job ends `cancelled`."""
@@ -128,7 +121,6 @@ async def fail_job(job_id: UUID, body: FailRequest, engine: Engine) -> JobRespon
     response_model=JobEventListResponse,
     responses=problem_responses(404, 422, descriptions=_WORDING),
 )
-@inject
 async def list_job_events(job_id: UUID, engine: Engine) -> JobEventListResponse:
     """Every status change of a job, oldest first, creation included."""
     return JobEventListResponse.of(await engine.list_job_events(job_id))
@@ -157,7 +149,6 @@ async def list_job_events(job_id: UUID, engine: Engine) -> JobEventListResponse:
         ),
     },
 )
-@inject
 async def get_job_content(job_id: UUID, engine: Engine) -> StreamingResponse:
     """The stored content of a job (an upload, or what a worker stored), streamed."""
     job, chunks = await engine.open_content(job_id)

@@ -117,7 +117,6 @@ class Context:
     sizes: Sizes
     full: bool = False
     profile: bool = False  # py-spy on the server of the create and batch benchmarks
-    started: float = field(default_factory=time.time)
     resources: ExitStack = field(default_factory=ExitStack)
     noise: dict[str, dict[str, Any]] = field(default_factory=dict)  # CPU of other processes
     _postgres: str | None = None

@@ -28,12 +28,12 @@ def _stat(pid: str) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
 
 
-def _cmdline(pid: str) -> str:
+def _cmdline(pid: str, limit: int | None = 90) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return "?"
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:90] or "?"
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:limit] or "?"
 
 
 def cpu_seconds(pids: list[int], command_part: str | None = None) -> float:
@@ -42,7 +42,7 @@ def cpu_seconds(pids: list[int], command_part: str | None = None) -> float:
     total = sum(found[1] for pid in pids if (found := _stat(str(pid))))
     if command_part:
         for pid in filter(str.isdigit, os.listdir("/proc")):
-            if command_part in _cmdline(pid) and (found := _stat(pid)):
+            if command_part in _cmdline(pid, None) and (found := _stat(pid)):
                 total += found[1]
     return total
 
@@ -75,7 +75,9 @@ class Neighbours:
         stats = {pid: s for pid in os.listdir("/proc") if pid.isdigit() and (s := _stat(pid))}
         marks = self._marks()
         roots = [os.getpid()]
-        roots += [int(pid) for pid in stats if marks and any(m in _cmdline(pid) for m in marks)]
+        roots += [
+            int(pid) for pid in stats if marks and any(m in _cmdline(pid, None) for m in marks)
+        ]
         ours = _descendants(roots, stats)
         for pid, (_, cpu) in stats.items():
             used = cpu - self._last.get(pid, cpu)

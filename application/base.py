@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from uuid import UUID
 
-from chute.application.commands import UploadLimits
-from chute.application.errors import FieldError, JobNotFound, ValidationFailed
+from chute.application.commands import UploadLimits, field_problems
+from chute.application.errors import JobNotFound, ValidationFailed
 from chute.application.ports import (
     Clock,
     ContentDetector,
@@ -17,7 +17,7 @@ from chute.application.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from chute.domain import InvalidValue, Job, JobEvent, Mode
+from chute.domain import Job, JobEvent, Mode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,11 +82,6 @@ class EngineBase:
 
 def check_fields(*checks: Callable[[], object]) -> None:
     """Run each rule; raise one `ValidationFailed` with every value it refused."""
-    errors = []
-    for check in checks:
-        try:
-            check()
-        except InvalidValue as e:
-            errors.append(FieldError((e.field,), e.message))
+    errors = field_problems(*checks)
     if errors:
         raise ValidationFailed(errors)

@@ -33,20 +33,24 @@ class NewJob:
             source_type = SourceType(self.source_type)
         except ValueError:
             return [FieldError(("source_type",), "must be one of url, s3")]
-        checks: list[Callable[[], object]] = [
+        return field_problems(
             lambda: rules.check_source_uri(source_type, self.source_uri),
             lambda: self.mime_type is None or rules.check_mime_type(self.mime_type),
             lambda: rules.check_file_size(self.file_size),
             lambda: rules.check_metadata(self.metadata),
             lambda: rules.check_max_attempts(self.max_attempts),
-        ]
-        found = []
-        for check in checks:
-            try:
-                check()
-            except InvalidValue as e:
-                found.append(FieldError((e.field,), e.message))
-        return found
+        )
+
+
+def field_problems(*checks: Callable[[], object]) -> list[FieldError]:
+    """Run each rule; every value one refused, located by its field name."""
+    found = []
+    for check in checks:
+        try:
+            check()
+        except InvalidValue as e:
+            found.append(FieldError((e.field,), e.message))
+    return found
 
 
 def validate_batch(jobs: Sequence[NewJob]) -> None:

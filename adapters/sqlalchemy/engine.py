@@ -19,7 +19,7 @@ READ_ONLY = "chute_read_only"
 # Bounds on waiting for PostgreSQL, so that a database that is away or frozen gives
 # ServiceUnavailable (503) in seconds rather than requests that hang.
 CONNECT_TIMEOUT_SECONDS = 5  # asyncpg's connect, TLS and start-up included (default 60)
-COMMAND_TIMEOUT_SECONDS = 30  # any one statement, the pool's pre-ping too (default: none)
+COMMAND_TIMEOUT_SECONDS = 30  # any one statement (default: none)
 POOL_TIMEOUT_SECONDS = 10  # a free connection of the pool (default 30)
 
 # SQLSTATEs that say "not now" rather than "not so": class 08 (connection exception),
@@ -108,9 +108,13 @@ def _on_sqlite_begin(conn: Connection) -> None:
 
 
 def _postgresql_engine(url: URL, command_timeout: float | None) -> AsyncEngine:
+    # No pool_pre_ping: it cost a round trip at every checkout, one in three of a
+    # worker's statements. A pooled connection that a restart of the server broke fails
+    # its first statement instead; SQLAlchemy then sees a disconnect and invalidates the
+    # whole pool, so that one unit of work answers ServiceUnavailable and the next ones
+    # connect afresh (tests/e2e/test_faults_postgres.py).
     return create_async_engine(
         url,
-        pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
         pool_recycle=1800,

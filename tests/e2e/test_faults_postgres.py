@@ -213,3 +213,27 @@ async def test_frozen_postgres_gives_503s_within_the_timeouts_then_service_once_
     assert min(p.seconds for p in frozen) < CONNECT_TIMEOUT_SECONDS + 2
     assert slowest < FROZEN_ANSWER_WITHIN
     assert server.process is not None and server.process.poll() is None
+
+
+async def test_restart_while_idle_costs_at_most_one_503_per_pool_then_service(
+    postgres: RestartablePostgres, server: ChuteServer
+) -> None:
+    """No request meets the outage: the pooled connections are found broken only when
+    next used. There is no ping at checkout; the first statement to meet a broken
+    connection invalidates its whole pool, so a handful of 503s (one per pool: the
+    requests' and group commit's) come before service, not one per pooled connection."""
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        # Several connections in each pool, all of which the restart will break.
+        warm_up = [client.post("/api/v1/jobs", json=URL_JOB) for _ in range(8)]
+        warm_up += [client.get("/readyz") for _ in range(8)]
+        assert {r.status_code for r in await asyncio.gather(*warm_up)} == {200, 201}
+        await asyncio.to_thread(postgres.stop)
+        await asyncio.to_thread(postgres.start)
+        statuses = []
+        for _ in range(20):  # one at a time: each may take any pooled connection
+            statuses.append((await client.post("/api/v1/jobs", json=URL_JOB)).status_code)
+            statuses.append((await client.get("/readyz")).status_code)
+    print(f"\nAfter an idle restart: {statuses}")
+    assert set(statuses) <= {200, 201, 503}
+    assert statuses.count(503) <= 3
+    assert statuses[-10:] == [201, 200] * 5

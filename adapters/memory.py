@@ -120,7 +120,7 @@ class MemoryJobRepository(JobRepository):
         if job_id in self._deleted:
             return None
         job = self._staged.jobs.get(job_id) or self._tables.jobs.get(job_id)
-        return _copy(job) if job else None
+        return self._out(job) if job else None
 
     async def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
         found = [await self.get(job_id) for job_id in job_ids]
@@ -130,6 +130,10 @@ class MemoryJobRepository(JobRepository):
         if not self._exists(job.id):
             raise ValueError(f"job {job.id} does not exist")
         self._staged.jobs[job.id] = _copy(job)
+
+    async def update_many(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            await self.update(job)
 
     async def find(self, query: JobQuery) -> list[Job]:
         matching = [job for job in self._all() if matches(job, query.filter)]
@@ -142,7 +146,7 @@ class MemoryJobRepository(JobRepository):
                 matching = [job for job in matching if sort_key(job, query.sort) > mark]
         else:
             matching = matching[query.offset :]
-        return [_copy(job) for job in matching[: query.limit]]
+        return [self._out(job) for job in matching[: query.limit]]
 
     async def count(self, filt: JobFilter) -> int:
         return sum(1 for job in self._all() if matches(job, filt))
@@ -151,7 +155,7 @@ class MemoryJobRepository(JobRepository):
         # Write units of work hold the one lock, so no other one can claim meanwhile.
         due = [job for job in self._all() if claimable(job, filt, now)]
         due.sort(key=lambda job: (-job.priority.rank, job.created_at, job.id))
-        return [_copy(job) for job in due[:limit]]
+        return [self._out(job) for job in due[:limit]]
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         expired = [
@@ -160,14 +164,14 @@ class MemoryJobRepository(JobRepository):
             if job.status.is_held and job.lease_expires_at and job.lease_expires_at <= now
         ]
         expired.sort(key=lambda job: (job.lease_expires_at, job.id))
-        return [_copy(job) for job in expired[:limit]]
+        return [self._out(job) for job in expired[:limit]]
 
     async def lock_purgeable(
         self, statuses: frozenset[JobStatus], updated_before: datetime, limit: int
     ) -> list[Job]:
         old = [j for j in self._all() if j.status in statuses and j.updated_at < updated_before]
         old.sort(key=lambda job: (job.updated_at, job.id))
-        return [_copy(job) for job in old[:limit]]
+        return [self._out(job) for job in old[:limit]]
 
     async def delete(self, job_ids: Sequence[UUID]) -> int:
         found = [job_id for job_id in dict.fromkeys(job_ids) if self._exists(job_id)]
@@ -182,6 +186,13 @@ class MemoryJobRepository(JobRepository):
         wanted = {str(folder): folder for folder in folders}
         keys = [job.content_key for job in self._all() if job.content_key]
         return {wanted[key[:36]] for key in keys if key[:36] in wanted}
+
+    def _out(self, job: Job) -> Job:
+        """A copy of a stored job, with its detection result as the SQL adapters join it."""
+        copied = _copy(job)
+        detection = self._staged.detections.get(job.id) or self._tables.detections.get(job.id)
+        copied.detection = detection
+        return copied
 
     def _exists(self, job_id: UUID) -> bool:
         stored = job_id in self._tables.jobs or job_id in self._staged.jobs

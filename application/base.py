@@ -63,6 +63,14 @@ class EngineBase:
         await EngineBase._record(uow, [job], actor, detail)
 
     @staticmethod
+    async def _save_many(
+        uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None = None
+    ) -> None:
+        """`_save` of many jobs: one write of the jobs, one of their events."""
+        await uow.jobs.update_many(jobs)
+        await EngineBase._record(uow, jobs, actor, detail)
+
+    @staticmethod
     async def _record(uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None) -> None:
         events = [
             JobEvent(job.id, job.updated_at, before, after, actor, detail)
@@ -71,13 +79,6 @@ class EngineBase:
         ]
         if events:
             await uow.events.add(events)
-
-    @staticmethod
-    async def _with_detections(uow: UnitOfWork, jobs: list[Job]) -> list[Job]:
-        found = await uow.detections.get_many([job.id for job in jobs]) if jobs else {}
-        for job in jobs:
-            job.detection = found.get(job.id)
-        return jobs
 
 
 def check_fields(*checks: Callable[[], object]) -> None:

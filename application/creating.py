@@ -108,7 +108,7 @@ class Creating(EngineBase):
             return None
         if record.fingerprint != digest:
             raise IdempotencyKeyReused()
-        jobs = await self._with_detections(uow, await uow.jobs.get_many(record.job_ids))
+        jobs = await uow.jobs.get_many(record.job_ids)
         if len(jobs) < len(record.job_ids):
             # Retention purged its jobs: nothing is left to replay, so the key is spent.
             await uow.idempotency.delete(scope, key)

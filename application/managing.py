@@ -42,7 +42,7 @@ class Managing(EngineBase):
             job = await uow.jobs.get(job_id)
             if job is None:
                 raise JobNotFound(job_id)
-            return (await self._with_detections(uow, [job]))[0]
+            return job
 
     async def list_jobs(
         self,
@@ -63,7 +63,7 @@ class Managing(EngineBase):
         async with self._uow(read_only=True) as uow:
             rows = await uow.jobs.find(query)
             total = await uow.jobs.count(filt) if count else None
-            items = await self._with_detections(uow, rows[:limit])
+            items = rows[:limit]
         more = len(rows) > limit
         next_cursor = encode_cursor(Keyset.of(items[-1], sort), sort, filt) if more else None
         return JobPage(items, total, next_cursor)
@@ -90,7 +90,6 @@ class Managing(EngineBase):
             if changed:
                 await self._save(uow, job, CLIENT)
             await uow.commit()
-            job = (await self._with_detections(uow, [job]))[0]
         log.info(
             "job.cancelled", extra={"job_id": str(job_id), "status": job.status, "changed": changed}
         )
@@ -103,7 +102,6 @@ class Managing(EngineBase):
             job.retry(self._clock.now())
             await self._save(uow, job, CLIENT)
             await uow.commit()
-            job = (await self._with_detections(uow, [job]))[0]
         log.info("job.retried", extra={"job_id": str(job_id)})
         return job
 
@@ -128,7 +126,6 @@ class Managing(EngineBase):
                 job.result = result
             await self._save(uow, job, actor, error)
             await uow.commit()
-            job = (await self._with_detections(uow, [job]))[0]
         log.info("job.status_updated", extra={"job_id": str(job_id), "status": job.status})
         return job
 

@@ -31,6 +31,10 @@ class JobRepository(Protocol):
     async def update(self, job: Job) -> None:
         """Write every field of an existing job."""
 
+    async def update_many(self, jobs: Sequence[Job]) -> None:
+        """Write every field of existing jobs, at once: jobs this unit of work locked
+        (PostgreSQL cannot tell how many rows one batch of updates found)."""
+
     async def find(self, query: JobQuery) -> list[Job]:
         """At most `query.limit` jobs matching the query, in its order."""
 

@@ -35,9 +35,8 @@ class Working(EngineBase):
             jobs = await uow.jobs.lock_claimable(filter or ClaimFilter(), now, limit)
             for job in jobs:
                 job.claim(worker_id, lease_seconds, now)
-                await self._save(uow, job, worker_id)
+            await self._save_many(uow, jobs, worker_id)
             await uow.commit()
-            jobs = await self._with_detections(uow, jobs)
         for job in jobs:
             log.info(
                 "job.claimed",
@@ -72,7 +71,6 @@ class Working(EngineBase):
             )
             await uow.jobs.update(job)
             await uow.commit()
-            job = (await self._with_detections(uow, [job]))[0]
         log.info(
             "job.heartbeat",
             extra={
@@ -98,7 +96,6 @@ class Working(EngineBase):
             job.complete(self._clock.now(), result)
             await self._save(uow, job, worker_id)
             await uow.commit()
-            job = (await self._with_detections(uow, [job]))[0]
         log.info("job.completed", extra={"job_id": str(job_id), "worker_id": worker_id})
         return job
 
@@ -124,7 +121,6 @@ class Working(EngineBase):
             job.fail(now, error, retryable=retryable, backoff=wait)
             await self._save(uow, job, worker_id, error)
             await uow.commit()
-            job = (await self._with_detections(uow, [job]))[0]
         log.info(
             "job.failed",
             extra={
@@ -145,7 +141,6 @@ class Working(EngineBase):
             job.release(self._clock.now())
             await self._save(uow, job, worker_id, "released by a stopping worker")
             await uow.commit()
-            job = (await self._with_detections(uow, [job]))[0]
         log.info("job.released", extra={"job_id": str(job_id), "worker_id": worker_id})
         return job
 
@@ -158,7 +153,7 @@ class Working(EngineBase):
             jobs = await uow.jobs.lock_expired(now, limit)
             for job in jobs:
                 job.expire_lease(now)
-                await self._save(uow, job, RESCUER, "lease expired")
+            await self._save_many(uow, jobs, RESCUER, "lease expired")
             await uow.commit()
         for job in jobs:
             log.info("job.rescued", extra={"job_id": str(job.id), "status": job.status})

@@ -13,12 +13,13 @@ from uuid import UUID
 
 from chute.adapters.sqlalchemy.group_commit import Insert
 from chute.adapters.sqlalchemy.rows import (
+    DETECTION_PREFIX,
     detection_row,
     event_row,
     job_row,
     to_detection,
     to_event,
-    to_job,
+    to_job_with_detection,
 )
 from chute.adapters.sqlalchemy.statements import (
     after,
@@ -39,13 +40,14 @@ from chute.application.ports import (
     JobEventRepository,
     JobRepository,
 )
-from chute.application.queries import ClaimFilter, JobFilter, JobQuery
+from chute.application.queries import ClaimFilter, JobFilter, JobQuery, JobSort
 from chute.domain import DetectionResult, Job, JobEvent, JobStatus
 from sqlalchemy import (
     CursorResult,
     Executable,
     RowMapping,
     Select,
+    bindparam,
     delete,
     exc,
     func,
@@ -98,20 +100,20 @@ class SqlJobRepository(SqlRepository, JobRepository):
         await self._db.insert(Insert(jobs, [job_row(job) for job in jobs_], _existing_id))
 
     async def get(self, job_id: UUID, *, for_update: bool = False) -> Job | None:
-        stmt = select(jobs).where(jobs.c.id == job_id)
+        stmt = _joined(select(jobs).where(jobs.c.id == job_id))
         if for_update and self._dialect == "postgresql":
             # SQLite has no row locks: its write transactions hold the whole file.
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update(of=jobs)
         result = await (self._db.write(stmt) if for_update else self._db.read(stmt))
         row = result.mappings().first()
-        return to_job(row) if row else None
+        return to_job_with_detection(row) if row else None
 
     async def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
         rows: dict[UUID, RowMapping] = {}
         for chunk in _chunks(list(dict.fromkeys(job_ids))):
-            result = await self._db.read(select(jobs).where(jobs.c.id.in_(chunk)))
+            result = await self._db.read(_joined(select(jobs).where(jobs.c.id.in_(chunk))))
             rows.update((row["id"], row) for row in result.mappings())
-        return [to_job(rows[job_id]) for job_id in job_ids if job_id in rows]
+        return [to_job_with_detection(rows[job_id]) for job_id in job_ids if job_id in rows]
 
     async def update(self, job: Job) -> None:
         row = job_row(job)
@@ -120,6 +122,14 @@ class SqlJobRepository(SqlRepository, JobRepository):
         if result.rowcount == 0:
             raise ValueError(f"job {job.id} does not exist")
 
+    async def update_many(self, jobs_: Sequence[Job]) -> None:
+        if not jobs_:
+            return
+        rows = [_update_row(job) for job in jobs_]
+        result = await self._db.write(_UPDATE_BY_ID, rows)  # one executemany
+        if result.supports_sane_multi_rowcount() and result.rowcount != len(rows):
+            raise ValueError("jobs not updated: some do not exist")
+
     async def find(self, query: JobQuery) -> list[Job]:
         stmt = filtered(select(jobs), query.filter, self._dialect)
         stmt = stmt.order_by(*list_order(query.sort)).limit(query.limit)
@@ -127,7 +137,8 @@ class SqlJobRepository(SqlRepository, JobRepository):
             stmt = stmt.where(after(query.after, query.sort))
         elif query.offset:
             stmt = stmt.offset(query.offset)
-        return [to_job(row) for row in (await self._db.read(stmt)).mappings()]
+        rows = (await self._db.read(_page_joined(stmt, query.sort))).mappings()
+        return [to_job_with_detection(row) for row in rows]
 
     async def count(self, filt: JobFilter) -> int:
         stmt = filtered(select(func.count()).select_from(jobs), filt, self._dialect)
@@ -165,14 +176,16 @@ class SqlJobRepository(SqlRepository, JobRepository):
         return found
 
     async def _lock(self, stmt: Select[Any]) -> list[Job]:
+        stmt = _joined(stmt)
         if self._dialect == "postgresql":
             # Rows another claimer or rescuer holds are skipped, not waited for; a row
             # that changed meanwhile is checked against WHERE again before it is locked.
-            stmt = stmt.with_for_update(skip_locked=True)
+            stmt = stmt.with_for_update(of=jobs, skip_locked=True)
         # SQLite has no row locks and needs none: write units of work begin with BEGIN
         # IMMEDIATE, so this transaction is the only writer of the whole database until
         # it commits, and no row it reads here can change before then.
-        return [to_job(row) for row in (await self._db.write(stmt)).mappings()]
+        rows = (await self._db.write(stmt)).mappings()
+        return [to_job_with_detection(row) for row in rows]
 
 
 class SqlJobEventRepository(SqlRepository, JobEventRepository):
@@ -206,6 +219,45 @@ class SqlDetectionResultRepository(SqlRepository, DetectionResultRepository):
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+_DETECTION_COLUMNS = [
+    column.label(DETECTION_PREFIX + column.name)
+    for column in detection_results.c
+    if column.name != "job_id"
+]
+
+
+def _joined(stmt: Select[Any]) -> Select[Any]:
+    """A SELECT of `jobs` rows with each one's detection result beside it (NULLs when it
+    has none): one query, where reading the results apart took a second transaction.
+    For selects of a few rows, without OFFSET: each row costs one probe of the result's
+    primary key."""
+    results = detection_results
+    on = results.c.job_id == jobs.c.id
+    return stmt.outerjoin(results, on).add_columns(*_DETECTION_COLUMNS)
+
+
+def _page_joined(stmt: Select[Any], sort: JobSort) -> Select[Any]:
+    """A page of jobs (`stmt`, in `sort`) with their detection results: the page is
+    chosen first and joined after, for joined inside, a deep OFFSET would join every row
+    it skips (PostgreSQL even turned to a hash join of the whole table and a sort)."""
+    page, results = stmt.subquery("page"), detection_results
+    return (
+        select(page, *_DETECTION_COLUMNS)
+        .select_from(page.outerjoin(results, results.c.job_id == page.c.id))
+        .order_by(*list_order(sort, page))
+    )
+
+
+# The SET clause is made of the keys of the rows (every column but id); the id goes
+# to the WHERE clause under a name of its own, as a bound parameter may not share one.
+_UPDATE_BY_ID = update(jobs).where(jobs.c.id == bindparam("job_id"))
+
+
+def _update_row(job: Job) -> dict[str, Any]:
+    row = job_row(job)
+    row["job_id"] = row.pop("id")
+    return row
 
 
 def _existing_id(e: exc.IntegrityError) -> Exception:

@@ -56,17 +56,30 @@ def detection_row(job_id: UUID, result: DetectionResult) -> dict[str, Any]:
     }
 
 
-def to_detection(row: RowMapping) -> DetectionResult:
+def to_detection(row: RowMapping, prefix: str = "") -> DetectionResult:
+    """The detection result of a `detection_results` row, its columns named `prefix` + name."""
     return DetectionResult(
-        mime_type=row["mime_type"],
-        label=row["label"],
-        group=row["group_name"],
-        confidence=row["confidence"],
-        detector=row["detector"],
-        sha256=row["sha256"],
-        size=row["size"],
-        detected_at=row["detected_at"],
+        mime_type=row[prefix + "mime_type"],
+        label=row[prefix + "label"],
+        group=row[prefix + "group_name"],
+        confidence=row[prefix + "confidence"],
+        detector=row[prefix + "detector"],
+        sha256=row[prefix + "sha256"],
+        size=row[prefix + "size"],
+        detected_at=row[prefix + "detected_at"],
     )
+
+
+DETECTION_PREFIX = "detection_"
+"""How a jobs row joined to its detection result names the result's columns."""
+
+
+def to_job_with_detection(row: RowMapping) -> Job:
+    """A job of a `jobs` row left-joined to its detection result (NULL columns: none)."""
+    job = to_job(row)
+    if row[DETECTION_PREFIX + "detector"] is not None:  # a NOT NULL column of the result
+        job.detection = to_detection(row, DETECTION_PREFIX)
+    return job
 
 
 def event_row(event: JobEvent) -> dict[str, Any]:

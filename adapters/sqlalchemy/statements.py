@@ -9,7 +9,7 @@ from typing import Any
 from chute.adapters.sqlalchemy.tables import jobs
 from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset
 from chute.domain import JobStatus
-from sqlalchemy import ColumnElement, Select, and_, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, FromClause, Select, and_, literal, or_, select, tuple_
 
 HELD = tuple(sorted(status.value for status in JobStatus if status.is_held))
 
@@ -85,9 +85,10 @@ def _mime_matches(pattern: str, dialect: str) -> ColumnElement[bool]:
     return and_(like, column >= prefix, column < prefix[:-1] + "0")
 
 
-def list_order(sort: JobSort) -> list[ColumnElement[Any]]:
-    columns = [jobs.c.priority] if sort.by_priority else []
-    columns += [jobs.c.created_at, jobs.c.id]
+def list_order(sort: JobSort, of: FromClause = jobs) -> list[ColumnElement[Any]]:
+    """The ORDER BY of a list in `sort`, on the columns of `jobs` or of a subquery of it."""
+    columns = [of.c.priority] if sort.by_priority else []
+    columns += [of.c.created_at, of.c.id]
     return [col.desc() if sort.descending else col.asc() for col in columns]
 
 

@@ -11,8 +11,8 @@ import pytest
 from chute.adapters.sqlalchemy import SqlDatabase
 from chute.application.errors import IdempotencyConflict
 from chute.application.ports import IdempotencyRecord, UnitOfWorkFactory
-from chute.application.queries import JobFilter, JobQuery, JobSort, Keyset
-from chute.domain import Job, JobEvent, JobStatus, Mode, Priority, SourceType
+from chute.application.queries import ClaimFilter, JobFilter, JobQuery, JobSort, Keyset
+from chute.domain import DetectionResult, Job, JobEvent, JobStatus, Mode, Priority, SourceType
 
 from tests.factories import at, make_detection, make_job
 
@@ -140,6 +140,26 @@ async def test_every_field_round_trips_through_add_and_update(database: UnitOfWo
     assert_same(await get(database, job.id), changed)
 
 
+async def test_update_many_writes_every_field_of_each_job(database: UnitOfWorkFactory) -> None:
+    first, second, untouched = every_field_set(), make_job(), make_job()
+    await store(database, first, second, untouched)
+    changed = [
+        dataclasses.replace(first, status=S.COMPLETED, metadata={}, result={"ok": [1, "ü"]},
+                            lease_expires_at=None, finished_at=at(9), content_key=None),
+        dataclasses.replace(second, status=S.RUNNING, attempts=1, worker_id="w-2",
+                            lease_expires_at=datetime(2026, 3, 1, 18, 0, tzinfo=INDIA)),
+    ]  # fmt: skip
+    async with database() as uow:
+        await uow.jobs.update_many(changed)
+        await uow.jobs.update_many([])
+        await uow.commit()
+    async with database(read_only=True) as uow:
+        found = await uow.jobs.get_many([first.id, second.id, untouched.id])
+    for got, expected in zip(found, [*changed, untouched], strict=True):
+        assert_same(got, expected)
+    assert_utc(database, found[1].lease_expires_at)
+
+
 async def test_pending_changes_and_detection_are_not_stored_with_the_job(
     database: UnitOfWorkFactory,
 ) -> None:
@@ -154,10 +174,8 @@ async def test_pending_changes_and_detection_are_not_stored_with_the_job(
         assert found is not None and found.changes == []
         assert await uow.events.list(job.id) == []  # events are the use cases' to write
         assert await uow.detections.get_many([job.id]) == {}
-    if isinstance(database, SqlDatabase):
-        # The in-memory store keeps whole copies, detection included (the use cases
-        # load detections from their own repository, whatever a job carries).
-        assert found.detection is None
+    # A job's detection comes from the detections repository, whatever the job carried.
+    assert found.detection is None
 
 
 @pytest.mark.parametrize("value", [*S, *P, *M, *T], ids=str)
@@ -457,6 +475,41 @@ async def test_detection_results_are_added_replaced_and_found_by_job(
         assert await uow.detections.get_many([]) == {}
     assert found == {first.id: pdf, second.id: png}
     assert_utc(database, found[first.id].detected_at)
+
+
+async def test_every_read_of_jobs_carries_each_ones_detection_result(
+    database: UnitOfWorkFactory,
+) -> None:
+    old = at(-3600)
+    seen, bare = make_job(created_at=at(0)), make_job(created_at=at(1))
+    running = make_job(status=S.RUNNING, worker_id="w", lease_expires_at=old, created_at=at(2))
+    done = make_job(status=S.COMPLETED, updated_at=old, created_at=at(3))
+    await store(database, seen, bare, running, done)
+    pdf = make_detection()
+    async with database() as uow:
+        for job in (seen, running, done):
+            await uow.detections.add(job.id, pdf)
+        # Within the transaction, a read sees the result it has just added.
+        assert_detection(await uow.jobs.get(seen.id, for_update=True), pdf)
+        await uow.commit()
+    async with database(read_only=True) as uow:
+        assert_detection(await uow.jobs.get(seen.id), pdf)
+        assert_detection(await uow.jobs.get(bare.id), None)
+        many = await uow.jobs.get_many([bare.id, seen.id])
+        found = await uow.jobs.find(JobQuery(sort=JobSort.OLDEST))
+    assert [job.detection for job in many] == [None, pdf]
+    assert [job.detection for job in found] == [pdf, None, pdf, pdf]
+    async with database() as uow:
+        claimed = await uow.jobs.lock_claimable(ClaimFilter(), at(10), 10)
+        expired = await uow.jobs.lock_expired(at(10), 10)
+        purgeable = await uow.jobs.lock_purgeable(frozenset({S.COMPLETED}), at(0), 10)
+    assert [(job.id, job.detection) for job in claimed] == [(seen.id, pdf), (bare.id, None)]
+    assert [job.detection for job in expired + purgeable] == [pdf, pdf]
+
+
+def assert_detection(job: Job | None, expected: DetectionResult | None) -> None:
+    assert job is not None
+    assert job.detection == expected
 
 
 # -- idempotency keys -----------------------------------------------------------------

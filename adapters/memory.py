@@ -122,7 +122,7 @@ class MemoryJobRepository(JobRepository):
         job = self._staged.jobs.get(job_id) or self._tables.jobs.get(job_id)
         return self._out(job) if job else None
 
-    async def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
+    async def get_many(self, job_ids: Sequence[UUID], *, for_update: bool = False) -> list[Job]:
         found = [await self.get(job_id) for job_id in job_ids]
         return [job for job in found if job is not None]
 

@@ -25,8 +25,9 @@ class JobRepository(Protocol):
     async def get(self, job_id: UUID, *, for_update: bool = False) -> Job | None:
         """The job with this id, locked until commit when `for_update`, or None."""
 
-    async def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
-        """The jobs with these ids that exist, in the order of `job_ids`."""
+    async def get_many(self, job_ids: Sequence[UUID], *, for_update: bool = False) -> list[Job]:
+        """The jobs with these ids that exist, in the order of `job_ids`; locked until
+        commit when `for_update`."""
 
     async def update(self, job: Job) -> None:
         """Write every field of an existing job."""

@@ -75,6 +75,7 @@ class JobContext:
 
 
 Processor = Callable[[Job, JobContext], Coroutine[Any, Any, dict[str, Any] | None]]
+Outcome = Job | Exception  # of one completion: the job completed, or what refused it
 
 
 def default_worker_id() -> str:
@@ -96,6 +97,10 @@ class Worker:
     heartbeat_seconds: float | None = None  # default: a third of the lease
     filter: ClaimFilter = field(default_factory=ClaimFilter)
     _running: dict[UUID, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _completions: list[tuple[UUID, dict[str, Any] | None, asyncio.Future[Outcome]]] = field(
+        default_factory=list, init=False
+    )
+    _flusher: asyncio.Task[None] | None = field(default=None, init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def stop(self) -> None:
@@ -123,6 +128,8 @@ class Worker:
             stopped.cancel()
             rescuer.cancel()
             await self._drain()
+            if self._flusher is not None:  # completions of jobs cancelled while in flight
+                await asyncio.gather(self._flusher, return_exceptions=True)
             log.info("worker.stopped", extra={"worker_id": self.worker_id})
 
     async def _claim(self, limit: int) -> list[Job]:
@@ -156,10 +163,44 @@ class Worker:
         except Exception as e:
             log.warning("worker.processor_error", exc_info=True, extra={"job_id": str(job.id)})
             return await self._report(job, f"{type(e).__name__}: {e}", retryable=True)
-        try:
-            await self._guard(self.engine.complete_job(job.id, self.worker_id, result=result))
-        except ValidationFailed as e:  # else the job would stay running until its lease ends
-            await self._report(job, f"the processor's result was refused: {e}", retryable=False)
+        outcome = await self._completion(job.id, result)
+        if isinstance(outcome, ValidationFailed):  # else the job would stay running
+            await self._report(
+                job, f"the processor's result was refused: {outcome}", retryable=False
+            )
+        elif isinstance(outcome, LeaseNotHeld):
+            log.warning("worker.lease_lost")  # a rescuer took the job back
+        elif isinstance(outcome, Exception):
+            raise outcome
+
+    def _completion(self, job_id: UUID, result: dict[str, Any] | None) -> asyncio.Future[Outcome]:
+        """Queue a job's completion; the flusher sends what is queued in one call, as
+        group commit does, while the call before it runs."""
+        done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._completions.append((job_id, result, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return done
+
+    async def _flush(self) -> None:
+        while self._completions:
+            batch, self._completions = self._completions, []
+            outcomes: list[Outcome]
+            try:
+                outcomes = list(
+                    await self.engine.complete_jobs(
+                        self.worker_id, [(job_id, result) for job_id, result, _ in batch]
+                    )
+                )
+            except Exception as e:  # the database is away: each job's task sees it
+                outcomes = [e] * len(batch)
+            except asyncio.CancelledError:
+                for *_, done in batch:
+                    done.cancel()
+                raise
+            for (*_, done), outcome in zip(batch, outcomes, strict=True):
+                if not done.done():  # its task may have been cancelled meanwhile
+                    done.set_result(outcome)
 
     async def _report(self, job: Job, error: str, *, retryable: bool) -> None:
         # The engine keeps at most 8192 bytes of UTF-8 (not characters); a cut mid-character

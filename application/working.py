@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from chute.application.base import EngineBase, check_fields
+from chute.application.errors import JobNotFound
 from chute.application.queries import ClaimFilter
-from chute.domain import RESCUER, Job, backoff
+from chute.domain import RESCUER, ChuteError, Job, backoff
 from chute.domain import validation as rules
 
 log = logging.getLogger("chute.engine")
@@ -99,6 +102,29 @@ class Working(EngineBase):
         log.info("job.completed", extra={"job_id": str(job_id), "worker_id": worker_id})
         return job
 
+    async def complete_jobs(
+        self, worker_id: str, completions: Sequence[tuple[UUID, dict[str, Any] | None]]
+    ) -> list[Job | ChuteError]:
+        """`complete_job` of many held jobs (job id, result) in one transaction: each
+        job's outcome, in order, is the job completed or the error that refused it alone
+        (`ValidationFailed`, `JobNotFound`, `LeaseNotHeld`, `InvalidTransition`)."""
+        check_fields(lambda: rules.check_worker_id(worker_id))
+        outcomes: dict[int, Job | ChuteError] = {}
+        async with self._uow() as uow:
+            found = {
+                j.id: j
+                for j in await uow.jobs.get_many([i for i, _ in completions], for_update=True)
+            }
+            now = self._clock.now()
+            for n, (job_id, result) in enumerate(completions):
+                outcomes[n] = _completed(found.get(job_id), job_id, worker_id, now, result)
+            done = [job for job in outcomes.values() if isinstance(job, Job)]
+            await self._save_many(uow, done, worker_id)
+            await uow.commit()
+        for job in done:
+            log.info("job.completed", extra={"job_id": str(job.id), "worker_id": worker_id})
+        return [outcomes[n] for n in range(len(completions))]
+
     async def fail_job(
         self, job_id: UUID, worker_id: str, error: str, *, retryable: bool = True
     ) -> Job:
@@ -158,3 +184,18 @@ class Working(EngineBase):
         for job in jobs:
             log.info("job.rescued", extra={"job_id": str(job.id), "status": job.status})
         return jobs
+
+
+def _completed(
+    job: Job | None, job_id: UUID, worker_id: str, now: datetime, result: dict[str, Any] | None
+) -> Job | ChuteError:
+    """One job of `complete_jobs`: completed, or the error that refuses it."""
+    try:
+        check_fields(lambda: result is None or rules.check_result(result))
+        if job is None:
+            raise JobNotFound(job_id)
+        job.check_holder(worker_id, now)
+        job.complete(now, result)
+    except ChuteError as e:
+        return e
+    return job

@@ -108,10 +108,14 @@ class SqlJobRepository(SqlRepository, JobRepository):
         row = result.mappings().first()
         return to_job_with_detection(row) if row else None
 
-    async def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
+    async def get_many(self, job_ids: Sequence[UUID], *, for_update: bool = False) -> list[Job]:
         rows: dict[UUID, RowMapping] = {}
         for chunk in _chunks(list(dict.fromkeys(job_ids))):
-            result = await self._db.read(_joined(select(jobs).where(jobs.c.id.in_(chunk))))
+            stmt = _joined(select(jobs).where(jobs.c.id.in_(chunk)))
+            if for_update and self._dialect == "postgresql":
+                # In one order, so that two lockers of overlapping sets cannot deadlock.
+                stmt = stmt.order_by(jobs.c.id).with_for_update(of=jobs)
+            result = await (self._db.write(stmt) if for_update else self._db.read(stmt))
             rows.update((row["id"], row) for row in result.mappings())
         return [to_job_with_detection(rows[job_id]) for job_id in job_ids if job_id in rows]
 

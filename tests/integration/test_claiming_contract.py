@@ -270,6 +270,40 @@ async def test_complete_records_the_result_and_ends_the_lease(
     assert stored.result == {"pages": 3, "text": "naïve"}
 
 
+async def test_complete_jobs_completes_each_held_job_and_refuses_each_other_alone(
+    engine: OrchestrationEngine, clock: ManualClock
+) -> None:
+    first, refused, others, second = [await new_job(engine, clock) for _ in range(4)]
+    await engine.claim_jobs("w1", limit=2)  # first, refused
+    await engine.claim_jobs("w2")  # others
+    await engine.claim_jobs("w1")  # second
+    clock.advance(3)
+    missing = UuidV7Generator().new_id()
+    outcomes = await engine.complete_jobs(
+        "w1",
+        [
+            (first.id, {"pages": 3}),
+            (refused.id, {"blob": "x" * (1 << 20)}),  # a result over the limit
+            (others.id, None),
+            (missing, None),
+            (second.id, None),
+            (second.id, None),  # twice: no longer held
+        ],
+    )
+    kinds = [type(outcome).__name__ for outcome in outcomes]
+    assert kinds == [
+        "Job", "ValidationFailed", "LeaseNotHeld", "JobNotFound", "Job", "LeaseNotHeld",
+    ]  # fmt: skip
+    for job, result in ((first, {"pages": 3}), (second, None)):
+        stored = await engine.get_job(job.id)
+        assert (stored.status, stored.result, stored.worker_id) == (S.COMPLETED, result, None)
+        assert stored.finished_at == clock.now()
+        assert (await history(engine, job.id))[-1] == (S.RUNNING, S.COMPLETED, "w1", None)
+    assert (await engine.get_job(refused.id)).worker_id == "w1"
+    assert (await engine.get_job(others.id)).worker_id == "w2"
+    assert await engine.complete_jobs("w1", []) == []
+
+
 async def test_fail_waits_an_exponential_backoff_up_to_its_cap(
     engine: OrchestrationEngine, clock: ManualClock
 ) -> None:

@@ -101,6 +101,64 @@ async def test_worker_runs_slots_concurrently(engine: OrchestrationEngine) -> No
     await run_until(worker(engine, process, slots=3), all_done)
 
 
+async def test_jobs_that_finish_together_are_completed_in_one_call(
+    engine: OrchestrationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await submit(engine, 12)
+    batches: list[int] = []
+    complete_jobs = engine.complete_jobs
+
+    async def spy(worker_id: str, completions: Any) -> Any:
+        batches.append(len(completions))
+        return await complete_jobs(worker_id, completions)
+
+    async def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a worker completes its jobs in batches")
+
+    monkeypatch.setattr(engine, "complete_jobs", spy)
+    monkeypatch.setattr(engine, "complete_job", one_at_a_time)
+
+    async def noop(job: Job, context: JobContext) -> None:
+        return None
+
+    async def all_done() -> bool:
+        return await statuses(engine) == [JobStatus.COMPLETED] * 12
+
+    await run_until(worker(engine, noop, slots=4), all_done)
+    assert sum(batches) == 12
+    assert max(batches) == 4  # the slots freed together were claimed together again
+
+
+async def test_a_lost_lease_in_a_batch_leaves_the_others_completed(
+    engine: OrchestrationEngine,
+) -> None:
+    jobs = await submit(engine, 3)
+    lost = jobs[1].id
+    batches: list[int] = []
+    complete_jobs = engine.complete_jobs
+
+    async def spy(worker_id: str, completions: Any) -> Any:
+        batches.append(len(completions))
+        return await complete_jobs(worker_id, completions)
+
+    engine.complete_jobs = spy  # type: ignore[method-assign]
+    together = asyncio.Barrier(3)
+
+    async def process(job: Job, context: JobContext) -> None:
+        if job.id == lost:  # another worker's now: the rescuer took it back meanwhile
+            await engine.release_job(job.id, "w1")
+            await engine.claim_jobs("w2")
+        await together.wait()  # all three end at once
+
+    async def settled() -> bool:
+        done, held = JobStatus.COMPLETED, JobStatus.RUNNING
+        return await statuses(engine) == [done, held, done]
+
+    await run_until(worker(engine, process, slots=3), settled)
+    assert (await engine.get_job(lost)).worker_id == "w2"
+    assert batches == [3]
+
+
 @pytest.mark.parametrize(
     ("error", "expected", "run_after"),
     [

@@ -7,7 +7,7 @@ them over one set of ports (see `EngineBase` for its constructor):
 - `uploading`: upload, submit_upload; store_content, redetect_content for workers
 - `managing`: get_job, list_jobs, list_job_events, open_content, cancel_job, retry_job,
   update_job_status, check_ready
-- `working`: claim_jobs, heartbeat, complete_job, fail_job, release_job,
+- `working`: claim_jobs, heartbeat, complete_job, complete_jobs, fail_job, release_job,
   rescue_expired_leases
 - `purging`: purge_jobs, sweep_orphans (retention, for operators and schedules)
 """

@@ -3,7 +3,9 @@
 FastAPI reads a JSON body whole before validating it. Routes of `BodyLimitedRoute`
 declare their limit as the OpenAPI extension `x-max-body-bytes`, so that clients
 see it too. (FastAPI's own `max_body_size` answers with a plain-text 413 that no
-exception handler can turn into a problem.)
+exception handler can turn into a problem.) Their body must be declared as JSON: both
+checks run before a byte of the body is read, in the route itself rather than as a
+FastAPI dependency (each of which costs a request a few percent of its CPU).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body may hold at most {limit} bytes.")
 
 
-async def require_json(request: Request) -> None:
+def require_json(request: Request) -> None:
     """415 unless the body is declared as JSON (FastAPI would read it as bytes and fail
-    with a confusing "valid dictionary" error). A route dependency."""
+    with a confusing "valid dictionary" error)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType("The body must be sent as application/json.")
@@ -39,7 +41,8 @@ def _declared_length(request: Request) -> int | None:
 
 
 class BodyLimitedRoute(APIRoute):
-    """A route that refuses a body over its `x-max-body-bytes` before parsing it."""
+    """A route that refuses a body over its `x-max-body-bytes`, or not declared as JSON,
+    before reading it."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -51,6 +54,7 @@ class BodyLimitedRoute(APIRoute):
             declared = _declared_length(request)
             if declared is not None and declared > limit:
                 raise too_large(limit)
+            require_json(request)
             received = 0
 
             async def receive() -> Message:

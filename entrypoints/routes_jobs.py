@@ -8,7 +8,7 @@ from uuid import UUID
 
 from chute.application import OrchestrationEngine
 from chute.domain import JobStatus
-from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute, require_json
+from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute
 from chute.entrypoints.container import request_engine
 from chute.entrypoints.openapi import problem_responses, success_response
 from chute.entrypoints.problems import errors_located_at
@@ -53,7 +53,6 @@ IdempotencyKey = Annotated[
         200: success_response(JobResponse, "Replayed"),
         **problem_responses(409, 413, 415, 422),
     },
-    dependencies=[Depends(require_json)],
     openapi_extra={LIMIT_KEY: MAX_JOB_BODY},
 )
 async def create_job(
@@ -77,7 +76,6 @@ async def create_job(
         200: success_response(BatchCreateResponse, "Replayed"),
         **problem_responses(409, 413, 415, 422),
     },
-    dependencies=[Depends(require_json)],
     openapi_extra={LIMIT_KEY: MAX_BATCH_BODY},
 )
 async def create_jobs(

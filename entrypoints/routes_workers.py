@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from chute.application import OrchestrationEngine
-from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute, require_json
+from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute
 from chute.entrypoints.container import request_engine
 from chute.entrypoints.downloads import download_headers, opened
 from chute.entrypoints.openapi import problem_responses
@@ -43,7 +43,6 @@ _WORDING = {
     "worker holds it, it is not running or cancelling, or its lease has ended",
     422: "Invalid input (`validation-error`)",
 }
-_JSON_BODY: dict[str, Any] = {"dependencies": [Depends(require_json)]}
 
 
 def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str, Any]:
@@ -53,7 +52,6 @@ def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str
         "response_model": JobResponse,
         "responses": problem_responses(404, 409, 413, 415, 422, descriptions=_WORDING),
         "openapi_extra": {LIMIT_KEY: body_limit},
-        **_JSON_BODY,
     }
 
 
@@ -63,7 +61,6 @@ def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str
     response_model=ClaimResponse,
     responses=problem_responses(413, 415, 422, descriptions=_WORDING),
     openapi_extra={LIMIT_KEY: MAX_REPORT_BODY},
-    **_JSON_BODY,
 )
 async def claim_jobs(body: ClaimRequest, engine: Engine) -> ClaimResponse:
     """Take up to `limit` due pending jobs, highest priority then oldest first, each now

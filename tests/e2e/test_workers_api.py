@@ -524,8 +524,11 @@ async def test_a_result_with_nan_is_refused(client: httpx.AsyncClient) -> None:
     assert error_locs(response) == [["body", "result"]]
 
 
-async def test_a_worker_body_that_is_not_json_is_415(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/jobs/claim", data={"worker_id": "w1"})
+@pytest.mark.parametrize(
+    "path", ["claim", f"{uuid4()}/heartbeat", f"{uuid4()}/complete", f"{uuid4()}/fail"]
+)
+async def test_a_worker_body_that_is_not_json_is_415(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.post(f"/api/v1/jobs/{path}", data={"worker_id": "w1"})
 
     assert_problem(response, 415, "unsupported-media-type")
 

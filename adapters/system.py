@@ -29,29 +29,54 @@ class ManualClock(Clock):
         self._now += timedelta(seconds=seconds)
 
 
+_forks = 0  # times this process's line was forked: a child must not reuse the random
+
+
+def _forked() -> None:  # bytes its parent drew (it would make the parent's next ids)
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class UuidV7Generator(IdGenerator):
     """UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits.
 
     Within one millisecond a 12-bit counter in `rand_a` keeps ids of this process
-    strictly increasing, so that ids sort by creation time.
+    strictly increasing, so that ids sort by creation time. The random bits come from
+    the system's CSPRNG, drawn 4 KiB at a time: a draw per id (a system call) was a
+    few percent of the CPU of creating a job.
     """
+
+    RANDOM_BYTES = 4096
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_ms = 0
         self._counter = 0
+        self._random = b""
+        self._used = 0
+        self._drawn_in = _forks
 
     def new_id(self) -> UUID:
         with self._lock:
             ms = time.time_ns() // 1_000_000
             if ms > self._last_ms:
-                self._last_ms, self._counter = ms, int.from_bytes(os.urandom(2)) & 0x3FF
+                self._last_ms, self._counter = ms, self._take(2) & 0x3FF
             else:  # same millisecond, or the clock stepped back: keep counting
                 self._counter += 1
                 if self._counter > 0xFFF:
                     self._last_ms, self._counter = self._last_ms + 1, 0
                 ms = self._last_ms
             counter = self._counter
-        rand_b = int.from_bytes(os.urandom(8)) & ((1 << 62) - 1)
+            rand_b = self._take(8) & ((1 << 62) - 1)
         value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand_b
         return UUID(int=value)
+
+    def _take(self, count: int) -> int:
+        """`count` random bytes as a number; under the lock."""
+        if self._used + count > len(self._random) or self._drawn_in != _forks:
+            self._random, self._used, self._drawn_in = os.urandom(self.RANDOM_BYTES), 0, _forks
+        start, self._used = self._used, self._used + count
+        return int.from_bytes(self._random[start : self._used])

@@ -98,7 +98,14 @@ async def create_jobs(
     responses=problem_responses(422),
 )
 async def list_jobs(query: Annotated[JobListQuery, Query()], engine: Engine) -> JobListResponse:
-    """One page of jobs, by page number or by the cursor of the page before."""
+    """One page of jobs, by page number or by the cursor of the page before.
+
+    `total` counts the matching jobs up to a cap (CHUTE_COUNT_CAP, 10,000 by default),
+    so that a count never passes over a million rows: when more match, `total` is the
+    cap, `total_exact` is false and `pages` follows the cap. Walk large lists by
+    `next_cursor` (each page costs the same however deep), with `count=false` when
+    `total` is not needed; a deep `page` makes the database skip every row before it.
+    """
     with errors_located_at("query"):
         page = await engine.list_jobs(
             filter=query.to_filter(),
@@ -112,6 +119,7 @@ async def list_jobs(query: Annotated[JobListQuery, Query()], engine: Engine) -> 
     return JobListResponse(
         items=[JobResponse.of(job) for job in page.items],
         total=total,
+        total_exact=page.total_exact,
         page=None if query.cursor is not None else query.page,
         limit=query.limit,
         pages=None if total is None else math.ceil(total / query.limit),

@@ -49,6 +49,7 @@ from sqlalchemy import (
     delete,
     exc,
     func,
+    literal_column,
     select,
     update,
 )
@@ -129,8 +130,13 @@ class SqlJobRepository(SqlRepository, JobRepository):
             stmt = stmt.offset(query.offset)
         return [to_job(row) for row in (await self._db.read(stmt)).mappings()]
 
-    async def count(self, filt: JobFilter) -> int:
-        stmt = filtered(select(func.count()).select_from(jobs), filt, self._dialect)
+    async def count(self, filt: JobFilter, *, at_most: int | None = None) -> int:
+        # Over a LIMITed subquery: the database stops after `at_most` matching rows
+        # instead of passing over every one of them.
+        matching = filtered(select(literal_column("1")).select_from(jobs), filt, self._dialect)
+        if at_most is not None:
+            matching = matching.limit(at_most)
+        stmt = select(func.count()).select_from(matching.subquery())
         return int((await self._db.read(stmt)).scalar_one())
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:

@@ -36,9 +36,9 @@ async def find(database: UnitOfWorkFactory, **query: Any) -> list[Job]:
         return await uow.jobs.find(JobQuery(**query))
 
 
-async def count(database: UnitOfWorkFactory, filt: JobFilter) -> int:
+async def count(database: UnitOfWorkFactory, filt: JobFilter, at_most: int | None = None) -> int:
     async with database(read_only=True) as uow:
-        return await uow.jobs.count(filt)
+        return await uow.jobs.count(filt, at_most=at_most)
 
 
 def as_dict(job: Job) -> dict[str, Any]:
@@ -295,6 +295,18 @@ async def test_filters_select_exactly_the_matching_jobs(
     newest_first = [catalogue[name].id for name in reversed(expected)]
     assert ids(await find(database, filter=filt, limit=100)) == newest_first
     assert await count(database, filt) == len(expected)
+
+
+@pytest.mark.parametrize(("filt", "expected"), FILTER_CASES)
+async def test_count_stops_at_its_bound(
+    database: UnitOfWorkFactory, catalogue: dict[str, Job], filt: JobFilter, expected: str
+) -> None:
+    matching = len(expected)
+    assert await count(database, filt, at_most=matching + 1) == matching
+    assert await count(database, filt, at_most=matching) == matching
+    assert await count(database, filt, at_most=1) == min(1, matching)
+    if matching > 1:
+        assert await count(database, filt, at_most=matching - 1) == matching - 1
 
 
 # -- sorts and pages ------------------------------------------------------------------

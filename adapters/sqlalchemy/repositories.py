@@ -6,6 +6,7 @@ contract suite (tests/integration) holds both to it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,7 +45,6 @@ from chute.domain import DetectionResult, Job, JobEvent, JobStatus
 from sqlalchemy import (
     CursorResult,
     Executable,
-    RowMapping,
     Select,
     delete,
     exc,
@@ -108,11 +108,11 @@ class SqlJobRepository(SqlRepository, JobRepository):
         return to_job(row) if row else None
 
     async def get_many(self, job_ids: Sequence[UUID]) -> list[Job]:
-        rows: dict[UUID, RowMapping] = {}
+        found: dict[UUID, Job] = {}
         for chunk in _chunks(list(dict.fromkeys(job_ids))):
             result = await self._db.read(select(jobs).where(jobs.c.id.in_(chunk)))
-            rows.update((row["id"], row) for row in result.mappings())
-        return [to_job(rows[job_id]) for job_id in job_ids if job_id in rows]
+            found.update((row["id"], to_job(row)) for row in result.mappings())
+        return _in_order(found, job_ids)
 
     async def update(self, job: Job) -> None:
         row = job_row(job)
@@ -216,6 +216,18 @@ class SqlDetectionResultRepository(SqlRepository, DetectionResultRepository):
 
 def _existing_id(e: exc.IntegrityError) -> Exception:
     return ValueError(f"jobs not added (does an id exist already?): {e.orig}")
+
+
+def _in_order(found: dict[UUID, Job], job_ids: Sequence[UUID]) -> list[Job]:
+    """The jobs found, in the order asked; a repeated id gets a copy, so that no two jobs
+    share their JSON containers."""
+    ordered: list[Job] = []
+    seen: set[UUID] = set()
+    for job_id in job_ids:
+        if job_id in found:
+            ordered.append(copy.deepcopy(found[job_id]) if job_id in seen else found[job_id])
+            seen.add(job_id)
+    return ordered
 
 
 def _chunks(ids: list[UUID]) -> Iterator[list[UUID]]:

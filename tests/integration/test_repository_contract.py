@@ -73,6 +73,19 @@ async def test_added_jobs_are_found_by_id_in_the_order_asked(database: UnitOfWor
         assert_same(await uow.jobs.get(jobs[2].id), jobs[2])
 
 
+async def test_jobs_read_never_share_their_json_containers(database: UnitOfWorkFactory) -> None:
+    job = make_job(metadata={"tags": ["a"]}, result={"pages": [1]})
+    await store(database, job)
+    async with database(read_only=True) as uow:
+        first, again = await uow.jobs.get_many([job.id, job.id])
+        found = await uow.jobs.find(JobQuery())
+    first.metadata["tags"].append("b")
+    assert first.result is not None
+    first.result["pages"].append(2)
+    assert (again.metadata, again.result) == ({"tags": ["a"]}, {"pages": [1]})
+    assert (found[0].metadata, found[0].result) == ({"tags": ["a"]}, {"pages": [1]})
+
+
 async def test_get_of_a_missing_id_is_none(database: UnitOfWorkFactory) -> None:
     assert await get(database, uuid4()) is None
     async with database() as uow:

@@ -223,8 +223,7 @@ class UploadResponse(JobsResponse):
 
 
 class JobListResponse(BaseModel):
-    """One page of jobs. `total`/`total_exact`/`pages` are null with `count=false`;
-    `page` with a cursor."""
+    """One page of jobs; `total`, `total_exact`, `pages` null with `count=false`."""
 
     items: list[JobResponse]
     total: int | None = Field(
@@ -233,7 +232,7 @@ class JobListResponse(BaseModel):
     total_exact: bool | None = Field(
         description="false when more jobs match than the cap: `total` is then the cap"
     )
-    page: int | None
+    page: int | None = Field(description="null with a cursor")
     limit: int
     pages: int | None = Field(description="follows `total`: ceil(total / limit)")
     next_cursor: str | None

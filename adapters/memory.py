@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -148,8 +149,9 @@ class MemoryJobRepository(JobRepository):
             matching = matching[query.offset :]
         return [self._out(job) for job in matching[: query.limit]]
 
-    async def count(self, filt: JobFilter) -> int:
-        return sum(1 for job in self._all() if matches(job, filt))
+    async def count(self, filt: JobFilter, *, at_most: int | None = None) -> int:
+        matching = (job for job in self._all() if matches(job, filt))
+        return sum(1 for _ in itertools.islice(matching, at_most))
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
         # Write units of work hold the one lock, so no other one can claim meanwhile.

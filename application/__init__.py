@@ -1,6 +1,6 @@
 """chute's application layer: the use cases (`OrchestrationEngine`) and the ports they need."""
 
-from chute.application.base import RetryPolicy
+from chute.application.base import DEFAULT_COUNT_CAP, RetryPolicy
 from chute.application.commands import NewJob, UploadFile, UploadLimits, UploadOptions
 from chute.application.creating import Submission
 from chute.application.engine import OrchestrationEngine
@@ -40,6 +40,7 @@ from chute.application.queries import ClaimFilter, JobFilter, JobPage, JobQuery,
 from chute.application.upload import UploadBatch, safe_filename
 
 __all__ = [
+    "DEFAULT_COUNT_CAP",
     "Cancellation",
     "ClaimFilter",
     "Clock",

@@ -19,6 +19,11 @@ from chute.application.ports import (
 )
 from chute.domain import Job, JobEvent, Mode
 
+# The most jobs a list counts for its `total` (as Elasticsearch's track_total_hits):
+# past it a count would pass over every match, which at a million jobs costs more
+# than the page itself.
+DEFAULT_COUNT_CAP = 10_000
+
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
@@ -42,12 +47,16 @@ class EngineBase:
         limits: UploadLimits | None = None,
         retry: RetryPolicy | None = None,
         jitter: Callable[[], float] | None = None,
+        count_cap: int = DEFAULT_COUNT_CAP,
     ) -> None:
+        if count_cap < 1:
+            raise ValueError(f"count_cap must be 1 or more, not {count_cap}")
         self._uow, self._files, self._detectors = uow, files, detectors
         self._clock, self._ids = clock, ids
         self.limits = limits or UploadLimits()
         self.retry = retry or RetryPolicy()
         self._jitter = jitter or (lambda: random.uniform(0.5, 1.0))
+        self.count_cap = count_cap
 
     @staticmethod
     async def _get_for_update(uow: UnitOfWork, job_id: UUID) -> Job:

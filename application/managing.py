@@ -54,7 +54,11 @@ class Managing(EngineBase):
         cursor: str | None = None,
         count: bool = True,
     ) -> JobPage:
-        """One page of jobs, by page number or by a cursor from the page before."""
+        """One page of jobs, by page number or by a cursor from the page before.
+
+        With `count`, `total` is how many jobs match, counted up to `count_cap`: when
+        more match, `total` is the cap and `total_exact` False.
+        """
         filt = filter or JobFilter()
         _check_page(limit, page)
         after = decode_cursor(cursor, sort, filt) if cursor is not None else None
@@ -62,11 +66,15 @@ class Managing(EngineBase):
         query = JobQuery(filter=filt, sort=sort, limit=limit + 1, offset=offset, after=after)
         async with self._uow(read_only=True) as uow:
             rows = await uow.jobs.find(query)
-            total = await uow.jobs.count(filt) if count else None
+            # One more than the cap: finding it tells that the cap was passed.
+            counted = await uow.jobs.count(filt, at_most=self.count_cap + 1) if count else None
             items = rows[:limit]
         more = len(rows) > limit
         next_cursor = encode_cursor(Keyset.of(items[-1], sort), sort, filt) if more else None
-        return JobPage(items, total, next_cursor)
+        if counted is None:
+            return JobPage(items, None, next_cursor)
+        exact = counted <= self.count_cap
+        return JobPage(items, min(counted, self.count_cap), next_cursor, total_exact=exact)
 
     async def list_job_events(self, job_id: UUID) -> list[JobEvent]:
         """Every status change of a job, oldest first."""

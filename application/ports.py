@@ -39,8 +39,8 @@ class JobRepository(Protocol):
     async def find(self, query: JobQuery) -> list[Job]:
         """At most `query.limit` jobs matching the query, in its order."""
 
-    async def count(self, filt: JobFilter) -> int:
-        """How many jobs match `filt`."""
+    async def count(self, filt: JobFilter, *, at_most: int | None = None) -> int:
+        """How many jobs match `filt`; counting stops at `at_most` when it is given."""
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
         """Up to `limit` pending jobs due by `now`, highest priority then oldest first,

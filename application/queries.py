@@ -96,9 +96,14 @@ class JobQuery:
 
 @dataclass(frozen=True, slots=True)
 class JobPage:
+    """A page of jobs. `total` counts the matching jobs up to the engine's count cap:
+    `total_exact` is False when more match (`total` is then the cap); both are None
+    when no count was asked for."""
+
     items: list[Job]
     total: int | None
     next_cursor: str | None
+    total_exact: bool | None = None
 
 
 def encode_cursor(keyset: Keyset, sort: JobSort, filt: JobFilter) -> str:

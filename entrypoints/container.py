@@ -86,6 +86,7 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         limits=limits,
         retry=retry,
+        count_cap=config.count_cap,
     )
 
 

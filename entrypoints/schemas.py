@@ -223,13 +223,18 @@ class UploadResponse(JobsResponse):
 
 
 class JobListResponse(BaseModel):
-    """One page of jobs. `total`/`pages` are null with `count=false`; `page` with a cursor."""
+    """One page of jobs; `total`, `total_exact`, `pages` null with `count=false`."""
 
     items: list[JobResponse]
-    total: int | None
-    page: int | None
+    total: int | None = Field(
+        description="the matching jobs, counted up to CHUTE_COUNT_CAP (10,000 by default)"
+    )
+    total_exact: bool | None = Field(
+        description="false when more jobs match than the cap: `total` is then the cap"
+    )
+    page: int | None = Field(description="null with a cursor")
     limit: int
-    pages: int | None
+    pages: int | None = Field(description="follows `total`: ceil(total / limit)")
     next_cursor: str | None
 
 

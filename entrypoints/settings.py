@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
+from chute.application import DEFAULT_COUNT_CAP
 from chute.domain.validation import check_mime_pattern
 from chute.entrypoints.keys import entry_digest, split_entries
 from pydantic import Field, SecretStr, field_validator
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
     max_header_bytes: Annotated[int, Field(ge=1 * KIB, le=1024 * KIB)] = 16 * KIB
     keep_alive_seconds: Annotated[int, Field(ge=1)] = 5
     limit_concurrency: Annotated[int | None, Field(ge=1)] = None
+    count_cap: Annotated[int, Field(ge=1)] = DEFAULT_COUNT_CAP
 
     @field_validator("allowed_types", mode="before")
     @classmethod

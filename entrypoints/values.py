@@ -12,11 +12,15 @@ from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StrictInt
 
 def rfc3339(value: datetime) -> str:
     """`2026-11-29T19:11:35.123456Z`: UTC, always with microseconds."""
-    if value.tzinfo is None:  # stored times are UTC; a naive one is taken as such
-        value = value.replace(tzinfo=UTC)
-    # isoformat, not strftime: the same text three times faster (it counts when a batch
-    # answers 2,000 of them), and a four-digit year even before 1000, as RFC 3339 asks.
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if value.tzinfo is not UTC:  # stored times are UTC; a naive one is taken as such
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    # isoformat, not strftime: the same text three times faster, and a four-digit year
+    # even before 1000, as RFC 3339 asks. Without arguments (timespec=, or a replace()
+    # to drop the offset), which cost more than the formatting itself: it counts when
+    # a page or a batch answers hundreds of times. It ends in "+00:00", and leaves out
+    # a zero fraction.
+    text = value.isoformat()
+    return text[:-6] + ("Z" if value.microsecond else ".000000Z")
 
 
 UtcTime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when_used="json")]

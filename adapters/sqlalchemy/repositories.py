@@ -6,6 +6,7 @@ contract suite (tests/integration) holds both to it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -45,12 +46,12 @@ from chute.domain import DetectionResult, Job, JobEvent, JobStatus
 from sqlalchemy import (
     CursorResult,
     Executable,
-    RowMapping,
     Select,
     bindparam,
     delete,
     exc,
     func,
+    literal_column,
     select,
     update,
 )
@@ -109,15 +110,15 @@ class SqlJobRepository(SqlRepository, JobRepository):
         return to_job_with_detection(row) if row else None
 
     async def get_many(self, job_ids: Sequence[UUID], *, for_update: bool = False) -> list[Job]:
-        rows: dict[UUID, RowMapping] = {}
+        found: dict[UUID, Job] = {}
         for chunk in _chunks(list(dict.fromkeys(job_ids))):
             stmt = _joined(select(jobs).where(jobs.c.id.in_(chunk)))
             if for_update and self._dialect == "postgresql":
                 # In one order, so that two lockers of overlapping sets cannot deadlock.
                 stmt = stmt.order_by(jobs.c.id).with_for_update(of=jobs)
             result = await (self._db.write(stmt) if for_update else self._db.read(stmt))
-            rows.update((row["id"], row) for row in result.mappings())
-        return [to_job_with_detection(rows[job_id]) for job_id in job_ids if job_id in rows]
+            found.update((row["id"], to_job_with_detection(row)) for row in result.mappings())
+        return _in_order(found, job_ids)
 
     async def update(self, job: Job) -> None:
         row = job_row(job)
@@ -144,8 +145,13 @@ class SqlJobRepository(SqlRepository, JobRepository):
         rows = (await self._db.read(_page_joined(stmt, query.sort))).mappings()
         return [to_job_with_detection(row) for row in rows]
 
-    async def count(self, filt: JobFilter) -> int:
-        stmt = filtered(select(func.count()).select_from(jobs), filt, self._dialect)
+    async def count(self, filt: JobFilter, *, at_most: int | None = None) -> int:
+        # Over a LIMITed subquery: the database stops after `at_most` matching rows
+        # instead of passing over every one of them.
+        matching = filtered(select(literal_column("1")).select_from(jobs), filt, self._dialect)
+        if at_most is not None:
+            matching = matching.limit(at_most)
+        stmt = select(func.count()).select_from(matching.subquery())
         return int((await self._db.read(stmt)).scalar_one())
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
@@ -266,6 +272,18 @@ def _update_row(job: Job) -> dict[str, Any]:
 
 def _existing_id(e: exc.IntegrityError) -> Exception:
     return ValueError(f"jobs not added (does an id exist already?): {e.orig}")
+
+
+def _in_order(found: dict[UUID, Job], job_ids: Sequence[UUID]) -> list[Job]:
+    """The jobs found, in the order asked; a repeated id gets a copy, so that no two jobs
+    share their JSON containers."""
+    ordered: list[Job] = []
+    seen: set[UUID] = set()
+    for job_id in job_ids:
+        if job_id in found:
+            ordered.append(copy.deepcopy(found[job_id]) if job_id in seen else found[job_id])
+            seen.add(job_id)
+    return ordered
 
 
 def _chunks(ids: list[UUID]) -> Iterator[list[UUID]]:

@@ -8,6 +8,7 @@ retention: the purge of old finished jobs, and the storage folder of a content k
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,12 +77,24 @@ class UtcDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any]:
+        # One plain function per value instead of the impl's parser followed by
+        # `process_result_value`: a list page reads hundreds of times.
+        return _from_sqlite_text if dialect.name == "sqlite" else _as_utc
+
+
+def _from_sqlite_text(value: str | None) -> datetime | None:
+    # The text SQLITE_DATETIME_FORMAT wrote, read as the UTC it is: fromisoformat with
+    # an offset is several times faster than a regex parse and then replace(tzinfo=).
+    return None if value is None else datetime.fromisoformat(value + "+00:00")
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is UTC:  # asyncpg gives timestamptz in UTC already
+        return value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def json_type() -> TypeEngine[Any]:

@@ -8,10 +8,12 @@ from uuid import UUID
 
 import httpx
 import pytest
+from chute.adapters.memory import MemoryDatabase
 from chute.adapters.system import ManualClock
-from chute.application import OrchestrationEngine
+from chute.application import DEFAULT_COUNT_CAP, OrchestrationEngine
 from chute.domain import JobStatus
-from chute.entrypoints.container import Container
+from chute.entrypoints.container import Container, build_container
+from chute.entrypoints.settings import Settings
 from dependency_injector import providers
 
 from tests.e2e.helpers import create_job, error_locs
@@ -66,7 +68,7 @@ async def test_list_shows_newest_first_by_default(
 
     assert ids(page["items"]) == ids(jobs)[::-1]
     assert {k: v for k, v in page.items() if k != "items"} == {
-        "total": 3, "page": 1, "limit": 50, "pages": 1, "next_cursor": None,
+        "total": 3, "total_exact": True, "page": 1, "limit": 50, "pages": 1, "next_cursor": None,
     }  # fmt: skip
 
 
@@ -111,7 +113,34 @@ async def test_list_without_count_answers_null_total_and_pages(
     page = await listing(client, count="false", limit=2)
 
     assert (page["total"], page["pages"], len(page["items"])) == (None, None, 2)
+    assert page["total_exact"] is None
     assert page["next_cursor"] is not None
+
+
+async def test_list_total_stops_at_the_count_cap(
+    container: Container, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    container.config.count_cap.from_value(3)  # before the engine is first built
+    await seed(client, clock, *({"priority": "high"} for _ in range(4)), {}, {}, {})
+
+    capped = await listing(client, limit=2)
+    high = await listing(client, limit=2, priority="high")
+    exact = await listing(client, limit=2, priority="normal")
+
+    assert (capped["total"], capped["total_exact"], capped["pages"]) == (3, False, 2)
+    assert (high["total"], high["total_exact"], high["pages"]) == (3, False, 2)
+    assert (exact["total"], exact["total_exact"], exact["pages"]) == (3, True, 2)
+    # The cap bounds the count only: every job is still listed, page by page.
+    assert len((await listing(client, limit=2, page=4))["items"]) == 1
+
+
+def test_count_cap_is_the_chute_count_cap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHUTE_COUNT_CAP", "25")
+    container = build_container(Settings())
+    container.database.override(providers.Object(MemoryDatabase()))
+
+    assert Settings.model_fields["count_cap"].default == DEFAULT_COUNT_CAP == 10_000
+    assert container.engine().count_cap == 25
 
 
 # -- cursors ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from chute.adapters.memory_files import MemoryFileStore
@@ -27,13 +28,14 @@ from tests.pg import free_port
 S = JobStatus
 
 
-def make_engine(database: UnitOfWorkFactory) -> OrchestrationEngine:
+def make_engine(database: UnitOfWorkFactory, **options: Any) -> OrchestrationEngine:
     return OrchestrationEngine(
         uow=database,
         files=MemoryFileStore(),
         detectors={},
         clock=SystemClock(),
         ids=UuidV7Generator(),
+        **options,
     )
 
 
@@ -136,6 +138,25 @@ async def test_list_jobs_walks_every_job_by_cursor(engine: OrchestrationEngine) 
     assert [job.id for job in seen] == [job.id for job in reversed(made)]
     pending = JobFilter(statuses=frozenset({S.PENDING}))
     assert (await engine.list_jobs(filter=pending, limit=1)).total == 9
+
+
+async def test_list_total_is_capped_and_says_so(database: UnitOfWorkFactory) -> None:
+    engine = make_engine(database, count_cap=4)
+    await engine.create_jobs([make_new_job(priority=Priority.HIGH) for _ in range(6)])
+    await engine.create_jobs([make_new_job() for _ in range(3)])
+
+    capped = await engine.list_jobs(limit=2)
+    high = await engine.list_jobs(filter=JobFilter(priorities=frozenset({Priority.HIGH})))
+    normal = await engine.list_jobs(filter=JobFilter(priorities=frozenset({Priority.NORMAL})))
+    uncounted = await engine.list_jobs(count=False)
+
+    assert (capped.total, capped.total_exact, len(capped.items)) == (4, False, 2)
+    assert (high.total, high.total_exact, len(high.items)) == (4, False, 6)
+    assert (normal.total, normal.total_exact, len(normal.items)) == (3, True, 3)
+    assert (uncounted.total, uncounted.total_exact, len(uncounted.items)) == (None, None, 9)
+    four = await engine.create_jobs([make_new_job(mode=Mode.FAST) for _ in range(4)])
+    fast = await engine.list_jobs(filter=JobFilter(modes=frozenset({Mode.FAST})))
+    assert (fast.total, fast.total_exact, len(four.jobs)) == (4, True, 4)  # at the cap: exact
 
 
 async def test_many_concurrent_creates_all_succeed(engine: OrchestrationEngine) -> None:

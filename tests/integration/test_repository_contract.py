@@ -36,9 +36,9 @@ async def find(database: UnitOfWorkFactory, **query: Any) -> list[Job]:
         return await uow.jobs.find(JobQuery(**query))
 
 
-async def count(database: UnitOfWorkFactory, filt: JobFilter) -> int:
+async def count(database: UnitOfWorkFactory, filt: JobFilter, at_most: int | None = None) -> int:
     async with database(read_only=True) as uow:
-        return await uow.jobs.count(filt)
+        return await uow.jobs.count(filt, at_most=at_most)
 
 
 def as_dict(job: Job) -> dict[str, Any]:
@@ -71,6 +71,19 @@ async def test_added_jobs_are_found_by_id_in_the_order_asked(database: UnitOfWor
         assert ids(await uow.jobs.get_many(asked)) == [asked[0], asked[2], asked[3], asked[4]]
         assert await uow.jobs.get_many([]) == []
         assert_same(await uow.jobs.get(jobs[2].id), jobs[2])
+
+
+async def test_jobs_read_never_share_their_json_containers(database: UnitOfWorkFactory) -> None:
+    job = make_job(metadata={"tags": ["a"]}, result={"pages": [1]})
+    await store(database, job)
+    async with database(read_only=True) as uow:
+        first, again = await uow.jobs.get_many([job.id, job.id])
+        found = await uow.jobs.find(JobQuery())
+    first.metadata["tags"].append("b")
+    assert first.result is not None
+    first.result["pages"].append(2)
+    assert (again.metadata, again.result) == ({"tags": ["a"]}, {"pages": [1]})
+    assert (found[0].metadata, found[0].result) == ({"tags": ["a"]}, {"pages": [1]})
 
 
 async def test_get_of_a_missing_id_is_none(database: UnitOfWorkFactory) -> None:
@@ -313,6 +326,18 @@ async def test_filters_select_exactly_the_matching_jobs(
     newest_first = [catalogue[name].id for name in reversed(expected)]
     assert ids(await find(database, filter=filt, limit=100)) == newest_first
     assert await count(database, filt) == len(expected)
+
+
+@pytest.mark.parametrize(("filt", "expected"), FILTER_CASES)
+async def test_count_stops_at_its_bound(
+    database: UnitOfWorkFactory, catalogue: dict[str, Job], filt: JobFilter, expected: str
+) -> None:
+    matching = len(expected)
+    assert await count(database, filt, at_most=matching + 1) == matching
+    assert await count(database, filt, at_most=matching) == matching
+    assert await count(database, filt, at_most=1) == min(1, matching)
+    if matching > 1:
+        assert await count(database, filt, at_most=matching - 1) == matching - 1
 
 
 # -- sorts and pages ------------------------------------------------------------------

@@ -207,6 +207,14 @@ async def test_list_jobs_refuses_a_cursor_of_another_list(engine: OrchestrationE
         await engine.list_jobs(limit=201)
 
 
+def test_an_engine_refuses_a_count_cap_below_one() -> None:
+    with pytest.raises(ValueError, match="count_cap"):
+        OrchestrationEngine(
+            uow=MemoryDatabase(), files=MemoryFileStore(), detectors={},
+            clock=ManualClock(), ids=UuidV7Generator(), count_cap=0,
+        )  # fmt: skip
+
+
 async def test_submit_upload_stores_detects_and_creates_jobs(
     engine: OrchestrationEngine, files: MemoryFileStore
 ) -> None:

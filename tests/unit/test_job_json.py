@@ -1,0 +1,81 @@
+"""The JSON of jobs as the list and get routes write it: the same bytes as the models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from chute.domain import Job, JobStatus
+from chute.entrypoints.job_json import (
+    JOB_TIMES,
+    _DetectionNativeTimes,
+    _JobNativeTimes,
+    job_json,
+    job_list_json,
+)
+from chute.entrypoints.schemas import DetectionResponse, JobListResponse, JobResponse
+from chute.entrypoints.values import rfc3339
+from pydantic import BaseModel
+
+from tests.factories import make_detection, make_job
+
+FRACTION = datetime(2026, 3, 1, 12, 30, 15, 250001, tzinfo=UTC)
+INDIA = timezone(timedelta(hours=5, minutes=30))
+
+
+def every_time(moment: datetime, **overrides: Any) -> Job:
+    fields: dict[str, Any] = {name: moment for name in JOB_TIMES}
+    fields["detection"] = make_detection(detected_at=moment)
+    return make_job(
+        status=JobStatus.RUNNING,
+        metadata={"ünï": [1, 2.5e-7, 1e16, None, "日本\n"]},
+        result={"pages": 3},
+        **{**fields, **overrides},
+    )
+
+
+def as_the_models_write(job: Job) -> bytes:
+    return JobResponse.of(job).model_dump_json().encode()
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        every_time(FRACTION),  # UTC with a fraction: pydantic's own output
+        every_time(FRACTION.replace(year=999)),
+        every_time(FRACTION.replace(microsecond=0)),  # no fraction: rfc3339 writes .000000
+        every_time(FRACTION, finished_at=FRACTION.replace(microsecond=0)),
+        every_time(
+            FRACTION,
+            detection=make_detection(detected_at=FRACTION.replace(second=0, microsecond=0)),
+        ),
+        every_time(FRACTION.astimezone(INDIA)),  # another offset: rfc3339 writes UTC
+        every_time(FRACTION, created_at=FRACTION.astimezone(timezone(timedelta(0)))),
+        make_job(created_at=FRACTION, updated_at=FRACTION),  # times left null
+    ],
+)
+def test_a_job_is_written_as_its_model_writes_it(job: Job) -> None:
+    assert job_json(job) == as_the_models_write(job)
+
+
+def test_a_page_is_written_as_its_model_writes_it() -> None:
+    fields = dict(total=2, total_exact=True, page=1, limit=50, pages=1, next_cursor="abc")
+    fit = [every_time(FRACTION), every_time(FRACTION + timedelta(seconds=1))]
+    unfit = [*fit, every_time(FRACTION.replace(microsecond=0))]
+    for jobs in (fit, unfit, []):
+        page = JobListResponse(items=[JobResponse.of(job) for job in jobs], **fields)
+        assert job_list_json(jobs, **fields) == page.model_dump_json().encode()
+
+
+def test_the_fast_path_knows_every_time_of_a_job() -> None:
+    def written_by_rfc3339(model: type[BaseModel]) -> set[str]:
+        fields = model.model_fields.items()
+        # `UtcTime` is in the metadata of a required field, in the annotation of an optional one.
+        found = {name: repr((info.annotation, info.metadata)) for name, info in fields}
+        return {name for name, text in found.items() if rfc3339.__qualname__ in text}
+
+    assert written_by_rfc3339(JobResponse) == set(JOB_TIMES)
+    assert written_by_rfc3339(DetectionResponse) == {"detected_at"}
+    # The twins write these times with pydantic's own code, everything else as before.
+    assert not written_by_rfc3339(_JobNativeTimes) and not written_by_rfc3339(_DetectionNativeTimes)

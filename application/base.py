@@ -22,7 +22,7 @@ from chute.domain import Job, JobEvent, Mode
 # The most jobs a list counts for its `total` (as Elasticsearch's track_total_hits):
 # past it a count would pass over every match, which at a million jobs costs more
 # than the page itself.
-DEFAULT_COUNT_CAP = 10_000
+DEFAULT_COUNT_CAP = 1_000
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -99,7 +99,7 @@ async def create_jobs(
 async def list_jobs(query: Annotated[JobListQuery, Query()], engine: Engine) -> Response:
     """One page of jobs, by page number or by the cursor of the page before.
 
-    `total` counts the matching jobs up to a cap (CHUTE_COUNT_CAP, 10,000 by default),
+    `total` counts the matching jobs up to a cap (CHUTE_COUNT_CAP, 1,000 by default),
     so that a count never passes over a million rows: when more match, `total` is the
     cap, `total_exact` is false and `pages` follows the cap. Walk large lists by
     `next_cursor` (each page costs the same however deep), with `count=false` when

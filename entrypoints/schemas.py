@@ -227,7 +227,7 @@ class JobListResponse(BaseModel):
 
     items: list[JobResponse]
     total: int | None = Field(
-        description="the matching jobs, counted up to CHUTE_COUNT_CAP (10,000 by default)"
+        description="the matching jobs, counted up to CHUTE_COUNT_CAP (1,000 by default)"
     )
     total_exact: bool | None = Field(
         description="false when more jobs match than the cap: `total` is then the cap"

@@ -139,7 +139,7 @@ def test_count_cap_is_the_chute_count_cap_setting(monkeypatch: pytest.MonkeyPatc
     container = build_container(Settings())
     container.database.override(providers.Object(MemoryDatabase()))
 
-    assert Settings.model_fields["count_cap"].default == DEFAULT_COUNT_CAP == 10_000
+    assert Settings.model_fields["count_cap"].default == DEFAULT_COUNT_CAP == 1_000
     assert container.engine().count_cap == 25
 
 

@@ -139,10 +139,12 @@ class SqlJobRepository(SqlRepository, JobRepository):
         stmt = filtered(select(jobs), query.filter, self._dialect)
         stmt = stmt.order_by(*list_order(query.sort)).limit(query.limit)
         if query.after is not None:
-            stmt = stmt.where(after(query.after, query.sort))
+            stmt = _joined(stmt.where(after(query.after, query.sort)))
         elif query.offset:
-            stmt = stmt.offset(query.offset)
-        rows = (await self._db.read(_page_joined(stmt, query.sort))).mappings()
+            stmt = _page_joined(stmt.offset(query.offset), query.sort)
+        else:
+            stmt = _joined(stmt)
+        rows = (await self._db.read(stmt)).mappings()
         return [to_job_with_detection(row) for row in rows]
 
     async def count(self, filt: JobFilter, *, at_most: int | None = None) -> int:
@@ -241,7 +243,8 @@ def _joined(stmt: Select[Any]) -> Select[Any]:
     """A SELECT of `jobs` rows with each one's detection result beside it (NULLs when it
     has none): one query, where reading the results apart took a second transaction.
     For selects of a few rows, without OFFSET: each row costs one probe of the result's
-    primary key."""
+    primary key. (Cheaper to build than `_page_joined`'s subquery, whose columns were a
+    tenth of a page's CPU.)"""
     results = detection_results
     on = results.c.job_id == jobs.c.id
     return stmt.outerjoin(results, on).add_columns(*_DETECTION_COLUMNS)

@@ -10,7 +10,7 @@ from chute.application import OrchestrationEngine
 from chute.domain import JobStatus
 from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute
 from chute.entrypoints.container import request_engine
-from chute.entrypoints.job_json import job_json, job_list_json
+from chute.entrypoints.job_json import job_list_json, job_response, jobs_response
 from chute.entrypoints.openapi import problem_responses, success_response
 from chute.entrypoints.problems import errors_located_at
 from chute.entrypoints.schemas import (
@@ -57,15 +57,16 @@ IdempotencyKey = Annotated[
     openapi_extra={LIMIT_KEY: MAX_JOB_BODY},
 )
 async def create_job(
-    body: JobCreateRequest, response: Response, engine: Engine, key: IdempotencyKey = None
-) -> JobResponse:
+    body: JobCreateRequest, engine: Engine, key: IdempotencyKey = None
+) -> Response:
     """Create a job from a URL or an S3 object (201, or 200 when the key replays)."""
     with errors_located_at("body"):
         submission = await engine.create_job(body.to_new_job(), idempotency_key=key)
-    if submission.replayed:
-        response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = f"{router.prefix}/{submission.job.id}"
-    return JobResponse.of(submission.job)
+    return job_response(
+        submission.job,
+        status.HTTP_200_OK if submission.replayed else status.HTTP_201_CREATED,
+        {"Location": f"{router.prefix}/{submission.job.id}"},
+    )
 
 
 @router.post(
@@ -80,14 +81,15 @@ async def create_job(
     openapi_extra={LIMIT_KEY: MAX_BATCH_BODY},
 )
 async def create_jobs(
-    body: BatchCreateRequest, response: Response, engine: Engine, key: IdempotencyKey = None
-) -> BatchCreateResponse:
+    body: BatchCreateRequest, engine: Engine, key: IdempotencyKey = None
+) -> Response:
     """Create 1 to 1000 jobs at once, all or none, in request order."""
     with errors_located_at("body", "jobs"):
         submission = await engine.create_jobs(body.to_new_jobs(), idempotency_key=key)
-    if submission.replayed:
-        response.status_code = status.HTTP_200_OK
-    return BatchCreateResponse.of(submission.jobs)
+    replayed = submission.replayed
+    return jobs_response(
+        submission.jobs, status.HTTP_200_OK if replayed else status.HTTP_201_CREATED
+    )
 
 
 @router.get(
@@ -137,7 +139,7 @@ async def list_jobs(query: Annotated[JobListQuery, Query()], engine: Engine) -> 
 async def get_job(job_id: UUID, engine: Engine) -> Response:
     """One job, with its detection result."""
     job = await engine.get_job(job_id)
-    return Response(job_json(job), media_type="application/json")  # as `list_jobs` does
+    return job_response(job)
 
 
 @router.delete(
@@ -149,12 +151,13 @@ async def get_job(job_id: UUID, engine: Engine) -> Response:
         **problem_responses(404, 409, 422),
     },
 )
-async def cancel_job(job_id: UUID, response: Response, engine: Engine) -> JobResponse:
+async def cancel_job(job_id: UUID, engine: Engine) -> Response:
     """Cancel a job: pending ones at once (200), running ones when their worker stops (202)."""
     cancellation = await engine.cancel_job(job_id)
-    if cancellation.changed and cancellation.job.status is JobStatus.CANCELLING:
-        response.status_code = status.HTTP_202_ACCEPTED
-    return JobResponse.of(cancellation.job)
+    stopping = cancellation.changed and cancellation.job.status is JobStatus.CANCELLING
+    return job_response(
+        cancellation.job, status.HTTP_202_ACCEPTED if stopping else status.HTTP_200_OK
+    )
 
 
 @router.post(
@@ -163,6 +166,6 @@ async def cancel_job(job_id: UUID, response: Response, engine: Engine) -> JobRes
     response_model=JobResponse,
     responses=problem_responses(404, 409, 422),
 )
-async def retry_job(job_id: UUID, engine: Engine) -> JobResponse:
+async def retry_job(job_id: UUID, engine: Engine) -> Response:
     """Queue a failed or cancelled job again, allowing one more attempt."""
-    return JobResponse.of(await engine.retry_job(job_id))
+    return job_response(await engine.retry_job(job_id))

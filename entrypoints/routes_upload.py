@@ -4,11 +4,12 @@ from typing import Annotated, Any
 
 from chute.application import OrchestrationEngine
 from chute.entrypoints.container import request_engine
+from chute.entrypoints.job_json import jobs_response
 from chute.entrypoints.multipart import parse_upload
 from chute.entrypoints.openapi import problem_responses
 from chute.entrypoints.problems import errors_located_at
 from chute.entrypoints.schemas import UploadResponse
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 router = APIRouter(prefix="/api/v1", tags=["upload"])
 
@@ -64,7 +65,7 @@ UPLOAD_BODY: dict[str, Any] = {
     responses=problem_responses(400, 413, 415, 422, 503, 507),
     openapi_extra=UPLOAD_BODY,
 )
-async def upload_files(request: Request, engine: Engine) -> UploadResponse:
+async def upload_files(request: Request, engine: Engine) -> Response:
     """Upload files: one job per file, in request order, all or none.
 
     Refusals come in this order: the request's shape (415 not multipart; 422 no file,
@@ -75,4 +76,4 @@ async def upload_files(request: Request, engine: Engine) -> UploadResponse:
         async with engine.upload() as batch:
             options = await parse_upload(request, batch, engine.limits)
             jobs = await batch.submit(options)
-    return UploadResponse.of(jobs)
+    return jobs_response(jobs, status.HTTP_201_CREATED)

@@ -12,6 +12,7 @@ from chute.application import OrchestrationEngine
 from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute
 from chute.entrypoints.container import request_engine
 from chute.entrypoints.downloads import download_headers, opened
+from chute.entrypoints.job_json import job_response, jobs_response
 from chute.entrypoints.openapi import problem_responses
 from chute.entrypoints.problems import errors_located_at
 from chute.entrypoints.schemas import JobResponse
@@ -23,7 +24,7 @@ from chute.entrypoints.schemas_workers import (
     HeartbeatRequest,
     JobEventListResponse,
 )
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import StreamingResponse
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["workers"], route_class=BodyLimitedRoute)
@@ -62,7 +63,7 @@ def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str
     responses=problem_responses(413, 415, 422, descriptions=_WORDING),
     openapi_extra={LIMIT_KEY: MAX_REPORT_BODY},
 )
-async def claim_jobs(body: ClaimRequest, engine: Engine) -> ClaimResponse:
+async def claim_jobs(body: ClaimRequest, engine: Engine) -> Response:
     """Take up to `limit` due pending jobs, highest priority then oldest first, each now
     `running` under a lease of `lease_seconds` held by `worker_id`; possibly none.
 
@@ -75,11 +76,11 @@ async def claim_jobs(body: ClaimRequest, engine: Engine) -> ClaimResponse:
             lease_seconds=body.lease_seconds,
             filter=body.to_filter(),
         )
-    return ClaimResponse.of(jobs)
+    return jobs_response(jobs)
 
 
 @router.post("/{job_id}/heartbeat", **_reporting("heartbeat_job"))
-async def heartbeat_job(job_id: UUID, body: HeartbeatRequest, engine: Engine) -> JobResponse:
+async def heartbeat_job(job_id: UUID, body: HeartbeatRequest, engine: Engine) -> Response:
     """Extend the lease of a held job (by `lease_seconds`, else by the length it was
     claimed with) and note its progress. A job that comes back `cancelling` tells the
     worker to stop and report with `complete` or `fail`."""
@@ -91,25 +92,25 @@ async def heartbeat_job(job_id: UUID, body: HeartbeatRequest, engine: Engine) ->
             progress=body.progress,
             progress_message=body.progress_message,
         )
-    return JobResponse.of(job)
+    return job_response(job)
 
 
 @router.post("/{job_id}/complete", **_reporting("complete_job", MAX_COMPLETE_BODY))
-async def complete_job(job_id: UUID, body: CompleteRequest, engine: Engine) -> JobResponse:
+async def complete_job(job_id: UUID, body: CompleteRequest, engine: Engine) -> Response:
     """Report the work on a held job as done, with its result: `completed`, also from
     `cancelling` (the work was done, and its result is kept)."""
     with errors_located_at("body"):
         job = await engine.complete_job(job_id, body.worker_id, result=body.result)
-    return JobResponse.of(job)
+    return job_response(job)
 
 
 @router.post("/{job_id}/fail", **_reporting("fail_job"))
-async def fail_job(job_id: UUID, body: FailRequest, engine: Engine) -> JobResponse:
+async def fail_job(job_id: UUID, body: FailRequest, engine: Engine) -> Response:
     """Report a failed attempt: back to `pending` after a backoff while attempts are
     left and the error is retryable, else `failed`; a `cancelling` job ends `cancelled`."""
     with errors_located_at("body"):
         job = await engine.fail_job(job_id, body.worker_id, body.error, retryable=body.retryable)
-    return JobResponse.of(job)
+    return job_response(job)
 
 
 @router.get(

@@ -1,4 +1,4 @@
-"""The JSON of jobs as the list and get routes write it: the same bytes as the models."""
+"""The JSON of jobs as the routes write it: the same bytes as the models."""
 
 from __future__ import annotations
 
@@ -13,8 +13,14 @@ from chute.entrypoints.job_json import (
     _JobNativeTimes,
     job_json,
     job_list_json,
+    jobs_json,
 )
-from chute.entrypoints.schemas import DetectionResponse, JobListResponse, JobResponse
+from chute.entrypoints.schemas import (
+    DetectionResponse,
+    JobListResponse,
+    JobResponse,
+    JobsResponse,
+)
 from chute.entrypoints.values import rfc3339
 from pydantic import BaseModel
 
@@ -66,6 +72,14 @@ def test_a_page_is_written_as_its_model_writes_it() -> None:
     for jobs in (fit, unfit, []):
         page = JobListResponse(items=[JobResponse.of(job) for job in jobs], **fields)
         assert job_list_json(jobs, **fields) == page.model_dump_json().encode()
+
+
+def test_several_jobs_are_written_as_their_model_writes_them() -> None:
+    fit = [every_time(FRACTION), every_time(FRACTION + timedelta(seconds=1))]
+    unfit = [*fit, every_time(FRACTION.replace(microsecond=0))]
+    for jobs in (fit, unfit, []):
+        answer = JobsResponse(jobs=[JobResponse.of(job) for job in jobs])
+        assert jobs_json(jobs) == answer.model_dump_json().encode()
 
 
 def test_the_fast_path_knows_every_time_of_a_job() -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import re
 import sqlite3
 import threading
 import weakref
@@ -46,7 +47,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 log = logging.getLogger("chute.adapters.sqlalchemy")
 
 MAX_GROUP_ROWS = 20_000  # about 0.1 s of inserts: later units wait for the next group
-MAX_ROWS_PER_INSERT = 512  # rows of one multi-row INSERT on SQLite
+MAX_ROWS_PER_INSERT = 512  # rows of one multi-row INSERT
+POSTGRES_MAX_PARAMETERS = 32_767  # of one statement, by asyncpg's wire protocol
 
 Conflict = Callable[[exc.IntegrityError], Exception]
 Outcome = Exception | None  # None: committed
@@ -69,15 +71,18 @@ class _Plan:
     SQL and the same processors as `conn.execute(insert(table), rows)`, without the
     per-row bookkeeping that made up half of the cost of inserting a job.
 
-    On SQLite, many rows go in one statement (`VALUES (...), (...), ...`): the sqlite3
+    Many rows go in one statement (`VALUES (...), (...), ...`). On SQLite: the sqlite3
     module takes and releases the GIL around every step, so `executemany` needed the GIL
     back after each row, and waited for it as long as the event loop held it; one
-    statement of hundreds of rows waits once, and costs a third less besides.
+    statement of hundreds of rows waits once, and costs a third less besides. On
+    PostgreSQL: asyncpg's `executemany` has the server bind and execute each row on its
+    own; one statement is one execution.
     """
 
     def __init__(self, conn: Connection, table: Table, keys: tuple[str, ...]) -> None:
         dialect = conn.dialect
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        # Inline: no RETURNING of generated keys, which nothing here reads.
+        compiled = insert(table).inline().compile(dialect=dialect, column_keys=list(keys))
         self.sql = str(compiled)
         order = compiled.positiontup or ()
         self.processed: list[tuple[str, Callable[[Any], Any] | None]] = [
@@ -90,6 +95,10 @@ class _Plan:
         if dialect.name == "sqlite" and order:
             variables = _sqlite_variable_limit(conn)
             self.rows_per_statement = max(1, min(MAX_ROWS_PER_INSERT, variables // len(order)))
+        elif dialect.name == "postgresql" and order:
+            self.rows_per_statement = min(
+                MAX_ROWS_PER_INSERT, POSTGRES_MAX_PARAMETERS // len(order)
+            )
         head, values, row = self.sql.partition(" VALUES ")
         self._head, self._row = head + values, row
         self._statements: dict[int, str] = {1: self.sql}
@@ -123,9 +132,22 @@ class _Plan:
     def _statement(self, count: int) -> str:
         statement = self._statements.get(count)
         if statement is None:
-            statement = self._head + ", ".join([self._row] * count)
-            self._statements[count] = statement
+            width = len(self.processed)
+            rows = [_numbered(self._row, n * width) for n in range(count)]
+            statement = self._statements[count] = self._head + ", ".join(rows)
         return statement
+
+
+def _numbered(row: str, offset: int) -> str:
+    """A row of placeholders, its numbered ones ($1, $2, ... on PostgreSQL) moved on by
+    `offset`: each row of a multi-row INSERT has parameters of its own. (SQLite's `?`
+    are numbered by position.)"""
+    if not offset:
+        return row
+    return _NUMBERED.sub(lambda found: f"${int(found.group(1)) + offset}", row)
+
+
+_NUMBERED = re.compile(r"\$(\d+)")
 
 
 def _memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -224,3 +224,20 @@ async def test_closing_the_database_commits_what_was_handed_over(
         assert await stored(database, *(job.id for job in jobs)) == {job.id for job in jobs}
     finally:
         await database.dispose()
+
+
+async def test_rows_of_a_multi_row_insert_each_keep_their_own_values(
+    database: SqlDatabase,
+) -> None:
+    # 77 rows: statements of 64, 8, 4 and 1 rows, each row's parameters numbered apart.
+    jobs = [
+        make_job(source_uri=f"https://example.org/{n}", metadata={"n": n}, max_attempts=n % 20 + 1)
+        for n in range(77)
+    ]
+    await add_jobs(database, *jobs)
+
+    async with database(read_only=True) as uow:
+        found = await uow.jobs.get_many([job.id for job in jobs])
+    assert [(j.id, j.source_uri, j.metadata, j.max_attempts) for j in found] == [
+        (j.id, j.source_uri, j.metadata, j.max_attempts) for j in jobs
+    ]

@@ -19,9 +19,9 @@ from chute.application.ports import (
 )
 from chute.domain import Job, JobEvent, Mode
 
-# The most jobs a list counts for its `total` (as Elasticsearch's track_total_hits):
-# past it a count would pass over every match, which at a million jobs costs more
-# than the page itself.
+# The most jobs a list counts for its `total` (20 pages of 50, as search engines show
+# "1,000+"): past it a count would pass over every match, which at a million jobs
+# costs more than the page itself.
 DEFAULT_COUNT_CAP = 1_000
 
 

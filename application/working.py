@@ -89,18 +89,10 @@ class Working(EngineBase):
         self, job_id: UUID, worker_id: str, *, result: dict[str, Any] | None = None
     ) -> Job:
         """Record the work on a held job as done, with its result."""
-        check_fields(
-            lambda: rules.check_worker_id(worker_id),
-            lambda: result is None or rules.check_result(result),
-        )
-        async with self._uow() as uow:
-            job = await self._get_for_update(uow, job_id)
-            job.check_holder(worker_id, self._clock.now())
-            job.complete(self._clock.now(), result)
-            await self._save(uow, job, worker_id)
-            await uow.commit()
-        log.info("job.completed", extra={"job_id": str(job_id), "worker_id": worker_id})
-        return job
+        (outcome,) = await self.complete_jobs(worker_id, [(job_id, result)])
+        if isinstance(outcome, ChuteError):
+            raise outcome
+        return outcome
 
     async def complete_jobs(
         self, worker_id: str, completions: Sequence[tuple[UUID, dict[str, Any] | None]]
@@ -109,21 +101,20 @@ class Working(EngineBase):
         job's outcome, in order, is the job completed or the error that refused it alone
         (`ValidationFailed`, `JobNotFound`, `LeaseNotHeld`, `InvalidTransition`)."""
         check_fields(lambda: rules.check_worker_id(worker_id))
-        outcomes: dict[int, Job | ChuteError] = {}
         async with self._uow() as uow:
-            found = {
-                j.id: j
-                for j in await uow.jobs.get_many([i for i, _ in completions], for_update=True)
-            }
+            held = await uow.jobs.get_many([job_id for job_id, _ in completions], for_update=True)
+            found = {job.id: job for job in held}
             now = self._clock.now()
-            for n, (job_id, result) in enumerate(completions):
-                outcomes[n] = _completed(found.get(job_id), job_id, worker_id, now, result)
-            done = [job for job in outcomes.values() if isinstance(job, Job)]
+            outcomes = [
+                _completed(found.get(job_id), job_id, worker_id, now, result)
+                for job_id, result in completions
+            ]
+            done = [job for job in outcomes if isinstance(job, Job)]
             await self._save_many(uow, done, worker_id)
             await uow.commit()
         for job in done:
             log.info("job.completed", extra={"job_id": str(job.id), "worker_id": worker_id})
-        return [outcomes[n] for n in range(len(completions))]
+        return outcomes
 
     async def fail_job(
         self, job_id: UUID, worker_id: str, error: str, *, retryable: bool = True

@@ -65,7 +65,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self._deleted_keys: set[tuple[str, str]] = set()
         self._deleted_jobs: set[UUID] = set()
         self.jobs = MemoryJobRepository(tables, self._staged, self._deleted_jobs)
-        self.detections = MemoryDetectionResultRepository(tables, self._staged, self._deleted_jobs)
+        self.detections = MemoryDetectionResultRepository(self._staged)
         self.idempotency = MemoryIdempotencyKeyRepository(tables, self._staged, self._deleted_keys)
         self.events = MemoryJobEventRepository(tables, self._staged, self._deleted_jobs)
 
@@ -219,16 +219,11 @@ class MemoryJobEventRepository(JobEventRepository):
 
 
 class MemoryDetectionResultRepository(DetectionResultRepository):
-    def __init__(self, tables: _Tables, staged: _Tables, deleted_jobs: set[UUID]) -> None:
-        self._tables, self._staged, self._deleted_jobs = tables, staged, deleted_jobs
+    def __init__(self, staged: _Tables) -> None:
+        self._staged = staged
 
     async def add(self, job_id: UUID, result: DetectionResult) -> None:
         self._staged.detections[job_id] = result
-
-    async def get_many(self, job_ids: Sequence[UUID]) -> dict[UUID, DetectionResult]:
-        merged = {**self._tables.detections, **self._staged.detections}
-        found = [job_id for job_id in job_ids if job_id not in self._deleted_jobs]
-        return {job_id: merged[job_id] for job_id in found if job_id in merged}
 
 
 class MemoryIdempotencyKeyRepository(IdempotencyKeyRepository):

@@ -76,10 +76,8 @@ class DetectionResultRepository(Protocol):
     """The content-detection result of each job. Never commits."""
 
     async def add(self, job_id: UUID, result: DetectionResult) -> None:
-        """Store the result for a job, replacing an earlier one."""
-
-    async def get_many(self, job_ids: Sequence[UUID]) -> dict[UUID, DetectionResult]:
-        """The results of those jobs that have one."""
+        """Store the result for a job, replacing an earlier one. (Jobs are read with
+        their result: `JobRepository`.)"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ from chute.adapters.sqlalchemy.rows import (
     detection_row,
     event_row,
     job_row,
-    to_detection,
     to_event,
     to_job_with_detection,
 )
@@ -220,14 +219,6 @@ class SqlDetectionResultRepository(SqlRepository, DetectionResultRepository):
         if not self._db.is_new_job(job_id):  # a job inserted here has no result to replace
             await self._db.write(delete(table).where(table.c.job_id == job_id))
         await self._db.insert(Insert(table, [detection_row(job_id, result)]))
-
-    async def get_many(self, job_ids: Sequence[UUID]) -> dict[UUID, DetectionResult]:
-        found: dict[UUID, DetectionResult] = {}
-        for chunk in _chunks(list(dict.fromkeys(job_ids))):
-            stmt = select(detection_results).where(detection_results.c.job_id.in_(chunk))
-            rows = (await self._db.read(stmt)).mappings()
-            found.update((row["job_id"], to_detection(row)) for row in rows)
-        return {job_id: found[job_id] for job_id in job_ids if job_id in found}
 
 
 # -- helpers ----------------------------------------------------------------------------

@@ -186,7 +186,6 @@ async def test_pending_changes_and_detection_are_not_stored_with_the_job(
         found = await uow.jobs.get(job.id)
         assert found is not None and found.changes == []
         assert await uow.events.list(job.id) == []  # events are the use cases' to write
-        assert await uow.detections.get_many([job.id]) == {}
     # A job's detection comes from the detections repository, whatever the job carried.
     assert found.detection is None
 
@@ -212,8 +211,7 @@ async def test_a_unit_of_work_left_without_commit_changes_nothing(
         await uow.idempotency.add(IdempotencyRecord("jobs", "k", "f", (kept.id,), at(0)))
     async with database(read_only=True) as uow:
         assert await uow.jobs.get(lost) is None
-        assert_same(await uow.jobs.get(kept.id), kept)
-        assert await uow.detections.get_many([kept.id]) == {}
+        assert_same(await uow.jobs.get(kept.id), kept)  # without the detection result
         assert await uow.idempotency.get("jobs", "k") is None
 
 
@@ -496,9 +494,9 @@ async def test_detection_results_are_added_replaced_and_found_by_job(
         await uow.detections.add(second.id, png)
         await uow.commit()
     async with database(read_only=True) as uow:
-        found = await uow.detections.get_many([first.id, second.id, bare.id, uuid4()])
-        assert await uow.detections.get_many([]) == {}
-    assert found == {first.id: pdf, second.id: png}
+        jobs = await uow.jobs.get_many([first.id, second.id, bare.id, uuid4()])
+    found = {job.id: job.detection for job in jobs}
+    assert found == {first.id: pdf, second.id: png, bare.id: None}
     assert_utc(database, found[first.id].detected_at)
 
 

@@ -15,7 +15,7 @@ from bench.core import Context, Figure, Target, recorded
 from bench.data import batch_body
 from bench.load import LoadResult
 from bench.procs import chute_server, noop_server
-from bench.runs import capture, loaded
+from bench.runs import capture, posted
 
 PATH = "/api/v1/jobs/batch"
 JOBS = 1000
@@ -76,15 +76,5 @@ def run(ctx: Context) -> list[Figure]:
 def _load(
     ctx: Context, server: Any, folder: Path, body: bytes, profile: str | None = None
 ) -> LoadResult:
-    s = ctx.sizes
-    return loaded(
-        server,
-        PATH,
-        folder,
-        method="POST",
-        body=body,
-        connections=s.batch_connections,
-        seconds=s.load_seconds,
-        warmup=s.warmup_seconds,
-        profile=profile if ctx.profile else None,
-    )
+    connections = ctx.sizes.batch_connections
+    return posted(ctx, server, PATH, folder, body, connections=connections, profile=profile)

@@ -22,7 +22,7 @@ from bench.data import create_body
 from bench.load import LoadResult
 from bench.postgres import fresh_database
 from bench.procs import Server, chute_server, migrate, noop_server
-from bench.runs import capture, loaded
+from bench.runs import capture, posted
 
 PATH = "/api/v1/jobs"
 TARGET = Target("ratio", ">=", 0.5)
@@ -67,18 +67,8 @@ def _round(
 def _load(
     ctx: Context, server: Any, folder: Path, body: bytes, profile: str | None = None
 ) -> LoadResult:
-    s = ctx.sizes
-    return loaded(
-        server,
-        PATH,
-        folder,
-        method="POST",
-        body=body,
-        connections=s.connections,
-        seconds=s.load_seconds,
-        warmup=s.warmup_seconds,
-        profile=profile if ctx.profile else None,
-    )
+    connections = ctx.sizes.connections
+    return posted(ctx, server, PATH, folder, body, connections=connections, profile=profile)
 
 
 @contextmanager

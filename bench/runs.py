@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.core import Context
 from bench.load import LoadResult, run_load
 from bench.noop_app import canned_name
 from bench.procs import Server
@@ -49,6 +50,32 @@ def capture(server: Server, canned: Path, method: str, target: str, body: bytes 
         raise RuntimeError(f"{method} {target}: {status} {answer[:500]!r}")
     can(canned, method, target, answer)
     return answer
+
+
+def posted(
+    ctx: Context,
+    server: Server,
+    target: str,
+    folder: Path,
+    body: bytes,
+    *,
+    connections: int,
+    profile: str | None = None,
+) -> LoadResult:
+    """`loaded` for a POST of `body`, as long as the run's sizes say; profiled (as
+    results/PROFILE.*) when the run was asked to profile."""
+    s = ctx.sizes
+    return loaded(
+        server,
+        target,
+        folder,
+        method="POST",
+        body=body,
+        connections=connections,
+        seconds=s.load_seconds,
+        warmup=s.warmup_seconds,
+        profile=profile if ctx.profile else None,
+    )
 
 
 def loaded(

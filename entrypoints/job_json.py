@@ -69,31 +69,36 @@ def _native_times_fit(jobs: list[Job]) -> bool:
     return True
 
 
+_MODELS = (JobResponse, JobsResponse, JobListResponse)
+_NATIVE = (_JobNativeTimes, _JobsNativeTimes, _ListNativeTimes)
+
+
+def _models(
+    jobs: list[Job],
+) -> tuple[type[JobResponse], type[JobsResponse], type[JobListResponse]]:
+    """The models that write `jobs`: the twins with native times when they fit, else the
+    models themselves (a job, several jobs, a page)."""
+    return _NATIVE if _native_times_fit(jobs) else _MODELS
+
+
 def job_json(job: Job) -> bytes:
     """The JSON of `JobResponse.of(job)`, byte for byte, written faster when it can be."""
-    model = _JobNativeTimes if _native_times_fit([job]) else JobResponse
-    return model.__pydantic_serializer__.to_json(model.of(job))
-
-
-def job_list_json(jobs: list[Job], **fields: Any) -> bytes:
-    """The JSON of a `JobListResponse` of `jobs` and the other `fields`, byte for byte,
-    written faster when it can be."""
-    item: type[JobResponse] = JobResponse
-    model: type[JobListResponse] = JobListResponse
-    if _native_times_fit(jobs):
-        item, model = _JobNativeTimes, _ListNativeTimes
-    page = model(items=[item.of(job) for job in jobs], **fields)
-    return model.__pydantic_serializer__.to_json(page)
+    item, _, _ = _models([job])
+    return item.__pydantic_serializer__.to_json(item.of(job))
 
 
 def jobs_json(jobs: list[Job]) -> bytes:
     """The JSON of a `JobsResponse` of `jobs` (the answer of a batch, an upload, a
     claim), byte for byte, written faster when it can be."""
-    item: type[JobResponse] = JobResponse
-    model: type[JobsResponse] = JobsResponse
-    if _native_times_fit(jobs):
-        item, model = _JobNativeTimes, _JobsNativeTimes
-    return model.__pydantic_serializer__.to_json(model(jobs=[item.of(job) for job in jobs]))
+    item, several, _ = _models(jobs)
+    return several.__pydantic_serializer__.to_json(several(jobs=[item.of(j) for j in jobs]))
+
+
+def job_list_json(jobs: list[Job], **fields: Any) -> bytes:
+    """The JSON of a `JobListResponse` of `jobs` and the other `fields`, byte for byte,
+    written faster when it can be."""
+    item, _, page = _models(jobs)
+    return page.__pydantic_serializer__.to_json(page(items=[item.of(j) for j in jobs], **fields))
 
 
 def job_response(
@@ -106,3 +111,8 @@ def job_response(
 def jobs_response(jobs: list[Job], status_code: int = 200) -> Response:
     """An answer of several jobs: `{"jobs": [...]}`."""
     return Response(jobs_json(jobs), status_code, media_type="application/json")
+
+
+def job_list_response(jobs: list[Job], **fields: Any) -> Response:
+    """An answer of one page of jobs, with the page's other `fields`."""
+    return Response(job_list_json(jobs, **fields), media_type="application/json")

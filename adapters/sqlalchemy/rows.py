@@ -61,8 +61,14 @@ def detection_row(job_id: UUID, result: DetectionResult) -> dict[str, Any]:
     }
 
 
-def to_detection(row: RowMapping, prefix: str = "") -> DetectionResult:
-    """The detection result of a `detection_results` row, its columns named `prefix` + name."""
+DETECTION_PREFIX = "detection_"
+"""How a jobs row joined to its detection result names the result's columns."""
+
+
+def to_detection(row: RowMapping) -> DetectionResult:
+    """The detection result in a `jobs` row joined to it, its columns named
+    `DETECTION_PREFIX` + name."""
+    prefix = DETECTION_PREFIX
     return DetectionResult(
         mime_type=row[prefix + "mime_type"],
         label=row[prefix + "label"],
@@ -75,15 +81,11 @@ def to_detection(row: RowMapping, prefix: str = "") -> DetectionResult:
     )
 
 
-DETECTION_PREFIX = "detection_"
-"""How a jobs row joined to its detection result names the result's columns."""
-
-
 def to_job_with_detection(row: RowMapping) -> Job:
     """A job of a `jobs` row left-joined to its detection result (NULL columns: none)."""
     job = to_job(row)
     if row[DETECTION_PREFIX + "detector"] is not None:  # a NOT NULL column of the result
-        job.detection = to_detection(row, DETECTION_PREFIX)
+        job.detection = to_detection(row)
     return job
 
 

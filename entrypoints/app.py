@@ -32,7 +32,7 @@ DESCRIPTION = """
 Job orchestration for content pipelines: upload or reference content, detect what it
 is, and track it as jobs.
 
-Conventions beyond API.md:
+Conventions:
 
 * Every error is `application/problem+json` (RFC 9457) with `type`, `title`, `status`,
   `detail`, `instance` and `request_id`; validation errors add `errors`

@@ -1,4 +1,4 @@
-"""The layer rules of DESIGN.md, checked on every import of every module."""
+"""The layer rules of docs/architecture.md, checked on every import of every module."""
 
 from __future__ import annotations
 

@@ -91,8 +91,8 @@ CHECKS = [
 ]
 # Left out, and why:
 # - use_after_free, ensure_resource_availability: they expect a 404 after a DELETE, but
-#   cancelling is a DELETE that keeps the job (API.md: "cancelling never deletes
-#   history"), so a cancelled job rightly answers 200 afterwards.
+#   cancelling is a DELETE that keeps the job (docs/http-api.md: cancelling never
+#   deletes history), so a cancelled job rightly answers 200 afterwards.
 # - positive_data_acceptance: the description cannot say all that the server checks (a
 #   `source_uri` must fit its `source_type`, a `cursor` must decode, a `mime_type` must
 #   be `type/subtype`), so a request valid by the schema may rightly get a 422.

@@ -107,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="chute",
         description="Job orchestration for content pipelines. Settings come from "
-        "CHUTE_* environment variables (see the README).",
+        "CHUTE_* environment variables (see docs/operations.md).",
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("serve", help="run the HTTP API (migrates SQLite first)")

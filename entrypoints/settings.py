@@ -16,7 +16,7 @@ KIB = 1024
 
 
 class Settings(BaseSettings):
-    """Every setting of the service, with its default; see the README for each."""
+    """Every setting of the service, with its default; docs/operations.md explains each."""
 
     # hide_input_in_errors: a refused value may be an API key or a URL with a password;
     # errors name the setting and what is wrong, never the value.

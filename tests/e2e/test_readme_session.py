@@ -1,0 +1,132 @@
+"""The README's curl session runs as written, step by step, against a real `chute serve`.
+
+The session is the `sh` block(s) under the README's "A session with curl" heading. It
+runs under `bash -euo pipefail` with a PATH that holds only curl and python3, so that
+it uses nothing else; the README's base URL and scratch file are replaced by the test
+server's and the test's own. Each step (a paragraph of the block) is followed by a
+marker, so that a failure names the step that failed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.test_serve_smoke import free_port, wait_until_healthy
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+HEADING = "## A session with curl"
+BASE_URL = "http://127.0.0.1:8000"
+SCRATCH = "/tmp/hello.pdf"
+MARKER = "@@ step {} ok"
+
+
+def session_blocks(text: str) -> list[str]:
+    """The `sh` blocks of the README's curl session section."""
+    start = text.index(HEADING)
+    end = text.find("\n## ", start + len(HEADING))
+    section = text[start : end if end != -1 else len(text)]
+    return re.findall(r"```sh\n(.*?)```", section, re.S)
+
+
+def steps_of(blocks: list[str]) -> list[str]:
+    """The steps of the session: its paragraphs, each a comment and its commands."""
+    return [step.strip() for block in blocks for step in block.split("\n\n") if step.strip()]
+
+
+def script_of(steps: list[str], base_url: str, scratch: Path) -> str:
+    """The session as one script, with a marker printed after each step."""
+    lines = []
+    for number, step in enumerate(steps, start=1):
+        lines.append(step.replace(BASE_URL, base_url).replace(SCRATCH, str(scratch)))
+        lines.append(f"printf '\\n{MARKER.format(number)}\\n'")
+    return "\n".join(lines) + "\n"
+
+
+def curl_and_python_only(tmp_path: Path) -> str:
+    """A PATH of one folder holding only `curl` and `python3`."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    curl = shutil.which("curl")
+    assert curl is not None, "the README's session needs curl"
+    (folder / "curl").symlink_to(curl)
+    # The interpreter itself, not a launcher (a pyenv shim is a bash script).
+    (folder / "python3").symlink_to(Path(sys.executable).resolve())
+    return str(folder)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """`chute serve` on a free port, a fresh SQLite file and its own storage, no keys."""
+    port = free_port()
+    env = os.environ | {
+        "CHUTE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/var/chute.db",
+        "CHUTE_STORAGE_DIR": str(tmp_path / "storage"),
+        "CHUTE_API_KEYS": "",
+        "CHUTE_ALLOWED_TYPES": "",
+        "CHUTE_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "chute.entrypoints", "serve", "--port", str(port)]
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(base_url, process, timeout=60)
+        yield base_url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_the_readme_has_a_curl_session() -> None:
+    steps = steps_of(session_blocks(README.read_text(encoding="utf-8")))
+    assert len(steps) >= 5
+    assert all(BASE_URL in step for step in steps)
+
+
+def test_the_readme_curl_session_runs_as_written(server: str, tmp_path: Path) -> None:
+    steps = steps_of(session_blocks(README.read_text(encoding="utf-8")))
+    script = tmp_path / "session.sh"
+    script.write_text(script_of(steps, server, tmp_path / "hello.pdf"))
+    bash = shutil.which("bash")
+    assert bash is not None
+    done = subprocess.run(
+        [bash, "-euo", "pipefail", str(script)],
+        cwd=ROOT,  # the session uploads README.md from the checkout's folder
+        env={"PATH": curl_and_python_only(tmp_path), "HOME": str(tmp_path), "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = done.stdout.splitlines()
+    passed = [n for n in range(1, len(steps) + 1) if MARKER.format(n) in output]
+    failed = len(passed) + 1
+    assert done.returncode == 0 and len(passed) == len(steps), (
+        f"step {failed} of the README's curl session failed (exit {done.returncode}):\n"
+        f"{steps[failed - 1] if failed <= len(steps) else ''}\n"
+        f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
+    )
+
+    # The last step lists every job, one line each: it shows the jobs the server holds.
+    start = output.index(MARKER.format(len(steps) - 1)) + 1
+    end = output.index(MARKER.format(len(steps)))
+    listed = [line.split() for line in output[start:end] if line.strip()]
+    jobs = httpx.get(f"{server}/api/v1/jobs", params={"sort": "created_at"}).json()["items"]
+    assert len(jobs) == 5  # one job, a batch of two, an upload of two files
+    assert [line[:3] for line in listed] == [
+        [job["id"], job["status"], job["source_type"]] for job in jobs
+    ]
+    assert {job["source_type"] for job in jobs} == {"url", "s3", "upload"}

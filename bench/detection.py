@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
-from chute.adapters.local_files import HEAD_SIZE, TAIL_SIZE
+from chute.adapters.storage.local import HEAD_SIZE, TAIL_SIZE
 from chute.application.ports import ContentDetector, ContentSample
 
 from bench.core import Context, Figure, Target, recorded

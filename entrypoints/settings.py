@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from chute.application import DEFAULT_COUNT_CAP
 from chute.domain.validation import check_mime_pattern
-from chute.entrypoints.keys import entry_digest, split_entries
+from chute.entrypoints.http.keys import entry_digest, split_entries
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 

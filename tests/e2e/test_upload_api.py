@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from chute.adapters.local_files import LocalFileStore
+from chute.adapters.storage.local import LocalFileStore
 from chute.application import FileStore, UploadLimits
-from chute.entrypoints.container import Container
+from chute.entrypoints.bootstrap import Container
 from dependency_injector import providers
 
 from tests import corpus

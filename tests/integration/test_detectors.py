@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
-from chute.adapters.local_files import HEAD_SIZE, ContentDigest
+from chute.adapters.storage.local import HEAD_SIZE, ContentDigest
 from chute.application.ports import ContentDetector, ContentSample, TypeGuess
 
 from tests import corpus

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from chute.adapters.addresses import refusal
-from chute.adapters.fetching import FetchedResponse, UrlFetcher
+from chute.adapters.ingest.addresses import refusal
+from chute.adapters.ingest.fetcher import FetchedResponse, UrlFetcher
 from chute.application.worker import JobFailed
 
 from tests import corpus

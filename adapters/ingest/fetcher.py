@@ -122,7 +122,9 @@ class UrlFetcher:
             reason = refusal(parsed)
             if reason and not self._allow_private:
                 raise JobFailed(
-                    f"refused {host}: its address {address} is not public ({reason})",
+                    f"refused {host}: its address {address} is not public ({reason}); "
+                    "chute fetches from private addresses only with "
+                    "CHUTE_FETCH_ALLOW_PRIVATE=true",
                     retryable=False,
                 )
         return found
@@ -200,8 +202,10 @@ def _errors(url: httpx.URL) -> Iterator[None]:
     except (TimeoutError, httpx.TimeoutException) as e:
         raise JobFailed(f"timed out fetching {url}", retryable=True) from e
     except socket.gaierror as e:
-        temporary = e.errno == socket.EAI_AGAIN
-        raise JobFailed(f"cannot resolve {url.host}: {e.strerror}", retryable=temporary) from e
+        # Retried like a refused connection: a name that does not resolve now (a DNS
+        # server away, a record not yet published) often does a minute later, and the
+        # job's max_attempts bounds the cost when it never will.
+        raise JobFailed(f"cannot resolve {url.host}: {e.strerror}", retryable=True) from e
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:
         raise JobFailed(f"refused {url}: {e}", retryable=False) from e
     except (httpx.TransportError, OSError) as e:

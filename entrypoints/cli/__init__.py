@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from chute.entrypoints.bootstrap import chute_version
 from chute.entrypoints.cli import keygen, migrate, purge, serve, worker
 from chute.entrypoints.logging import configure_logging
-from chute.entrypoints.settings import Settings
+from chute.entrypoints.settings import Settings, setting_errors
 from pydantic import ValidationError
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"chute: invalid settings:\n{exc}", file=sys.stderr)
+        lines = "\n".join(f"  {line}" for line in setting_errors(exc))
+        print(f"chute: invalid settings:\n{lines}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
     return COMMANDS[args.command](args, settings)

@@ -153,6 +153,14 @@ class UploadReader:
         if disposition != "form-data" or not name:
             raise refuse((), "every part needs a Content-Disposition: form-data with a name")
         if name == FILE_PART:
+            if "filename" not in params and "filename*" not in params:
+                # What `curl -F file=/path` sends when the @ is forgotten: the path's text.
+                raise refuse(
+                    (name,),
+                    "a file part needs a filename; this one is a text field "
+                    "(with curl: -F file=@path, not -F file=path)",
+                    "missing_filename",
+                )
             part.name = name
             await self.batch.start_file(filename_of(params), part.headers.get("content-type"))
             return

@@ -58,7 +58,7 @@ def multipart(parts: list[Part]) -> bytes:
 
 
 def safe_name(filename: str | None) -> str:
-    """API.md's `safe_name`, from its words: the part after the last `/` or `\\`, without
+    """The documented `safe_name` rule, from its words: the part after the last `/` or `\\`, without
     control characters (Cc) and then leading dots, cut to 255 bytes of UTF-8 on a
     character boundary; `upload.bin` when nothing is left."""
     base = re.split(r"[/\\]", filename or "")[-1]
@@ -96,6 +96,7 @@ def accepted(parts: list[Part]) -> bool:
     names = [part.name for part in parts if part.name != "file"]
     return (
         bool(files)
+        and all(part.filename is not None for part in files)  # without one it is text
         and all(part.data for part in files)
         and all(name in TEXT_FIELDS for name in names)
         and len(set(names)) == len(names)

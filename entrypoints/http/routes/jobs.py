@@ -16,6 +16,7 @@ from chute.entrypoints.http.schemas.jobs import (
     BatchCreateRequest,
     BatchCreateResponse,
     JobCreateRequest,
+    JobEventListResponse,
     JobListQuery,
     JobListResponse,
     JobResponse,
@@ -164,3 +165,14 @@ async def cancel_job(job_id: UUID, engine: Engine) -> Response:
 async def retry_job(job_id: UUID, engine: Engine) -> Response:
     """Queue a failed or cancelled job again, allowing one more attempt."""
     return job_response(await engine.retry_job(job_id))
+
+
+@router.get(
+    "/{job_id}/events",
+    operation_id="list_job_events",
+    response_model=JobEventListResponse,
+    responses=problem_responses(404, 422),
+)
+async def list_job_events(job_id: UUID, engine: Engine) -> JobEventListResponse:
+    """Every status change of a job, oldest first, creation included."""
+    return JobEventListResponse.of(await engine.list_job_events(job_id))

@@ -21,7 +21,6 @@ from chute.entrypoints.http.schemas.workers import (
     CompleteRequest,
     FailRequest,
     HeartbeatRequest,
-    JobEventListResponse,
 )
 from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
@@ -109,17 +108,6 @@ async def fail_job(job_id: UUID, body: FailRequest, engine: Engine) -> Response:
     with errors_located_at("body"):
         job = await engine.fail_job(job_id, body.worker_id, body.error, retryable=body.retryable)
     return job_response(job)
-
-
-@router.get(
-    "/{job_id}/events",
-    operation_id="list_job_events",
-    response_model=JobEventListResponse,
-    responses=problem_responses(404, 422, descriptions=_WORDING),
-)
-async def list_job_events(job_id: UUID, engine: Engine) -> JobEventListResponse:
-    """Every status change of a job, oldest first, creation included."""
-    return JobEventListResponse.of(await engine.list_job_events(job_id))
 
 
 @router.get(

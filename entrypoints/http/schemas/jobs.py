@@ -6,7 +6,7 @@ from typing import Annotated, Any, Self
 from uuid import UUID
 
 from chute.application import JobFilter, JobSort, NewJob
-from chute.domain import DetectionResult, Job, JobStatus, Mode, Priority, SourceType
+from chute.domain import DetectionResult, Job, JobEvent, JobStatus, Mode, Priority, SourceType
 from chute.domain import validation as rules
 from chute.entrypoints.http.values import AwareTime, JsonInt, MimePattern, UtcTime
 from pydantic import (
@@ -264,3 +264,27 @@ class StatusResponse(BaseModel):
     """The answer of the health checks."""
 
     status: str
+
+
+class JobEventResponse(BaseModel):
+    """One status change of a job; `from_status` is null for its creation."""
+
+    at: UtcTime
+    from_status: JobStatus | None
+    to_status: JobStatus
+    actor: str = Field(description='"client", "rescuer", or the id of the reporting worker')
+    detail: str | None
+
+    @classmethod
+    def of(cls, event: JobEvent) -> JobEventResponse:
+        return cls.model_validate(event, from_attributes=True)
+
+
+class JobEventListResponse(BaseModel):
+    """Every status change of a job, oldest first."""
+
+    items: list[JobEventResponse]
+
+    @classmethod
+    def of(cls, events: list[JobEvent]) -> JobEventListResponse:
+        return cls(items=[JobEventResponse.of(event) for event in events])

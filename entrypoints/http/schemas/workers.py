@@ -7,10 +7,10 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from chute.application import ClaimFilter
-from chute.domain import JobEvent, JobStatus, Mode, SourceType
+from chute.domain import Mode, SourceType
 from chute.domain import validation as rules
 from chute.entrypoints.http.schemas.jobs import JobsResponse
-from chute.entrypoints.http.values import JsonInt, MimePattern, UtcTime
+from chute.entrypoints.http.values import JsonInt, MimePattern
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -149,27 +149,3 @@ class FailRequest(BaseModel):
 
 class ClaimResponse(JobsResponse):
     """The jobs handed to the worker (possibly none), in claim order."""
-
-
-class JobEventResponse(BaseModel):
-    """One status change of a job; `from_status` is null for its creation."""
-
-    at: UtcTime
-    from_status: JobStatus | None
-    to_status: JobStatus
-    actor: str = Field(description='"client", "rescuer", or the id of the reporting worker')
-    detail: str | None
-
-    @classmethod
-    def of(cls, event: JobEvent) -> JobEventResponse:
-        return cls.model_validate(event, from_attributes=True)
-
-
-class JobEventListResponse(BaseModel):
-    """Every status change of a job, oldest first."""
-
-    items: list[JobEventResponse]
-
-    @classmethod
-    def of(cls, events: list[JobEvent]) -> JobEventListResponse:
-        return cls(items=[JobEventResponse.of(event) for event in events])

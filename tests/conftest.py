@@ -1,5 +1,5 @@
-"""What every test tier shares: the session's throw-away PostgreSQL server (started once,
-on first use) and a migrated SQLite file to copy."""
+"""What every test tier shares: the session's throw-away PostgreSQL server and S3-compatible
+object store (each started once, on first use) and a migrated SQLite file to copy."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from tests.factories import sqlite_url
 from tests.pg import PostgresUnavailable, create_database, drop_database, postgres_server
+from tests.s3 import S3Server, SeaweedUnavailable, seaweedfs_server
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +47,13 @@ async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Disposing the migration's engine checkpoints the WAL into the main file.
     assert not path.with_name("chute.db-wal").exists()
     return path
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """The session's SeaweedFS, with its bucket made and authentication on."""
+    try:
+        with seaweedfs_server() as server:
+            yield server
+    except SeaweedUnavailable as e:
+        pytest.fail(str(e), pytrace=False)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import magic
+from chute.adapters.media_types import canonical, canonical_for_label
 from chute.application.ports import ContentDetector, ContentSample, TypeGuess
 
 if TYPE_CHECKING:
@@ -18,19 +19,17 @@ OCTET_STREAM = "application/octet-stream"
 # What libmagic answers for nothing to look at; chute calls that opaque bytes.
 _NOTHING = frozenset({"", "application/x-empty", "inode/x-empty"})
 
+# Magika's label of each type libmagic names, where the subtype alone does not give it.
 _LABELS = {
     OCTET_STREAM: "unknown",
     "text/plain": "txt",
     "image/jpeg": "jpeg",
     "image/svg+xml": "svg",
-    "application/gzip": "gzip",
-    "application/x-gzip": "gzip",
     "application/x-bzip2": "bzip",
     "application/x-7z-compressed": "sevenzip",
     "application/x-executable": "elf",
-    "application/x-pie-executable": "elf",
-    "application/x-sharedlib": "elf",
-    "application/x-dosexec": "pebin",
+    "application/vnd.microsoft.portable-executable": "pebin",
+    "application/x-mach-binary": "macho",
     "application/msword": "doc",
     "application/vnd.ms-excel": "xls",
     "application/vnd.ms-powerpoint": "ppt",
@@ -38,12 +37,13 @@ _LABELS = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
     "application/vnd.sqlite3": "sqlite",
-    "application/x-sqlite3": "sqlite",
-    "text/x-script.python": "python",
+    "application/vnd.rar": "rar",
+    "application/x-ndjson": "jsonl",
     "text/x-python": "python",
     "text/x-shellscript": "shell",
     "text/x-c++": "cpp",
     "text/javascript": "javascript",
+    "text/tab-separated-values": "tsv",
     "audio/mpeg": "mp3",
 }
 _GROUP_OF_TYPE = {"image": "image", "audio": "audio", "video": "video", "font": "font"}
@@ -54,7 +54,10 @@ _ARCHIVES = frozenset(
     {"zip", "gzip", "bzip", "xz", "zstd", "tar", "sevenzip", "rar", "java-archive"}
 )
 _EXECUTABLES = frozenset({"elf", "pebin", "mach-o"})
-_CODE = frozenset({"json", "csv", "html", "xml", "javascript", "python", "shell", "c", "cpp"})
+_CODE = frozenset(
+    {"json", "jsonl", "csv", "tsv", "html", "xml", "yaml", "javascript", "python", "shell", "c"}
+    | {"cpp"}
+)
 
 
 def _label(mime: str) -> str:
@@ -85,8 +88,8 @@ def _group(mime: str, label: str) -> str:
 
 
 def libmagic_guess(mime: str) -> TypeGuess:
-    """The guess for a type named by libmagic, its quirks normalised."""
-    mime = mime.split(";", 1)[0].strip().lower()
+    """The guess for a type named by libmagic, its quirks normalised, in chute's name."""
+    mime = canonical(mime.split(";", 1)[0].strip().lower())
     if mime in _NOTHING or mime.startswith("inode/"):
         mime = OCTET_STREAM
     confidence = {OCTET_STREAM: 0.0, "text/plain": 0.5}.get(mime, 1.0)
@@ -122,12 +125,16 @@ def _load_magika() -> Magika:
 
 
 def magika_guess(result: MagikaResult) -> TypeGuess:
-    """The guess for a Magika result; 'empty' and 'undefined' become opaque bytes."""
+    """The guess for a Magika result, in chute's name; 'empty' and 'undefined' become
+    opaque bytes. Below Magika's own threshold for a type its output is already only
+    'txt' or 'unknown' (its high-confidence mode, the default)."""
     # `output` may only be read from a result that is ok.
     if not result.ok or str(result.output.label) in {"empty", "undefined"}:
         return TypeGuess(OCTET_STREAM, "unknown", "unknown", 0.0, detector="magika")
     output = result.output
-    return TypeGuess(output.mime_type, str(output.label), output.group, result.score, "magika")
+    label = str(output.label)
+    mime = canonical_for_label(label, output.mime_type, output.is_text)
+    return TypeGuess(mime, label, output.group, result.score, "magika")
 
 
 class MagikaDetector(ContentDetector):

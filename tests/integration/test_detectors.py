@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable
+from importlib.resources import files
 from typing import TYPE_CHECKING
 
 import pytest
 from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
 from chute.adapters.local_files import HEAD_SIZE, ContentDigest
+from chute.adapters.media_types import canonical_for_label
 from chute.application.ports import ContentDetector, ContentSample, TypeGuess
 
 from tests import corpus
+from tests.machine_corpus import read_sample
 
 if TYPE_CHECKING:
     from magika import Magika
@@ -22,9 +29,10 @@ if TYPE_CHECKING:
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-# What each detector really answers for each corpus file. libmagic names every binary
-# format, CSV, JSON and HTML by their signatures, but Python source without a
-# shebang is only text to it; Magika names all of them.
+# What each detector really answers for each corpus file, in chute's names (one per
+# format). libmagic names every binary format, CSV, JSON and HTML by their signatures,
+# but Python source without a shebang and YAML are only text to it, and a README with
+# a Python example is a Python script; Magika names all of them.
 LIBMAGIC = {
     "pdf": "application/pdf",
     "png": "image/png",
@@ -39,13 +47,53 @@ LIBMAGIC = {
     "csv": "text/csv",
     "html": "text/html",
     "python": "text/plain",
+    "tar": "application/x-tar",
+    "xml": "application/xml",
+    "yaml": "text/plain",
+    "shell": "text/x-shellscript",
+    "python_script": "text/x-python",
+    "javascript": "text/javascript",
+    "svg": "image/svg+xml",
+    "markdown": "text/x-python",
 }
-MAGIKA = LIBMAGIC | {"python": "text/x-python"}
+MAGIKA = LIBMAGIC | {
+    "python": "text/x-python",
+    "yaml": "application/yaml",
+    "markdown": "text/markdown",
+}
+# The formats both detectors name, and the one name chute gives each (from libmagic:
+# application/x-sharedlib, application/x-tar, text/xml, application/javascript,
+# text/x-script.python ...; from Magika: application/x-executable-elf, text/xml,
+# application/javascript ...).
+ONE_NAME = {
+    "elf": "application/x-executable",
+    "gzip": "application/gzip",
+    "zip": "application/zip",
+    "tar": "application/x-tar",
+    "docx": DOCX,
+    "json": "application/json",
+    "xml": "application/xml",
+    "csv": "text/csv",
+    "html": "text/html",
+    "svg": "image/svg+xml",
+    "shell": "text/x-shellscript",
+    "python_script": "text/x-python",
+    "javascript": "text/javascript",
+}
 
 
 def sample(data: bytes) -> ContentSample:
     """The sample a file store would take of this content."""
     return ContentDigest().update(data).sample()
+
+
+def sample_of(name: str) -> ContentSample:
+    """A corpus file's sample; "elf" is the program running the tests."""
+    if name == "elf":
+        found = read_sample(os.path.realpath(sys.executable))
+        assert found is not None
+        return found
+    return sample(corpus.CORPUS[name]())
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +225,29 @@ async def test_magika_loads_its_model_once_for_concurrent_first_calls() -> None:
     )
     assert len(loads) == 1
     assert {g.mime_type for g in guesses} == {"text/csv"}
+
+
+# -- one name per format --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "mime"), ONE_NAME.items())
+async def test_both_detectors_give_a_format_one_name(
+    libmagic: LibmagicDetector, magika: MagikaDetector, name: str, mime: str
+) -> None:
+    content = sample_of(name)
+    fast, learned = await libmagic.detect(content), await magika.detect(content)
+    assert (fast.mime_type, learned.mime_type) == (mime, mime)
+    assert (fast.label, fast.group) == (learned.label, learned.group)
+
+
+def test_every_answer_magika_can_give_has_a_media_type() -> None:
+    from magika import Magika
+
+    table = json.loads(files("magika").joinpath("config/content_types_kb.min.json").read_text())
+    for label in map(str, Magika().get_output_content_types()):
+        info = table[label]
+        mime = canonical_for_label(label, info["mime_type"], info["is_text"])
+        assert re.fullmatch(r"[a-z]+/[a-z0-9][a-z0-9.+-]*", mime), (label, mime)
 
 
 # -- auto ----------------------------------------------------------------------------

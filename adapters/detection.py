@@ -1,4 +1,7 @@
-"""Content detectors: libmagic's signatures, Google's Magika model, and `auto` (both)."""
+"""Content detectors: libmagic's signatures, Google's Magika model, and `auto` (both).
+
+Every answer is in chute's name for the format (adapters/media_types.py).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import magic
-from chute.adapters.media_types import canonical, canonical_for_label
+from chute.adapters.media_types import canonical, canonical_for_label, is_wider
 from chute.application.ports import ContentDetector, ContentSample, TypeGuess
 
 if TYPE_CHECKING:
@@ -166,14 +169,37 @@ class MagikaDetector(ContentDetector):
 
 
 _NO_ANSWER = frozenset({"unknown", "undefined"})
+# libmagic's answers for text outside text/*: formats it names by reading the text
+# (a parser, the words), not by a binary signature.
+_TEXT_APPLICATION = frozenset(
+    {"application/json", "application/x-ndjson", "application/xml", "application/yaml"}
+    | {"application/toml", "application/x-sql"}
+)
+
+
+def is_text_answer(mime: str) -> bool:
+    """Whether libmagic named this type from text (words, a `#!` line, a parser) rather
+    than from a binary signature: text/*, JSON, XML and the XML and JSON vocabularies
+    of `application/*`. (SVG is an image, named by its root element: as sure a sign
+    as a signature.)"""
+    top, _, subtype = mime.partition("/")
+    if top == "text" or mime in _TEXT_APPLICATION:
+        return True
+    return top == "application" and subtype.endswith(("+xml", "+json"))
 
 
 class AutoDetector(ContentDetector):
-    """`auto` mode: `first`, then `second` only where `first` names a generic type.
+    """`auto` mode: `first` (libmagic) for what its signatures name, `second` (the
+    learned detector) for text and for what `first` cannot name.
 
-    The second answer replaces the first only when it is more specific (not generic,
-    not 'unknown'). The guess returned is the answering detector's own, unchanged, so
-    its `detector` field ("libmagic" or "magika") names who answered.
+    `first` answers alone when it names a format by its signature (PDF, images,
+    archives, office files, executables). When it answers text (`is_text_answer`) or
+    only opaque bytes, `second` is asked and its answer taken, unless it is no more
+    specific: plain text, opaque bytes or no answer (which is also what Magika says
+    when it is unsure, below its own threshold), or a wider format than `first`
+    named (JavaScript for JSON). Then `first`'s answer stands. The guess returned is
+    the answering detector's own, so that its `detector` field ("libmagic" or
+    "magika") names who answered.
     """
 
     def __init__(self, first: ContentDetector, second: ContentDetector) -> None:
@@ -181,9 +207,13 @@ class AutoDetector(ContentDetector):
 
     async def detect(self, sample: ContentSample) -> TypeGuess:
         first = await self._first.detect(sample)
-        if not first.is_generic:
+        if first.mime_type != OCTET_STREAM and not is_text_answer(first.mime_type):
             return first
         second = await self._second.detect(sample)
-        if second.is_generic or second.label in _NO_ANSWER:
+        if (
+            second.is_generic
+            or second.label in _NO_ANSWER
+            or is_wider(second.mime_type, first.mime_type)
+        ):
             return first
         return second

@@ -85,6 +85,13 @@ MAGIKA_LABELS: dict[str, str] = {
     "pebin": "application/vnd.microsoft.portable-executable",
     "xlsb": "application/vnd.ms-excel.sheet.binary.macroenabled.12",
 }
+# Formats whose every document is also a document of a wider format, which therefore
+# says less about it. (XML and JSON vocabularies, `+xml` and `+json`, are told by
+# their suffix.)
+_WIDER: dict[str, frozenset[str]] = {
+    "application/json": frozenset({"text/javascript"}),  # a JSON text is JavaScript
+}
+
 _ALIASES = {alias: name for name, aliases in CANONICAL_NAMES for alias in aliases}
 
 
@@ -106,3 +113,12 @@ def canonical_for_label(label: str, mime_type: str | None, is_text: bool) -> str
     if not mime_type:
         return "text/plain" if is_text else "application/octet-stream"
     return canonical(mime_type)
+
+
+def is_wider(mime_type: str, than: str) -> bool:
+    """Whether every document of format `than` is also one of `mime_type`, so that
+    naming `mime_type` says less (JavaScript for JSON, XML for SVG)."""
+    if mime_type in _WIDER.get(than, ()):
+        return True
+    suffix = than.partition("/")[2].rpartition("+")[2]
+    return "+" in than and mime_type == f"application/{suffix}"

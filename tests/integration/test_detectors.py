@@ -253,37 +253,79 @@ def test_every_answer_magika_can_give_has_a_media_type() -> None:
 # -- auto ----------------------------------------------------------------------------
 
 
-async def test_auto_asks_magika_when_libmagic_only_sees_text(
-    libmagic: LibmagicDetector, magika: MagikaDetector
+@pytest.fixture(scope="module")
+def auto(libmagic: LibmagicDetector, magika: MagikaDetector) -> AutoDetector:
+    return AutoDetector(libmagic, magika)
+
+
+@pytest.mark.parametrize("name", ["python", "yaml"])
+async def test_auto_asks_magika_when_libmagic_only_sees_text(auto: AutoDetector, name: str) -> None:
+    guess = await auto.detect(sample(corpus.CORPUS[name]()))
+    assert (guess.mime_type, guess.detector) == (MAGIKA[name], "magika")
+
+
+async def test_auto_asks_magika_about_text_libmagic_names(
+    libmagic: LibmagicDetector, auto: AutoDetector
 ) -> None:
-    auto = AutoDetector(libmagic, magika)
-    guess = await auto.detect(sample(corpus.python_source()))
-    assert (guess.mime_type, guess.detector) == ("text/x-python", "magika")
+    # A README whose Python example libmagic takes for a Python script.
+    content = sample(corpus.markdown_with_python())
+    assert (await libmagic.detect(content)).mime_type == "text/x-python"
+    guess = await auto.detect(content)
+    assert (guess.mime_type, guess.detector) == ("text/markdown", "magika")
 
 
 async def test_auto_asks_magika_for_json_too_large_for_libmagic(
-    libmagic: LibmagicDetector, magika: MagikaDetector
+    libmagic: LibmagicDetector, auto: AutoDetector
 ) -> None:
     # libmagic cannot validate JSON cut at 64 KiB and falls back to text/plain.
     content = sample(corpus.large_json())
     assert (await libmagic.detect(content)).mime_type == "text/plain"
-    guess = await AutoDetector(libmagic, magika).detect(content)
+    guess = await auto.detect(content)
     assert (guess.mime_type, guess.detector) == ("application/json", "magika")
 
 
-async def test_auto_keeps_a_specific_libmagic_answer_without_asking_again(
-    libmagic: LibmagicDetector,
+async def test_auto_keeps_libmagic_when_magika_is_unsure(
+    libmagic: LibmagicDetector, magika: MagikaDetector, auto: AutoDetector
+) -> None:
+    # Magika's best guess is Markdown, below its own threshold for Markdown: it says txt.
+    content = sample(b"# Usage\n\nimport os\nfrom x import y\n\nSee *docs*.\n")
+    assert (await magika.detect(content)).mime_type == "text/plain"
+    expected = await libmagic.detect(content)
+    assert expected.mime_type == "text/x-python"
+    assert await auto.detect(content) == expected
+
+
+@pytest.mark.parametrize("name", ["pdf", "png", "zip", "docx", "gzip", "tar", "svg", "elf"])
+async def test_auto_keeps_what_libmagic_names_by_signature_without_asking_again(
+    libmagic: LibmagicDetector, name: str
 ) -> None:
     second = Recording(TypeGuess("text/html", "html", "code", 1.0, "magika"))
-    guess = await AutoDetector(libmagic, second).detect(sample(corpus.pdf()))
-    assert (guess.mime_type, guess.detector) == ("application/pdf", "libmagic")
+    guess = await AutoDetector(libmagic, second).detect(sample_of(name))
+    assert (guess.mime_type, guess.detector) == (ONE_NAME.get(name, LIBMAGIC.get(name)), "libmagic")
     assert second.calls == 0
 
 
-async def test_auto_keeps_libmagic_when_magika_is_no_more_specific(
-    libmagic: LibmagicDetector, magika: MagikaDetector
-) -> None:
-    guess = await AutoDetector(libmagic, magika).detect(sample(corpus.text()))
+@pytest.mark.parametrize(
+    "mime",
+    [
+        "text/plain",
+        "text/csv",
+        "text/x-python",
+        "text/html",
+        "application/json",
+        "application/xml",
+        "application/rss+xml",
+        "application/octet-stream",
+    ],
+)
+async def test_auto_asks_the_learned_detector_about_text_and_unnamed_bytes(mime: str) -> None:
+    first = Recording(TypeGuess(mime, "any", "code", 1.0, "libmagic"))
+    second = Recording(TypeGuess("text/markdown", "markdown", "text", 0.9, "magika"))
+    assert await AutoDetector(first, second).detect(sample(b"# Notes\n")) == second.guess
+
+
+async def test_auto_keeps_libmagic_when_magika_is_no_more_specific(auto: AutoDetector) -> None:
+    guess = await auto.detect(sample(corpus.text()))
     assert guess == TypeGuess("text/plain", "txt", "text", 0.5, "libmagic")
 
 
@@ -300,3 +342,17 @@ async def test_auto_ignores_a_second_answer_that_names_nothing(answer: TypeGuess
     second = Recording(answer)
     assert await AutoDetector(first, second).detect(sample(b"a=1\n")) == first.guess
     assert second.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("named", "wider"),
+    [
+        (TypeGuess("application/json", "json", "code", 1.0, "libmagic"), "text/javascript"),
+        (TypeGuess("application/rss+xml", "rss", "code", 1.0, "libmagic"), "application/xml"),
+    ],
+)
+async def test_auto_keeps_libmagic_when_magika_names_a_wider_format(
+    named: TypeGuess, wider: str
+) -> None:
+    second = Recording(TypeGuess(wider, "wider", "code", 0.9, "magika"))
+    assert await AutoDetector(Recording(named), second).detect(sample(b"[1]")) == named

@@ -8,6 +8,7 @@ from chute.adapters.media_types import (
     MAGIKA_LABELS,
     canonical,
     canonical_for_label,
+    is_wider,
 )
 
 OOXML = "application/vnd.openxmlformats-officedocument"
@@ -123,3 +124,19 @@ def test_a_magika_label_without_a_media_type_is_named_by_what_it_holds(
     is_text: bool, name: str
 ) -> None:
     assert canonical_for_label("solidity", None, is_text) == name
+
+
+@pytest.mark.parametrize(
+    ("mime", "than", "wider"),
+    [
+        ("text/javascript", "application/json", True),
+        ("application/xml", "image/svg+xml", True),
+        ("application/json", "application/ld+json", True),
+        ("application/xml", "text/html", False),
+        ("image/svg+xml", "application/xml", False),
+        ("application/json", "text/javascript", False),
+        ("text/markdown", "text/x-python", False),
+    ],
+)
+def test_is_wider_knows_formats_that_contain_others(mime: str, than: str, wider: bool) -> None:
+    assert is_wider(mime, than) is wider

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import magic
@@ -158,7 +159,11 @@ class MagikaDetector(ContentDetector):
         return await asyncio.to_thread(self._identify, sample.head + sample.tail)
 
     def _identify(self, content: bytes) -> TypeGuess:
-        return magika_guess(self._get_model().identify_bytes(content))
+        guess = magika_guess(self._get_model().identify_bytes(content))
+        if guess.label == "jsonl" and b"\n" not in content.strip():
+            # Magika says JSON lines for any one-line JSON; one line is one JSON document.
+            return replace(guess, mime_type="application/json", label="json")
+        return guess
 
     def _get_model(self) -> Magika:
         if self._model is None:

@@ -198,6 +198,22 @@ async def test_magika_names_large_files_from_head_and_tail(
     assert (await magika.detect(sample(data))).mime_type == mime
 
 
+@pytest.mark.parametrize(
+    ("data", "mime"),
+    [
+        (b'{"id": 7, "items": [{"k": 0}, {"k": 1}], "ok": true}', "application/json"),
+        (
+            b"".join(b'{"id": %d, "name": "item-%d"}\n' % (n, n) for n in range(40)),
+            "application/x-ndjson",
+        ),
+    ],
+)
+async def test_magika_tells_one_line_json_from_json_lines(
+    magika: MagikaDetector, data: bytes, mime: str
+) -> None:
+    assert (await magika.detect(sample(data))).mime_type == mime
+
+
 async def test_magika_calls_empty_content_octet_stream(magika: MagikaDetector) -> None:
     guess = await magika.detect(sample(b""))
     assert (guess.mime_type, guess.label, guess.group) == (

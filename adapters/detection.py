@@ -202,9 +202,9 @@ class AutoDetector(ContentDetector):
     only opaque bytes, `second` is asked and its answer taken, unless it is no more
     specific: plain text, opaque bytes or no answer (which is also what Magika says
     when it is unsure, below its own threshold), or a wider format than `first`
-    named (JavaScript for JSON). Then `first`'s answer stands. The guess returned is
-    the answering detector's own, so that its `detector` field ("libmagic" or
-    "magika") names who answered.
+    named (JavaScript for JSON, C++ for C). Then `first`'s answer stands. The guess
+    returned is the answering detector's own, so that its `detector` field
+    ("libmagic" or "magika") names who answered.
     """
 
     def __init__(self, first: ContentDetector, second: ContentDetector) -> None:

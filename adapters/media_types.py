@@ -90,6 +90,8 @@ MAGIKA_LABELS: dict[str, str] = {
 # their suffix.)
 _WIDER: dict[str, frozenset[str]] = {
     "application/json": frozenset({"text/javascript"}),  # a JSON text is JavaScript
+    # C is all but a subset of C++; libmagic says C++ when it sees what only C++ has.
+    "text/x-c": frozenset({"text/x-c++"}),
 }
 
 _ALIASES = {alias: name for name, aliases in CANONICAL_NAMES for alias in aliases}
@@ -117,7 +119,7 @@ def canonical_for_label(label: str, mime_type: str | None, is_text: bool) -> str
 
 def is_wider(mime_type: str, than: str) -> bool:
     """Whether every document of format `than` is also one of `mime_type`, so that
-    naming `mime_type` says less (JavaScript for JSON, XML for SVG)."""
+    naming `mime_type` says less (JavaScript for JSON, C++ for C, XML for SVG)."""
     if mime_type in _WIDER.get(than, ()):
         return True
     suffix = than.partition("/")[2].rpartition("+")[2]

@@ -365,6 +365,7 @@ async def test_auto_ignores_a_second_answer_that_names_nothing(answer: TypeGuess
     [
         (TypeGuess("application/json", "json", "code", 1.0, "libmagic"), "text/javascript"),
         (TypeGuess("application/rss+xml", "rss", "code", 1.0, "libmagic"), "application/xml"),
+        (TypeGuess("text/x-c", "c", "code", 1.0, "libmagic"), "text/x-c++"),
     ],
 )
 async def test_auto_keeps_libmagic_when_magika_names_a_wider_format(

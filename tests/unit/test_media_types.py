@@ -130,6 +130,8 @@ def test_a_magika_label_without_a_media_type_is_named_by_what_it_holds(
     ("mime", "than", "wider"),
     [
         ("text/javascript", "application/json", True),
+        ("text/x-c++", "text/x-c", True),
+        ("text/x-c", "text/x-c++", False),
         ("application/xml", "image/svg+xml", True),
         ("application/json", "application/ld+json", True),
         ("application/xml", "text/html", False),

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import sysconfig
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,9 +117,12 @@ ORIGINS: dict[str, tuple[Origin, ...]] = {
 
 
 def roots() -> list[Path]:
-    """The folders walked: Debian's package areas and this Python's own (its standard
-    library and the site-packages of the environment running the tests)."""
-    paths = sysconfig.get_paths()
+    """The folders walked: Debian's package areas and the installation of the Python
+    running this (its standard library and site-packages). Not the virtual environment
+    it may run in: its packages are chute's own dependencies, which change with
+    pyproject.toml (and `make bench` adds some), and the corpus should not."""
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+    paths = sysconfig.get_paths(vars=base | {"installed_" + k: v for k, v in base.items()})
     found = [*PROGRAMS, "/usr/include", "/usr/lib", "/usr/share"]
     found += [paths[key] for key in ("stdlib", "purelib", "platlib", "include")]
     resolved = sorted({Path(p).resolve() for p in found if Path(p).is_dir()})
@@ -244,3 +248,31 @@ def collect() -> MachineCorpus:
     found = _candidates()
     files = [f for label, paths in found.items() for f in _take(label, paths)]
     return MachineCorpus(tuple(files), {label: len(paths) for label, paths in found.items()})
+
+
+def tally(files: Sequence[MachineFile], answers: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """(right, files) of each class, for one detector's answers to `files`, in order."""
+    counts = {label: [0, 0] for label in ORIGINS}
+    for file, answer in zip(files, answers, strict=True):
+        counts[file.label][0] += is_correct(file.label, answer)
+        counts[file.label][1] += 1
+    return {label: (right, total) for label, (right, total) in counts.items() if total}
+
+
+def table(tallies: Mapping[str, Mapping[str, tuple[int, int]]]) -> str:
+    """Each mode's right answers by class and overall, one column a mode."""
+    modes = list(tallies)
+    labels = list(next(iter(tallies.values()), {}))
+    rows = [["class", *modes]]
+    for label in labels:
+        rows.append([label, *(_cell(*tallies[mode][label]) for mode in modes)])
+    totals = [tuple(map(sum, zip(*tallies[mode].values(), strict=True))) for mode in modes]
+    rows.append(["all", *(_cell(right, total) for right, total in totals)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def _cell(right: int, total: int) -> str:
+    return f"{right}/{total} {100 * right / total:.0f}%"

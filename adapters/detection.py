@@ -1,13 +1,18 @@
-"""Content detectors: libmagic's signatures, Google's Magika model, and `auto` (both)."""
+"""Content detectors: libmagic's signatures, Google's Magika model, and `auto` (both).
+
+Every answer is in chute's name for the format (adapters/media_types.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import magic
+from chute.adapters.media_types import canonical, canonical_for_label, is_wider
 from chute.application.ports import ContentDetector, ContentSample, TypeGuess
 
 if TYPE_CHECKING:
@@ -18,19 +23,17 @@ OCTET_STREAM = "application/octet-stream"
 # What libmagic answers for nothing to look at; chute calls that opaque bytes.
 _NOTHING = frozenset({"", "application/x-empty", "inode/x-empty"})
 
+# Magika's label of each type libmagic names, where the subtype alone does not give it.
 _LABELS = {
     OCTET_STREAM: "unknown",
     "text/plain": "txt",
     "image/jpeg": "jpeg",
     "image/svg+xml": "svg",
-    "application/gzip": "gzip",
-    "application/x-gzip": "gzip",
     "application/x-bzip2": "bzip",
     "application/x-7z-compressed": "sevenzip",
     "application/x-executable": "elf",
-    "application/x-pie-executable": "elf",
-    "application/x-sharedlib": "elf",
-    "application/x-dosexec": "pebin",
+    "application/vnd.microsoft.portable-executable": "pebin",
+    "application/x-mach-binary": "macho",
     "application/msword": "doc",
     "application/vnd.ms-excel": "xls",
     "application/vnd.ms-powerpoint": "ppt",
@@ -38,12 +41,13 @@ _LABELS = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
     "application/vnd.sqlite3": "sqlite",
-    "application/x-sqlite3": "sqlite",
-    "text/x-script.python": "python",
+    "application/vnd.rar": "rar",
+    "application/x-ndjson": "jsonl",
     "text/x-python": "python",
     "text/x-shellscript": "shell",
     "text/x-c++": "cpp",
     "text/javascript": "javascript",
+    "text/tab-separated-values": "tsv",
     "audio/mpeg": "mp3",
 }
 _GROUP_OF_TYPE = {"image": "image", "audio": "audio", "video": "video", "font": "font"}
@@ -54,7 +58,10 @@ _ARCHIVES = frozenset(
     {"zip", "gzip", "bzip", "xz", "zstd", "tar", "sevenzip", "rar", "java-archive"}
 )
 _EXECUTABLES = frozenset({"elf", "pebin", "mach-o"})
-_CODE = frozenset({"json", "csv", "html", "xml", "javascript", "python", "shell", "c", "cpp"})
+_CODE = frozenset(
+    {"json", "jsonl", "csv", "tsv", "html", "xml", "yaml", "javascript", "python", "shell", "c"}
+    | {"cpp"}
+)
 
 
 def _label(mime: str) -> str:
@@ -85,8 +92,8 @@ def _group(mime: str, label: str) -> str:
 
 
 def libmagic_guess(mime: str) -> TypeGuess:
-    """The guess for a type named by libmagic, its quirks normalised."""
-    mime = mime.split(";", 1)[0].strip().lower()
+    """The guess for a type named by libmagic, its quirks normalised, in chute's name."""
+    mime = canonical(mime.split(";", 1)[0].strip().lower())
     if mime in _NOTHING or mime.startswith("inode/"):
         mime = OCTET_STREAM
     confidence = {OCTET_STREAM: 0.0, "text/plain": 0.5}.get(mime, 1.0)
@@ -122,12 +129,16 @@ def _load_magika() -> Magika:
 
 
 def magika_guess(result: MagikaResult) -> TypeGuess:
-    """The guess for a Magika result; 'empty' and 'undefined' become opaque bytes."""
+    """The guess for a Magika result, in chute's name; 'empty' and 'undefined' become
+    opaque bytes. Below Magika's own threshold for a type its output is already only
+    'txt' or 'unknown' (its high-confidence mode, the default)."""
     # `output` may only be read from a result that is ok.
     if not result.ok or str(result.output.label) in {"empty", "undefined"}:
         return TypeGuess(OCTET_STREAM, "unknown", "unknown", 0.0, detector="magika")
     output = result.output
-    return TypeGuess(output.mime_type, str(output.label), output.group, result.score, "magika")
+    label = str(output.label)
+    mime = canonical_for_label(label, output.mime_type, output.is_text)
+    return TypeGuess(mime, label, output.group, result.score, "magika")
 
 
 class MagikaDetector(ContentDetector):
@@ -148,7 +159,11 @@ class MagikaDetector(ContentDetector):
         return await asyncio.to_thread(self._identify, sample.head + sample.tail)
 
     def _identify(self, content: bytes) -> TypeGuess:
-        return magika_guess(self._get_model().identify_bytes(content))
+        guess = magika_guess(self._get_model().identify_bytes(content))
+        if guess.label == "jsonl" and b"\n" not in content.strip():
+            # Magika says JSON lines for any one-line JSON; one line is one JSON document.
+            return replace(guess, mime_type="application/json", label="json")
+        return guess
 
     def _get_model(self) -> Magika:
         if self._model is None:
@@ -159,14 +174,37 @@ class MagikaDetector(ContentDetector):
 
 
 _NO_ANSWER = frozenset({"unknown", "undefined"})
+# libmagic's answers for text outside text/*: formats it names by reading the text
+# (a parser, the words), not by a binary signature.
+_TEXT_APPLICATION = frozenset(
+    {"application/json", "application/x-ndjson", "application/xml", "application/yaml"}
+    | {"application/toml", "application/x-sql"}
+)
+
+
+def is_text_answer(mime: str) -> bool:
+    """Whether libmagic named this type from text (words, a `#!` line, a parser) rather
+    than from a binary signature: text/*, JSON, XML and the XML and JSON vocabularies
+    of `application/*`. (SVG is an image, named by its root element: as sure a sign
+    as a signature.)"""
+    top, _, subtype = mime.partition("/")
+    if top == "text" or mime in _TEXT_APPLICATION:
+        return True
+    return top == "application" and subtype.endswith(("+xml", "+json"))
 
 
 class AutoDetector(ContentDetector):
-    """`auto` mode: `first`, then `second` only where `first` names a generic type.
+    """`auto` mode: `first` (libmagic) for what its signatures name, `second` (the
+    learned detector) for text and for what `first` cannot name.
 
-    The second answer replaces the first only when it is more specific (not generic,
-    not 'unknown'). The guess returned is the answering detector's own, unchanged, so
-    its `detector` field ("libmagic" or "magika") names who answered.
+    `first` answers alone when it names a format by its signature (PDF, images,
+    archives, office files, executables). When it answers text (`is_text_answer`) or
+    only opaque bytes, `second` is asked and its answer taken, unless it is no more
+    specific: plain text, opaque bytes or no answer (which is also what Magika says
+    when it is unsure, below its own threshold), or a wider format than `first`
+    named (JavaScript for JSON, C++ for C). Then `first`'s answer stands. The guess
+    returned is the answering detector's own, so that its `detector` field
+    ("libmagic" or "magika") names who answered.
     """
 
     def __init__(self, first: ContentDetector, second: ContentDetector) -> None:
@@ -174,9 +212,13 @@ class AutoDetector(ContentDetector):
 
     async def detect(self, sample: ContentSample) -> TypeGuess:
         first = await self._first.detect(sample)
-        if not first.is_generic:
+        if first.mime_type != OCTET_STREAM and not is_text_answer(first.mime_type):
             return first
         second = await self._second.detect(sample)
-        if second.is_generic or second.label in _NO_ANSWER:
+        if (
+            second.is_generic
+            or second.label in _NO_ANSWER
+            or is_wider(second.mime_type, first.mime_type)
+        ):
             return first
         return second

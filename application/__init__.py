@@ -1,8 +1,6 @@
 """chute's application layer: the use cases (`OrchestrationEngine`) and the ports they need."""
 
-from chute.application.base import DEFAULT_COUNT_CAP, RetryPolicy
 from chute.application.commands import NewJob, UploadFile, UploadLimits, UploadOptions
-from chute.application.creating import Submission
 from chute.application.engine import OrchestrationEngine
 from chute.application.errors import (
     ContentNotFound,
@@ -18,7 +16,6 @@ from chute.application.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from chute.application.managing import Cancellation
 from chute.application.ports import (
     Clock,
     ContentDetector,
@@ -37,7 +34,10 @@ from chute.application.ports import (
     UnitOfWorkFactory,
 )
 from chute.application.queries import ClaimFilter, JobFilter, JobPage, JobQuery, JobSort, Keyset
-from chute.application.upload import UploadBatch, safe_filename
+from chute.application.upload_batch import UploadBatch, safe_filename
+from chute.application.use_cases.base import DEFAULT_COUNT_CAP, RetryPolicy
+from chute.application.use_cases.creating import Submission
+from chute.application.use_cases.managing import Cancellation
 
 __all__ = [
     "DEFAULT_COUNT_CAP",

@@ -14,11 +14,11 @@ them over one set of ports (see `EngineBase` for its constructor):
 
 from __future__ import annotations
 
-from chute.application.creating import Creating
-from chute.application.managing import Managing
-from chute.application.purging import Purging
-from chute.application.uploading import Uploading
-from chute.application.working import Working
+from chute.application.use_cases.creating import Creating
+from chute.application.use_cases.leasing import Working
+from chute.application.use_cases.managing import Managing
+from chute.application.use_cases.purging import Purging
+from chute.application.use_cases.uploading import Uploading
 
 
 class OrchestrationEngine(Creating, Uploading, Managing, Working, Purging):

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from chute.entrypoints.schemas import BatchCreateRequest, JobCreateRequest, JobListQuery
+from chute.entrypoints.http.schemas.jobs import BatchCreateRequest, JobCreateRequest, JobListQuery
 from fastapi import FastAPI, Query, Request, Response
 
 CANNED = Path(os.environ.get("BENCH_CANNED_DIR", "."))

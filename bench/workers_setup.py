@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chute.adapters.local_files import LocalFileStore
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
+from chute.adapters.storage.local import LocalFileStore
 from chute.adapters.system import SystemClock, UuidV7Generator
 from chute.application import NewJob, OrchestrationEngine
 from chute.domain import SourceType

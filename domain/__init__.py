@@ -3,7 +3,8 @@
 from chute.domain.detection import GENERIC_TYPES, DetectionResult
 from chute.domain.errors import ChuteError, InvalidTransition, InvalidValue, LeaseNotHeld
 from chute.domain.events import CLIENT, RESCUER, JobEvent
-from chute.domain.job import TRANSITIONS, Job, JobStatus, Mode, Priority, SourceType, backoff
+from chute.domain.job import Job, backoff
+from chute.domain.values import TRANSITIONS, JobStatus, Mode, Priority, SourceType
 
 __all__ = [
     "CLIENT",

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from uuid import UUID
 
-if TYPE_CHECKING:
-    from uuid import UUID
-
-    from chute.domain.job import JobStatus
+from chute.domain.values import JobStatus
 
 
 class ChuteError(Exception):

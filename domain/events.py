@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from chute.domain.job import JobStatus
+from chute.domain.values import JobStatus
 
 CLIENT = "client"
 RESCUER = "rescuer"

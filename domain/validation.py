@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chute.domain.errors import InvalidValue
-from chute.domain.job import SourceType
+from chute.domain.values import SourceType
 
 MAX_URI_LENGTH = 2048
 MAX_METADATA_BYTES = 16 * 1024

@@ -9,6 +9,7 @@ Nothing here logs request bodies, file content or headers.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Literal
 
@@ -43,7 +44,13 @@ def _renderer(format: LogFormat) -> list[Processor]:
     if format == "console":
         # Plain tracebacks: the default (rich) one prints every frame's local variables,
         # which hold request bodies and headers.
-        return [structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)]
+        # Colours only on a terminal (and never with NO_COLOR set): a file, a pipe or a
+        # log collector would get the escape codes as text.
+        colors = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=colors, exception_formatter=structlog.dev.plain_traceback
+        )
+        return [renderer]
     return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
 
 

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from chute.application import DEFAULT_COUNT_CAP
 from chute.domain.validation import check_mime_pattern
-from chute.entrypoints.keys import entry_digest, split_entries
-from pydantic import Field, SecretStr, field_validator
+from chute.entrypoints.http.keys import entry_digest, split_entries
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -88,3 +88,14 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """True when the database is an embedded SQLite file."""
         return self.database_url.startswith("sqlite")
+
+
+def setting_errors(exc: ValidationError) -> list[str]:
+    """One line per refused setting, named as the user sets it (`CHUTE_API_KEYS: ...`),
+    never by its field name and never with its value (it may be a key or a password)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = f"CHUTE_{field.upper()}" if field in Settings.model_fields else field
+        lines.append(f"{name}: {error['msg']}")
+    return lines

@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import struct
+import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -240,6 +241,87 @@ def python_source() -> bytes:
     )
 
 
+def tar_archive() -> bytes:
+    """A POSIX (pax) tar of two text files."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, text in (("notes.txt", ENGLISH), ("data/readme.md", "# Data\n")):
+            entry = tarfile.TarInfo(name)
+            entry.size = len(text.encode())
+            archive.addfile(entry, io.BytesIO(text.encode()))
+    return buffer.getvalue()
+
+
+def xml_document() -> bytes:
+    """An XML catalogue of books."""
+    books = "".join(
+        f'  <book id="bk{n}">\n    <author>Author {n}</author>\n    <title>Title {n}</title>\n'
+        f"    <price>{n}.95</price>\n  </book>\n"
+        for n in range(8)
+    )
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<catalog>\n{books}</catalog>\n'.encode()
+
+
+def yaml_document() -> bytes:
+    """A YAML settings file with comments, mappings and a list."""
+    return (
+        b"# Service settings\nservice:\n  name: chute\n  port: 8000\n  workers: 4\n"
+        b"database:\n  url: postgresql://localhost/chute\n  pool:\n    size: 10\n"
+        b"    timeout: 30\nfeatures:\n  - upload\n  - detection\n  - retries\n"
+        b"logging:\n  level: INFO\n  json: true\n"
+    )
+
+
+def shell_script() -> bytes:
+    """A POSIX shell script that rotates logs."""
+    return (
+        b"#!/bin/sh\nset -eu\n\n# Rotate the logs of the service, keeping the last five.\n"
+        b'LOG_DIR="${LOG_DIR:-/var/log/chute}"\nfor n in 4 3 2 1; do\n'
+        b'    if [ -f "$LOG_DIR/chute.log.$n" ]; then\n'
+        b'        mv "$LOG_DIR/chute.log.$n" "$LOG_DIR/chute.log.$((n + 1))"\n    fi\ndone\n'
+        b'mv "$LOG_DIR/chute.log" "$LOG_DIR/chute.log.1"\necho "rotated logs in $LOG_DIR"\n'
+    )
+
+
+def python_script() -> bytes:
+    """`python_source()` made a program by a `#!` line."""
+    return b"#!/usr/bin/env python3\n" + python_source()
+
+
+def javascript_source() -> bytes:
+    """A small Node.js module."""
+    return (
+        b'"use strict";\n\nconst express = require("express");\nconst app = express();\n\n'
+        b"function total(items) {\n"
+        b"  return items.reduce((sum, item) => sum + item.price * item.quantity, 0);\n}\n\n"
+        b'app.get("/total", (req, res) => {\n  const items = JSON.parse(req.query.items || "[]");\n'
+        b"  res.json({ total: total(items) });\n});\n\nmodule.exports = { app, total };\n"
+    )
+
+
+def svg_image() -> bytes:
+    """A small SVG icon."""
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+        b'width="64" height="64" viewBox="0 0 64 64">\n  <title>chute</title>\n'
+        b'  <rect x="4" y="4" width="56" height="56" rx="8" fill="#2a6"/>\n'
+        b'  <path d="M16 20 L48 20 L32 48 Z" fill="#fff"/>\n</svg>\n'
+    )
+
+
+def markdown_with_python() -> bytes:
+    """A README with a Python example: libmagic reads its imports as a Python script."""
+    return (
+        b"# chute\n\nchute takes content into a processing pipeline and tracks every piece of"
+        b" it as a\n**job**. Workers claim jobs under a lease.\n\n## Use it from Python\n\n"
+        b"```python\nimport asyncio\nfrom chute.domain import Mode, SourceType\n\n\n"
+        b"async def main() -> None:\n    engine = build_engine()\n"
+        b"    job = await engine.create_job(source_type=SourceType.UPLOAD, mode=Mode.AUTO)\n"
+        b"    print(job.mime_type)\n\n\nasyncio.run(main())\n```\n\n"
+        b"See the [API](docs/api.md) for the whole contract.\n"
+    )
+
+
 CORPUS: dict[str, Callable[[], bytes]] = {
     "pdf": pdf,
     "png": png,
@@ -254,5 +336,13 @@ CORPUS: dict[str, Callable[[], bytes]] = {
     "csv": csv_document,
     "html": html,
     "python": python_source,
+    "tar": tar_archive,
+    "xml": xml_document,
+    "yaml": yaml_document,
+    "shell": shell_script,
+    "python_script": python_script,
+    "javascript": javascript_source,
+    "svg": svg_image,
+    "markdown": markdown_with_python,
 }
 """Every builder by a short name, for parametrised tests and benchmarks."""

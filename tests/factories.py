@@ -1,4 +1,5 @@
-"""Builders of domain objects and use-case inputs with sensible defaults, for every test tier.
+"""Builders of engines, domain objects and use-case inputs with sensible defaults, for
+every test tier.
 
 Each builder takes keyword overrides for any field, so a test names only what matters to it.
 """
@@ -6,9 +7,13 @@ Each builder takes keyword overrides for any field, so a test names only what ma
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from chute.adapters.memory import MemoryDatabase, MemoryFileStore
+from chute.adapters.system import SystemClock, UuidV7Generator
+from chute.application import OrchestrationEngine
 from chute.application.commands import NewJob
 from chute.domain import DetectionResult, Job, SourceType
 
@@ -58,3 +63,21 @@ def make_new_job(**overrides: Any) -> NewJob:
         "source_uri": "https://example.org/report.pdf",
     }
     return NewJob(**fields | overrides)
+
+
+def make_engine(**overrides: Any) -> OrchestrationEngine:
+    """An engine on the in-memory adapters with the system clock and UUIDv7 ids, and no
+    detectors; any port or setting of `OrchestrationEngine` can be overridden."""
+    ports: dict[str, Any] = {
+        "uow": MemoryDatabase(),
+        "files": MemoryFileStore(),
+        "detectors": {},
+        "clock": SystemClock(),
+        "ids": UuidV7Generator(),
+    }
+    return OrchestrationEngine(**ports | overrides)
+
+
+def sqlite_url(path: Path) -> str:
+    """The database URL of the SQLite file at `path`."""
+    return f"sqlite+aiosqlite:///{path}"

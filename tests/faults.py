@@ -45,10 +45,6 @@ def chute_env(database_url: str, storage: Path, **settings: str) -> dict[str, st
     return env | {f"CHUTE_{key.upper()}": value for key, value in settings.items()}
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
-
 # -- chute serve ---------------------------------------------------------------------------
 
 

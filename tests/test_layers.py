@@ -1,4 +1,4 @@
-"""The layer rules of docs/architecture.md, checked on every import of every module."""
+"""The layer rules (docs/architecture.md), checked on every import of every module."""
 
 from __future__ import annotations
 
@@ -80,3 +80,60 @@ def test_the_checker_catches_a_wrong_import(tmp_path: Path) -> None:
         "chute.entrypoints",
         "<relative import>",
     ]
+
+
+WEB = {"fastapi", "starlette", "uvicorn"}
+
+
+def test_the_composition_root_imports_no_web_framework() -> None:
+    """`chute worker`, `chute purge`, benchmarks and library users build the engine
+    through `bootstrap.py` without loading FastAPI."""
+    modules = {m.split(".")[0] for _, m in imports_of(ROOT / "entrypoints" / "bootstrap.py")}
+    assert modules & WEB == set()
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(["chute", *parts])
+
+
+def module_imports(path: Path) -> set[str]:
+    """The chute modules that `path` imports at module level, for running or for typing
+    (under `if TYPE_CHECKING:`); imports inside functions are left out."""
+    found = set()
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    typing_only = [
+        n.body for n in body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.dump(n.test)
+    ]
+    for node in body + [stmt for block in typing_only for stmt in block]:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.startswith("chute.")}
+
+
+def test_no_modules_import_each_other_in_a_circle() -> None:
+    modules = {module_name(p): p for layer in LAYERS for p in (ROOT / layer).rglob("*.py")}
+    graph = {name: module_imports(path) & modules.keys() - {name} for name, path in modules.items()}
+    # A package's __init__ re-exporting its own modules is not a circle of theirs.
+    graph = {n: {m for m in deps if not n.startswith(m + ".")} for n, deps in graph.items()}
+    circles, done, path = [], set(), []
+
+    def visit(node: str) -> None:
+        if node in path:
+            circles.append([*path[path.index(node) :], node])
+            return
+        if node in done:
+            return
+        path.append(node)
+        for child in sorted(graph[node]):
+            visit(child)
+        path.pop()
+        done.add(node)
+
+    for name in sorted(graph):
+        visit(name)
+    assert circles == []

@@ -17,17 +17,16 @@ import httpx
 import pytest
 from chute.adapters.detection import LibmagicDetector, MagikaDetector
 from chute.adapters.memory import MemoryDatabase, MemoryFileStore
-from chute.adapters.sqlalchemy import upgrade
+from chute.adapters.system import ManualClock
 from chute.application import FileStore, OrchestrationEngine
-from chute.entrypoints.app import create_app
-from chute.entrypoints.container import Container, build_container
+from chute.entrypoints.bootstrap import Container, build_container
+from chute.entrypoints.http.app import create_app
 from chute.entrypoints.settings import Settings
 from dependency_injector import providers
 from fastapi import FastAPI
 
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
+from tests.e2e.helpers import CLOCK_START
+from tests.factories import sqlite_url
 
 
 @pytest.fixture(scope="session")
@@ -38,14 +37,6 @@ def libmagic() -> LibmagicDetector:
 @pytest.fixture(scope="session")
 def magika() -> MagikaDetector:
     return MagikaDetector()
-
-
-@pytest.fixture(scope="session")
-async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file that each test copies: cheaper than migrating per test."""
-    path = tmp_path_factory.mktemp("e2e-sqlite") / "chute.db"
-    await upgrade(sqlite_url(path))
-    return path
 
 
 @pytest.fixture
@@ -87,6 +78,16 @@ def container(
     container.libmagic.override(providers.Object(libmagic))
     container.magika.override(providers.Object(magika))
     return container
+
+
+@pytest.fixture
+def clock(container: Container) -> ManualClock:
+    """A manual clock for the app, at `CLOCK_START`. A module whose app must run on it
+    from the start says `pytestmark = pytest.mark.usefixtures("clock")`, so that the
+    clock is in place before the app builds its engine."""
+    clock = ManualClock(CLOCK_START)
+    container.clock.override(providers.Object(clock))
+    return clock
 
 
 @pytest.fixture

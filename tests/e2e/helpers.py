@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,6 +16,9 @@ JOB_FIELDS = {
     "updated_at", "detection", "worker_id", "lease_expires_at", "run_after", "started_at",
     "finished_at", "progress", "progress_message", "result",
 }  # fmt: skip
+
+# Where the manual clock of the e2e apps starts (the conftest's `clock`).
+CLOCK_START = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 async def create_job(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:

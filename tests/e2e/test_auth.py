@@ -19,9 +19,9 @@ from uuid import uuid4
 import httpx
 import pytest
 import structlog
-from chute.entrypoints.app import create_app
-from chute.entrypoints.container import Container
-from chute.entrypoints.keys import KeyRing, digest_line
+from chute.entrypoints.bootstrap import Container
+from chute.entrypoints.http.app import create_app
+from chute.entrypoints.http.keys import KeyRing, digest_line
 from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI

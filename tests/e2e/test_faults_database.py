@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from chute.adapters.local_files import LocalFileStore
 from chute.adapters.sqlalchemy import SqlDatabase, SqlUnitOfWork
+from chute.adapters.storage.local import LocalFileStore
 from chute.application import FileStore, ServiceUnavailable
-from chute.entrypoints.container import Container
+from chute.entrypoints.bootstrap import Container
 from dependency_injector import providers
 
 from tests import corpus

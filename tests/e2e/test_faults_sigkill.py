@@ -12,11 +12,10 @@ from uuid import UUID
 
 import httpx
 import pytest
-from chute.adapters.local_files import LocalFileStore
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
-from chute.adapters.system import SystemClock, UuidV7Generator
-from chute.application import OrchestrationEngine
+from chute.adapters.storage.local import LocalFileStore
 
+from tests.factories import make_engine, sqlite_url
 from tests.faults import (
     MULTIPART_TYPE,
     ChuteServer,
@@ -28,7 +27,6 @@ from tests.faults import (
     leftovers,
     slow_file_body,
     sqlite_job_ids,
-    sqlite_url,
 )
 
 pytestmark = pytest.mark.slow
@@ -156,13 +154,7 @@ def _partial_file_now(storage: Path, at_least: int) -> Path | None:
 async def _sweep(database: Path, storage: Path) -> int:
     """The application's orphan sweep, with no grace, on the server's database and folder."""
     db = SqlDatabase(create_engine_for(sqlite_url(database)))
-    engine = OrchestrationEngine(
-        uow=db,
-        files=LocalFileStore(storage),
-        detectors={},
-        clock=SystemClock(),
-        ids=UuidV7Generator(),
-    )
+    engine = make_engine(uow=db, files=LocalFileStore(storage))
     try:
         return await engine.sweep_orphans(grace=timedelta(0))
     finally:

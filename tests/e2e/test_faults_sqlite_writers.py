@@ -13,6 +13,7 @@ from uuid import UUID
 
 import pytest
 
+from tests.factories import sqlite_url
 from tests.faults import (
     ChuteServer,
     Tally,
@@ -21,7 +22,6 @@ from tests.faults import (
     keep_creating,
     keep_working,
     sqlite_job_ids,
-    sqlite_url,
 )
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from chute.adapters.local_files import LocalFileStore
+from chute.adapters.storage.local import LocalFileStore
 from chute.application import FileStore
 
 from tests import corpus

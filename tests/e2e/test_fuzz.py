@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from chute.adapters.local_files import LocalFileStore
+from chute.adapters.storage.local import LocalFileStore
 from chute.application import FileStore
-from chute.entrypoints.app import create_app
-from chute.entrypoints.container import Container
+from chute.entrypoints.bootstrap import Container
+from chute.entrypoints.http.app import create_app
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -14,7 +14,7 @@ import pytest
 import structlog
 from chute.adapters.memory import MemoryFileStore
 from chute.application import ServiceUnavailable
-from chute.entrypoints.container import Container
+from chute.entrypoints.bootstrap import Container
 from chute.entrypoints.logging import configure_logging
 from dependency_injector import providers
 

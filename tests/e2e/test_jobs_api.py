@@ -13,7 +13,7 @@ import pytest
 from chute.adapters.system import ManualClock
 from chute.application import OrchestrationEngine
 from chute.domain import JobStatus
-from chute.entrypoints.container import Container
+from chute.entrypoints.bootstrap import Container
 from dependency_injector import providers
 
 from tests.e2e.helpers import JOB_FIELDS, TIME, URL_JOB, assert_problem, create_job, error_locs

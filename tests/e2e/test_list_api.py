@@ -12,7 +12,7 @@ from chute.adapters.memory import MemoryDatabase
 from chute.adapters.system import ManualClock
 from chute.application import DEFAULT_COUNT_CAP, OrchestrationEngine
 from chute.domain import JobStatus
-from chute.entrypoints.container import Container, build_container
+from chute.entrypoints.bootstrap import Container, build_container
 from chute.entrypoints.settings import Settings
 from dependency_injector import providers
 

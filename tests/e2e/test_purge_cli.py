@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from chute.adapters.local_files import LocalFileStore
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for, upgrade
-from chute.adapters.system import ManualClock, UuidV7Generator
-from chute.application import NewJob, OrchestrationEngine, UploadFile, UploadOptions
+from chute.adapters.storage.local import LocalFileStore
+from chute.adapters.system import ManualClock
+from chute.application import NewJob, UploadFile, UploadOptions
 from chute.domain import JobStatus, SourceType
+
+from tests.factories import make_engine
 
 
 async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
@@ -35,9 +37,7 @@ async def test_purge_deletes_old_finished_jobs_and_their_files(tmp_path: Path) -
     await upgrade(url)
     database, files = SqlDatabase(create_engine_for(url)), LocalFileStore(tmp_path / "files")
     clock = ManualClock(datetime.now(UTC) - timedelta(days=3))
-    engine = OrchestrationEngine(
-        uow=database, files=files, detectors={}, clock=clock, ids=UuidV7Generator()
-    )
+    engine = make_engine(uow=database, files=files, clock=clock)
     try:
         [old_upload] = await engine.submit_upload(
             [UploadFile(filename="a.txt", content=one_chunk(b"old"))], UploadOptions(detect=False)
@@ -65,9 +65,7 @@ async def test_purge_deletes_old_finished_jobs_and_their_files(tmp_path: Path) -
     assert done.stdout.strip() == "purged 1 jobs"
 
     database = SqlDatabase(create_engine_for(url))
-    engine = OrchestrationEngine(
-        uow=database, files=files, detectors={}, clock=clock, ids=UuidV7Generator()
-    )
+    engine = make_engine(uow=database, files=files, clock=clock)
     try:
         left = {job.id: job.status for job in (await engine.list_jobs()).items}
     finally:

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from chute.adapters.local_files import LocalFileStore
+from chute.adapters.storage.local import LocalFileStore
 from chute.application import FileStore, UploadLimits
-from chute.entrypoints.container import Container
+from chute.entrypoints.bootstrap import Container
 from dependency_injector import providers
 
 from tests import corpus
@@ -239,7 +239,6 @@ async def test_a_file_of_exactly_the_size_limit_is_accepted(
             "€ r.pdf",
         ),
         ('form-data; name="file"; filename=""', "upload.bin"),
-        ('form-data; name="file"', "upload.bin"),
         ('form-data; name="file"; filename="résumé.pdf"', "résumé.pdf"),
         ('form-data; name="file"; filename="' + "é" * 200 + '"', "é" * 127),
     ],
@@ -320,6 +319,8 @@ async def test_too_many_files_are_refused(
         ([file_part(PDF), part(None, b"x", disposition='attachment; name="file"')], ["body"]),
         ([file_part(PDF), b"Content-Type: text/plain\r\n\r\nno disposition"], ["body"]),
         ([file_part(PDF), part("priority", b"\xff\xfe")], ["body", "priority"]),
+        ([part("file", b"/tmp/hello.pdf")], ["body", "file"]),  # curl -F file=/path
+        ([file_part(PDF), part("file", b"/tmp/hello.pdf")], ["body", "file"]),
     ],
 )
 async def test_a_badly_shaped_upload_is_refused(
@@ -439,7 +440,7 @@ async def test_a_body_larger_than_every_file_allowed_is_413_at_once(
 
     async def chunks() -> AsyncIterator[bytes]:
         nonlocal sent
-        yield opening('form-data; name="file"')
+        yield opening('form-data; name="file"; filename="big.bin"')
         for _ in range(64):  # 4 MiB, far beyond 10 bytes + 1 MiB of slack
             sent += 1
             yield b"x" * (64 * 1024)
@@ -491,3 +492,14 @@ async def test_a_large_upload_streams_to_disk_without_being_held_in_memory(
     assert job["file_size"] == size
     assert (storage / job["id"] / "big.bin").stat().st_size == size
     assert peak < size / 6, f"peak traced memory {peak} bytes for a {size}-byte file"
+
+
+async def test_a_file_part_without_a_filename_says_how_to_send_a_file(
+    client: httpx.AsyncClient, storage: Path
+) -> None:
+    response = await upload(client, multipart(part("file", b"/tmp/hello.pdf")))
+
+    problem = assert_problem(response, 422, "validation-error")
+    assert problem["errors"][0]["type"] == "missing_filename"
+    assert "-F file=@path" in problem["errors"][0]["msg"]
+    await assert_nothing_kept(client, storage)

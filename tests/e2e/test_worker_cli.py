@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from chute.entrypoints import cli
-from chute.entrypoints.worker_cli import BadProcessor, load_processor
+from chute.entrypoints.cli.worker import BadProcessor, load_processor
 
 from tests import processors
 

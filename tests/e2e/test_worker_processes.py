@@ -17,29 +17,19 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from chute.adapters.memory_files import MemoryFileStore
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
-from chute.adapters.system import SystemClock, UuidV7Generator
 from chute.application import NewJob, OrchestrationEngine
 from chute.domain import RESCUER, JobStatus, Priority, SourceType
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from tests.pg import PostgresUnavailable, create_database, drop_database, postgres_server
+from tests.factories import make_engine
+from tests.pg import create_database, drop_database
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = 500
-
-
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    try:
-        with postgres_server() as url:
-            yield url
-    except PostgresUnavailable as e:
-        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture
@@ -55,9 +45,9 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-async def database(server_url: str, env: dict[str, str]) -> AsyncIterator[SqlDatabase]:
+async def database(postgres_server_url: str, env: dict[str, str]) -> AsyncIterator[SqlDatabase]:
     """A new database, migrated by `chute migrate`; `env` is pointed at it."""
-    url = await create_database(server_url)
+    url = await create_database(postgres_server_url)
     env["CHUTE_DATABASE_URL"] = url
     migrate = await asyncio.create_subprocess_exec(
         *chute("migrate"), env=env, stdout=PIPE, stderr=PIPE
@@ -69,18 +59,12 @@ async def database(server_url: str, env: dict[str, str]) -> AsyncIterator[SqlDat
         yield db
     finally:
         await db.dispose()
-        await drop_database(server_url, str(make_url(url).database))
+        await drop_database(postgres_server_url, str(make_url(url).database))
 
 
 @pytest.fixture
 def engine(database: SqlDatabase) -> OrchestrationEngine:
-    return OrchestrationEngine(
-        uow=database,
-        files=MemoryFileStore(),
-        detectors={},
-        clock=SystemClock(),
-        ids=UuidV7Generator(),
-    )
+    return make_engine(uow=database)
 
 
 def chute(*args: str) -> list[str]:

@@ -6,20 +6,16 @@ exactly when a test moves the clock, and nothing else moves the jobs meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
 from chute.adapters.system import ManualClock
-from chute.entrypoints.app import create_app
-from chute.entrypoints.container import Container
-from dependency_injector import providers
-from fastapi import FastAPI
 
 from tests.e2e.helpers import (
+    CLOCK_START,
     JOB_FIELDS,
     assert_problem,
     at,
@@ -31,7 +27,9 @@ from tests.e2e.helpers import (
     report,
 )
 
-START = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+START = CLOCK_START
+# The app's clock is a manual one (the conftest's `clock`), set before the app starts.
+pytestmark = pytest.mark.usefixtures("clock")
 MIB = 1024 * 1024
 REPORTS = {"heartbeat": {}, "complete": {"result": {"pages": 3}}, "fail": {"error": "boom"}}
 
@@ -39,20 +37,6 @@ REPORTS = {"heartbeat": {}, "complete": {"result": {"pages": 3}}, "fail": {"erro
 @pytest.fixture(params=["memory", "sqlite"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def clock(container: Container) -> ManualClock:
-    clock = ManualClock(START)
-    container.clock.override(providers.Object(clock))
-    return clock
-
-
-@pytest.fixture
-async def app(container: Container, clock: ManualClock) -> AsyncIterator[FastAPI]:
-    app = create_app(container, maintenance=False)
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 # -- claim -----------------------------------------------------------------------------------

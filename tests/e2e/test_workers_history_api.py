@@ -13,26 +13,27 @@ import logging
 import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 import pytest
-from chute.adapters.local_files import LocalFileStore
+from chute.adapters.storage.local import LocalFileStore
 from chute.adapters.system import ManualClock
 from chute.application import FileStore, OrchestrationEngine, UploadFile, UploadOptions
-from chute.entrypoints.app import create_app
-from chute.entrypoints.container import Container
-from chute.entrypoints.downloads import content_disposition
+from chute.entrypoints.bootstrap import Container
+from chute.entrypoints.http.app import create_app
+from chute.entrypoints.http.downloads import content_disposition
 from dependency_injector import providers
-from fastapi import FastAPI
 
 from tests import corpus
-from tests.e2e.helpers import assert_problem, at, claim_one, create_job, get, report
+from tests.e2e.helpers import CLOCK_START, assert_problem, at, claim_one, create_job, get, report
 
-START = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+START = CLOCK_START
+# The app's clock is a manual one (the conftest's `clock`), set before the app starts.
+pytestmark = pytest.mark.usefixtures("clock")
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -43,20 +44,6 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def file_store(storage: Path) -> FileStore:
     return LocalFileStore(storage)
-
-
-@pytest.fixture
-def clock(container: Container) -> ManualClock:
-    clock = ManualClock(START)
-    container.clock.override(providers.Object(clock))
-    return clock
-
-
-@pytest.fixture
-async def app(container: Container, clock: ManualClock) -> AsyncIterator[FastAPI]:
-    app = create_app(container, maintenance=False)
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 async def upload(

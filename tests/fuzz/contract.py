@@ -15,8 +15,8 @@ from typing import Any
 from uuid import UUID
 
 import schemathesis
-from chute.entrypoints.app import create_app
-from chute.entrypoints.container import build_container
+from chute.entrypoints.bootstrap import build_container
+from chute.entrypoints.http.app import create_app
 from chute.entrypoints.settings import Settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode

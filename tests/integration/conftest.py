@@ -8,57 +8,18 @@ when it cannot start, the tests that need it fail with the server's log.
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from chute.adapters.memory import MemoryDatabase
-from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for, upgrade
+from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
 from chute.application.ports import UnitOfWorkFactory
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from tests.pg import PostgresUnavailable, create_database, drop_database, postgres_server
+from tests.factories import sqlite_url
 
 TABLES = ("idempotency_keys", "job_events", "detection_results", "jobs")
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
-
-@pytest.fixture(scope="session")
-def postgres_server_url() -> Iterator[str]:
-    """The URL of the test server's `postgres` database (to create others from)."""
-    try:
-        with postgres_server() as url:
-            yield url
-    except PostgresUnavailable as e:
-        pytest.fail(str(e), pytrace=False)
-
-
-@pytest.fixture(scope="session")
-async def postgres_url(postgres_server_url: str) -> AsyncIterator[str]:
-    """A new, empty database on the test server, for the whole session."""
-    url = await create_database(postgres_server_url)
-    yield url
-    await drop_database(postgres_server_url, str(make_url(url).database))
-
-
-@pytest.fixture(scope="session")
-async def migrated_postgres_url(postgres_url: str) -> str:
-    await upgrade(postgres_url)
-    return postgres_url
-
-
-@pytest.fixture(scope="session")
-async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file that each test copies: cheaper than migrating per test."""
-    path = tmp_path_factory.mktemp("sqlite-template") / "chute.db"
-    await upgrade(sqlite_url(path))
-    # Disposing the migration's engine checkpoints the WAL into the main file.
-    assert not path.with_name("chute.db-wal").exists()
-    return path
 
 
 def migrated_url(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> str:

@@ -16,13 +16,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
-from chute.adapters.memory_files import MemoryFileStore
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
-from chute.adapters.system import ManualClock, UuidV7Generator
+from chute.adapters.system import ManualClock
 from chute.application import OrchestrationEngine
 from chute.domain import Job, JobStatus, LeaseNotHeld, Priority
 
-from tests.factories import at, make_new_job
+from tests.factories import at, make_engine, make_new_job
 
 S = JobStatus
 CLAIMERS, JOBS = 8, 300
@@ -36,10 +35,7 @@ async def engines(url: str, clocks: list[ManualClock]) -> AsyncIterator[list[Orc
     databases = [SqlDatabase(create_engine_for(url)) for _ in clocks]
     try:
         yield [
-            OrchestrationEngine(
-                uow=db, files=MemoryFileStore(), detectors={}, clock=clock, ids=UuidV7Generator()
-            )
-            for db, clock in zip(databases, clocks, strict=True)
+            make_engine(uow=db, clock=clock) for db, clock in zip(databases, clocks, strict=True)
         ]
     finally:
         for db in databases:

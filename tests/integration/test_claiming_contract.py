@@ -14,13 +14,12 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from chute.adapters.memory_files import MemoryFileStore
 from chute.adapters.system import ManualClock, UuidV7Generator
 from chute.application import ClaimFilter, OrchestrationEngine, ValidationFailed
 from chute.application.ports import UnitOfWorkFactory
 from chute.domain import Job, JobStatus, LeaseNotHeld, Mode, Priority, SourceType
 
-from tests.factories import at, make_job, make_new_job
+from tests.factories import at, make_engine, make_job, make_new_job
 
 S, P = JobStatus, Priority
 START = at(1000)
@@ -33,14 +32,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def engine(database: UnitOfWorkFactory, clock: ManualClock) -> OrchestrationEngine:
-    return OrchestrationEngine(
-        uow=database,
-        files=MemoryFileStore(),
-        detectors={},
-        clock=clock,
-        ids=UuidV7Generator(),
-        jitter=lambda: 1.0,
-    )
+    return make_engine(uow=database, clock=clock, jitter=lambda: 1.0)
 
 
 async def new_job(engine: OrchestrationEngine, clock: ManualClock, **fields: Any) -> Job:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable
+from importlib.resources import files
 from typing import TYPE_CHECKING
 
 import pytest
 from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
-from chute.adapters.local_files import HEAD_SIZE, ContentDigest
+from chute.adapters.media_types import canonical_for_label
+from chute.adapters.storage.local import HEAD_SIZE, ContentDigest
 from chute.application.ports import ContentDetector, ContentSample, TypeGuess
 
 from tests import corpus
+from tests.machine_corpus import read_sample
 
 if TYPE_CHECKING:
     from magika import Magika
@@ -22,9 +29,10 @@ if TYPE_CHECKING:
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-# What each detector really answers for each corpus file. libmagic names every binary
-# format, CSV, JSON and HTML by their signatures, but Python source without a
-# shebang is only text to it; Magika names all of them.
+# What each detector really answers for each corpus file, in chute's names (one per
+# format). libmagic names every binary format, CSV, JSON and HTML by their signatures,
+# but Python source without a shebang and YAML are only text to it, and a README with
+# a Python example is a Python script; Magika names all of them.
 LIBMAGIC = {
     "pdf": "application/pdf",
     "png": "image/png",
@@ -39,13 +47,53 @@ LIBMAGIC = {
     "csv": "text/csv",
     "html": "text/html",
     "python": "text/plain",
+    "tar": "application/x-tar",
+    "xml": "application/xml",
+    "yaml": "text/plain",
+    "shell": "text/x-shellscript",
+    "python_script": "text/x-python",
+    "javascript": "text/javascript",
+    "svg": "image/svg+xml",
+    "markdown": "text/x-python",
 }
-MAGIKA = LIBMAGIC | {"python": "text/x-python"}
+MAGIKA = LIBMAGIC | {
+    "python": "text/x-python",
+    "yaml": "application/yaml",
+    "markdown": "text/markdown",
+}
+# The formats both detectors name, and the one name chute gives each (from libmagic:
+# application/x-sharedlib, application/x-tar, text/xml, application/javascript,
+# text/x-script.python ...; from Magika: application/x-executable-elf, text/xml,
+# application/javascript ...).
+ONE_NAME = {
+    "elf": "application/x-executable",
+    "gzip": "application/gzip",
+    "zip": "application/zip",
+    "tar": "application/x-tar",
+    "docx": DOCX,
+    "json": "application/json",
+    "xml": "application/xml",
+    "csv": "text/csv",
+    "html": "text/html",
+    "svg": "image/svg+xml",
+    "shell": "text/x-shellscript",
+    "python_script": "text/x-python",
+    "javascript": "text/javascript",
+}
 
 
 def sample(data: bytes) -> ContentSample:
     """The sample a file store would take of this content."""
     return ContentDigest().update(data).sample()
+
+
+def sample_of(name: str) -> ContentSample:
+    """A corpus file's sample; "elf" is the program running the tests."""
+    if name == "elf":
+        found = read_sample(os.path.realpath(sys.executable))
+        assert found is not None
+        return found
+    return sample(corpus.CORPUS[name]())
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +198,22 @@ async def test_magika_names_large_files_from_head_and_tail(
     assert (await magika.detect(sample(data))).mime_type == mime
 
 
+@pytest.mark.parametrize(
+    ("data", "mime"),
+    [
+        (b'{"id": 7, "items": [{"k": 0}, {"k": 1}], "ok": true}', "application/json"),
+        (
+            b"".join(b'{"id": %d, "name": "item-%d"}\n' % (n, n) for n in range(40)),
+            "application/x-ndjson",
+        ),
+    ],
+)
+async def test_magika_tells_one_line_json_from_json_lines(
+    magika: MagikaDetector, data: bytes, mime: str
+) -> None:
+    assert (await magika.detect(sample(data))).mime_type == mime
+
+
 async def test_magika_calls_empty_content_octet_stream(magika: MagikaDetector) -> None:
     guess = await magika.detect(sample(b""))
     assert (guess.mime_type, guess.label, guess.group) == (
@@ -179,40 +243,105 @@ async def test_magika_loads_its_model_once_for_concurrent_first_calls() -> None:
     assert {g.mime_type for g in guesses} == {"text/csv"}
 
 
+# -- one name per format --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "mime"), ONE_NAME.items())
+async def test_both_detectors_give_a_format_one_name(
+    libmagic: LibmagicDetector, magika: MagikaDetector, name: str, mime: str
+) -> None:
+    content = sample_of(name)
+    fast, learned = await libmagic.detect(content), await magika.detect(content)
+    assert (fast.mime_type, learned.mime_type) == (mime, mime)
+    assert (fast.label, fast.group) == (learned.label, learned.group)
+
+
+def test_every_answer_magika_can_give_has_a_media_type() -> None:
+    from magika import Magika
+
+    table = json.loads(files("magika").joinpath("config/content_types_kb.min.json").read_text())
+    for label in map(str, Magika().get_output_content_types()):
+        info = table[label]
+        mime = canonical_for_label(label, info["mime_type"], info["is_text"])
+        assert re.fullmatch(r"[a-z]+/[a-z0-9][a-z0-9.+-]*", mime), (label, mime)
+
+
 # -- auto ----------------------------------------------------------------------------
 
 
-async def test_auto_asks_magika_when_libmagic_only_sees_text(
-    libmagic: LibmagicDetector, magika: MagikaDetector
+@pytest.fixture(scope="module")
+def auto(libmagic: LibmagicDetector, magika: MagikaDetector) -> AutoDetector:
+    return AutoDetector(libmagic, magika)
+
+
+@pytest.mark.parametrize("name", ["python", "yaml"])
+async def test_auto_asks_magika_when_libmagic_only_sees_text(auto: AutoDetector, name: str) -> None:
+    guess = await auto.detect(sample(corpus.CORPUS[name]()))
+    assert (guess.mime_type, guess.detector) == (MAGIKA[name], "magika")
+
+
+async def test_auto_asks_magika_about_text_libmagic_names(
+    libmagic: LibmagicDetector, auto: AutoDetector
 ) -> None:
-    auto = AutoDetector(libmagic, magika)
-    guess = await auto.detect(sample(corpus.python_source()))
-    assert (guess.mime_type, guess.detector) == ("text/x-python", "magika")
+    # A README whose Python example libmagic takes for a Python script.
+    content = sample(corpus.markdown_with_python())
+    assert (await libmagic.detect(content)).mime_type == "text/x-python"
+    guess = await auto.detect(content)
+    assert (guess.mime_type, guess.detector) == ("text/markdown", "magika")
 
 
 async def test_auto_asks_magika_for_json_too_large_for_libmagic(
-    libmagic: LibmagicDetector, magika: MagikaDetector
+    libmagic: LibmagicDetector, auto: AutoDetector
 ) -> None:
     # libmagic cannot validate JSON cut at 64 KiB and falls back to text/plain.
     content = sample(corpus.large_json())
     assert (await libmagic.detect(content)).mime_type == "text/plain"
-    guess = await AutoDetector(libmagic, magika).detect(content)
+    guess = await auto.detect(content)
     assert (guess.mime_type, guess.detector) == ("application/json", "magika")
 
 
-async def test_auto_keeps_a_specific_libmagic_answer_without_asking_again(
-    libmagic: LibmagicDetector,
+async def test_auto_keeps_libmagic_when_magika_is_unsure(
+    libmagic: LibmagicDetector, magika: MagikaDetector, auto: AutoDetector
+) -> None:
+    # Magika's best guess is Markdown, below its own threshold for Markdown: it says txt.
+    content = sample(b"# Usage\n\nimport os\nfrom x import y\n\nSee *docs*.\n")
+    assert (await magika.detect(content)).mime_type == "text/plain"
+    expected = await libmagic.detect(content)
+    assert expected.mime_type == "text/x-python"
+    assert await auto.detect(content) == expected
+
+
+@pytest.mark.parametrize("name", ["pdf", "png", "zip", "docx", "gzip", "tar", "svg", "elf"])
+async def test_auto_keeps_what_libmagic_names_by_signature_without_asking_again(
+    libmagic: LibmagicDetector, name: str
 ) -> None:
     second = Recording(TypeGuess("text/html", "html", "code", 1.0, "magika"))
-    guess = await AutoDetector(libmagic, second).detect(sample(corpus.pdf()))
-    assert (guess.mime_type, guess.detector) == ("application/pdf", "libmagic")
+    guess = await AutoDetector(libmagic, second).detect(sample_of(name))
+    assert (guess.mime_type, guess.detector) == (ONE_NAME.get(name, LIBMAGIC.get(name)), "libmagic")
     assert second.calls == 0
 
 
-async def test_auto_keeps_libmagic_when_magika_is_no_more_specific(
-    libmagic: LibmagicDetector, magika: MagikaDetector
-) -> None:
-    guess = await AutoDetector(libmagic, magika).detect(sample(corpus.text()))
+@pytest.mark.parametrize(
+    "mime",
+    [
+        "text/plain",
+        "text/csv",
+        "text/x-python",
+        "text/html",
+        "application/json",
+        "application/xml",
+        "application/rss+xml",
+        "application/octet-stream",
+    ],
+)
+async def test_auto_asks_the_learned_detector_about_text_and_unnamed_bytes(mime: str) -> None:
+    first = Recording(TypeGuess(mime, "any", "code", 1.0, "libmagic"))
+    second = Recording(TypeGuess("text/markdown", "markdown", "text", 0.9, "magika"))
+    assert await AutoDetector(first, second).detect(sample(b"# Notes\n")) == second.guess
+
+
+async def test_auto_keeps_libmagic_when_magika_is_no_more_specific(auto: AutoDetector) -> None:
+    guess = await auto.detect(sample(corpus.text()))
     assert guess == TypeGuess("text/plain", "txt", "text", 0.5, "libmagic")
 
 
@@ -229,3 +358,18 @@ async def test_auto_ignores_a_second_answer_that_names_nothing(answer: TypeGuess
     second = Recording(answer)
     assert await AutoDetector(first, second).detect(sample(b"a=1\n")) == first.guess
     assert second.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("named", "wider"),
+    [
+        (TypeGuess("application/json", "json", "code", 1.0, "libmagic"), "text/javascript"),
+        (TypeGuess("application/rss+xml", "rss", "code", 1.0, "libmagic"), "application/xml"),
+        (TypeGuess("text/x-c", "c", "code", 1.0, "libmagic"), "text/x-c++"),
+    ],
+)
+async def test_auto_keeps_libmagic_when_magika_names_a_wider_format(
+    named: TypeGuess, wider: str
+) -> None:
+    second = Recording(TypeGuess(wider, "wider", "code", 0.9, "magika"))
+    assert await AutoDetector(Recording(named), second).detect(sample(b"[1]")) == named

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
-from chute.adapters.memory_files import MemoryFileStore
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
-from chute.adapters.system import SystemClock, UuidV7Generator
+from chute.adapters.system import UuidV7Generator
 from chute.application import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
@@ -22,26 +20,15 @@ from chute.application import (
 from chute.application.ports import UnitOfWorkFactory
 from chute.domain import JobStatus, Mode, Priority
 
-from tests.factories import make_new_job
+from tests.factories import make_engine, make_new_job
 from tests.pg import free_port
 
 S = JobStatus
 
 
-def make_engine(database: UnitOfWorkFactory, **options: Any) -> OrchestrationEngine:
-    return OrchestrationEngine(
-        uow=database,
-        files=MemoryFileStore(),
-        detectors={},
-        clock=SystemClock(),
-        ids=UuidV7Generator(),
-        **options,
-    )
-
-
 @pytest.fixture
 def engine(database: UnitOfWorkFactory) -> OrchestrationEngine:
-    return make_engine(database)
+    return make_engine(uow=database)
 
 
 async def total(engine: OrchestrationEngine) -> int:
@@ -141,7 +128,7 @@ async def test_list_jobs_walks_every_job_by_cursor(engine: OrchestrationEngine) 
 
 
 async def test_list_total_is_capped_and_says_so(database: UnitOfWorkFactory) -> None:
-    engine = make_engine(database, count_cap=4)
+    engine = make_engine(uow=database, count_cap=4)
     await engine.create_jobs([make_new_job(priority=Priority.HIGH) for _ in range(6)])
     await engine.create_jobs([make_new_job() for _ in range(3)])
 
@@ -178,8 +165,8 @@ async def test_an_unreachable_database_is_service_unavailable(url: str) -> None:
     database = SqlDatabase(create_engine_for(url))
     try:
         with pytest.raises(ServiceUnavailable):
-            await make_engine(database).check_ready()
+            await make_engine(uow=database).check_ready()
         with pytest.raises(ServiceUnavailable):
-            await make_engine(database).create_job(make_new_job())
+            await make_engine(uow=database).create_job(make_new_job())
     finally:
         await database.dispose()

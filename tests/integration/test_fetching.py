@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from chute.adapters.addresses import refusal
-from chute.adapters.fetching import FetchedResponse, UrlFetcher
+from chute.adapters.ingest.addresses import refusal
+from chute.adapters.ingest.fetcher import FetchedResponse, UrlFetcher
 from chute.application.worker import JobFailed
 
 from tests import corpus
@@ -150,6 +150,11 @@ async def test_a_server_that_never_finishes_is_cut_at_the_timeout(server: Runnin
     assert time.monotonic() - started < 3
 
 
+async def test_a_name_that_does_not_resolve_is_retried_like_a_refused_connection() -> None:
+    error = await refused(fetcher(resolver=fake_dns), "http://nowhere.example/a.pdf")
+    assert "cannot resolve nowhere.example" in str(error) and error.retryable
+
+
 async def test_an_unreachable_port_is_a_retryable_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -178,6 +183,7 @@ async def test_private_addresses_are_refused_before_any_connection(url: str) -> 
     transport = Refusing()
     error = await refused(fetcher(allow_private=False, transport=transport), url)
     assert "is not public" in str(error) and not error.retryable
+    assert "CHUTE_FETCH_ALLOW_PRIVATE=true" in str(error)  # the way out, named
     assert transport.requests == []
 
 

@@ -13,9 +13,9 @@ from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 import pytest
-from chute.adapters import local_files
-from chute.adapters.local_files import HEAD_SIZE, TAIL_SIZE, LocalFileStore
-from chute.adapters.memory_files import MemoryFileStore
+from chute.adapters.memory.files import MemoryFileStore
+from chute.adapters.storage import local
+from chute.adapters.storage.local import HEAD_SIZE, TAIL_SIZE, LocalFileStore
 from chute.application.errors import ContentNotFound, InsufficientStorage, ServiceUnavailable
 from chute.application.ports import FileStore
 
@@ -184,7 +184,7 @@ async def test_local_file_lives_at_root_uuid_name_and_nothing_else(tmp_path: Pat
 async def test_local_abort_removes_temp_file_and_folder(tmp_path: Path) -> None:
     store = LocalFileStore(tmp_path)
     writer = await store.create(uuid4(), "a.txt")
-    await writer.write(content(2 * local_files.WRITE_BUFFER))
+    await writer.write(content(2 * local.WRITE_BUFFER))
     assert len(tree(tmp_path)) == 2  # the folder and its hidden temporary file
     await writer.abort()
     assert tree(tmp_path) == []
@@ -279,10 +279,10 @@ class _FullDisk:
 async def test_local_write_on_a_full_disk_raises_insufficient_storage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local_files, "open", lambda *a: _FullDisk(open(*a)), raising=False)
+    monkeypatch.setattr(local, "open", lambda *a: _FullDisk(open(*a)), raising=False)
     writer = await LocalFileStore(tmp_path).create(uuid4(), "a.txt")
     with pytest.raises(InsufficientStorage):
-        await writer.write(content(local_files.WRITE_BUFFER))
+        await writer.write(content(local.WRITE_BUFFER))
     assert tree(tmp_path) == []
 
 

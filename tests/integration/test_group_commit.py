@@ -10,15 +10,13 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
-from chute.adapters.memory_files import MemoryFileStore
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
 from chute.adapters.sqlalchemy.group_commit import Insert, Outcome
-from chute.adapters.system import SystemClock, UuidV7Generator
 from chute.application import IdempotencyConflict, OrchestrationEngine
 from chute.application.ports import IdempotencyRecord
 from chute.domain import Job
 
-from tests.factories import make_job, make_new_job
+from tests.factories import make_engine, make_job, make_new_job
 
 
 class Gate:
@@ -51,13 +49,7 @@ async def database(sql_url: str) -> AsyncIterator[SqlDatabase]:
 
 @pytest.fixture
 def engine(database: SqlDatabase) -> OrchestrationEngine:
-    return OrchestrationEngine(
-        uow=database,
-        files=MemoryFileStore(),
-        detectors={},
-        clock=SystemClock(),
-        ids=UuidV7Generator(),
-    )
+    return make_engine(uow=database)
 
 
 async def add_jobs(database: SqlDatabase, *jobs: Job) -> None:

@@ -12,11 +12,10 @@ from uuid import UUID
 
 import pytest
 from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
-from chute.adapters.fetching import UrlFetcher
-from chute.adapters.local_files import LocalFileStore
-from chute.adapters.processors import ingest
+from chute.adapters.ingest.fetcher import UrlFetcher
+from chute.adapters.ingest.processor import ingest
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
-from chute.adapters.system import SystemClock, UuidV7Generator
+from chute.adapters.storage.local import LocalFileStore
 from chute.application import (
     ContentDetector,
     NewJob,
@@ -29,8 +28,8 @@ from chute.application.worker import Worker
 from chute.domain import Job, JobStatus, Mode, SourceType
 
 from tests import corpus
+from tests.factories import make_engine, sqlite_url
 from tests.fileserver import Running, serve_files
-from tests.integration.conftest import sqlite_url
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +51,10 @@ async def engine(
     shutil.copyfile(sqlite_template, tmp_path / "chute.db")
     database = SqlDatabase(create_engine_for(sqlite_url(tmp_path / "chute.db")))
     try:
-        yield OrchestrationEngine(
+        yield make_engine(
             uow=database,
             files=LocalFileStore(tmp_path / "storage"),
             detectors=detectors,
-            clock=SystemClock(),
-            ids=UuidV7Generator(),
             retry=RetryPolicy(base_seconds=60),
         )
     finally:

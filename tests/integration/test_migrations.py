@@ -11,7 +11,9 @@ from uuid import UUID, uuid4
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from chute.adapters.sqlalchemy import create_engine_for, downgrade, upgrade
+from chute.adapters.sqlalchemy.migrate import alembic_config
 from chute.adapters.sqlalchemy.tables import UtcDateTime, content_folder, metadata
 from sqlalchemy import Uuid, bindparam, inspect, select, text
 from sqlalchemy.engine import Connection, make_url
@@ -122,69 +124,54 @@ def job_count(conn: Connection) -> int:
     return int(conn.execute(text("SELECT count(*) FROM jobs")).scalar_one())
 
 
-async def test_workers_revision_backfills_content_keys_and_downgrades_keeping_jobs(
+def revisions() -> list[tuple[str, str]]:
+    """Every revision with the one below it (`base` under the first), oldest first."""
+    script = ScriptDirectory.from_config(alembic_config())
+    steps = [(r.revision, str(r.down_revision or "base")) for r in script.walk_revisions()]
+    return steps[::-1]
+
+
+async def run_on(url: str, work: Any) -> None:
+    engine = create_engine_for(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(("revision", "below"), revisions(), ids=[r for r, _ in revisions()])
+async def test_every_revision_goes_up_down_and_up_again_keeping_the_jobs(
+    empty_url: str, revision: str, below: str
+) -> None:
+    """The stairway: each revision, on a database holding jobs written as the first
+    revision knew them, upgrades, downgrades to the revision below and upgrades again;
+    the jobs survive every step, and the last step leaves the schema of `tables.py`."""
+    await upgrade(empty_url, below)
+    if below != "base":
+        await run_on(empty_url, insert_old_jobs)
+
+    await upgrade(empty_url, revision)
+    await downgrade(empty_url, below)
+    if below == "base":
+        assert not await on(empty_url, table_names) & CHUTE_TABLES
+    else:
+        assert await on(empty_url, job_count) == len(OLD_JOBS)
+    await upgrade(empty_url, revision)
+    if below != "base":
+        assert await on(empty_url, job_count) == len(OLD_JOBS)
+
+    await upgrade(empty_url)
+    assert await on(empty_url, differences) == []
+
+
+async def test_the_workers_revision_backfills_the_content_keys_of_uploads(
     empty_url: str,
 ) -> None:
     await upgrade(empty_url, "0001")
-    engine = create_engine_for(empty_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(insert_old_jobs)
-    finally:
-        await engine.dispose()
-
-    await upgrade(empty_url)
-    assert await on(empty_url, content_keys) == {t: key for t, (_, key) in OLD_JOBS.items()}
-    assert {"job_events"} <= await on(empty_url, table_names)
-    assert await on(empty_url, differences) == []
-
-    await downgrade(empty_url, "0001")
-    assert "job_events" not in await on(empty_url, table_names)
-    assert await on(empty_url, job_count) == len(OLD_JOBS)
-    columns = await on(empty_url, lambda c: {col["name"] for col in inspect(c).get_columns("jobs")})
-    assert "content_key" not in columns
-
-    await upgrade(empty_url)  # and up again, backfilling once more
-    assert await on(empty_url, content_keys) == {t: key for t, (_, key) in OLD_JOBS.items()}
-
-
-RETENTION_INDEXES = {
-    "jobs": {"ix_jobs_status_updated_at", "ix_jobs_content_folder"},
-    "idempotency_keys": {"ix_idempotency_keys_created_at"},
-}
-
-
-def index_names(conn: Connection) -> dict[str, set[str]]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # SQLite: the expression index is reflected nameless
-        found = {table: inspect(conn).get_indexes(table) for table in RETENTION_INDEXES}
-    names = {table: {ix["name"] for ix in found[table] if ix["name"]} for table in found}
-    if conn.dialect.name == "sqlite":  # SQLite's reflection leaves expression indexes out
-        names["jobs"] |= {name for name in index_sql(conn) if name == "ix_jobs_content_folder"}
-    return names
-
-
-async def test_retention_revision_adds_its_indexes_and_downgrades_keeping_jobs(
-    empty_url: str,
-) -> None:
+    await run_on(empty_url, insert_old_jobs)
     await upgrade(empty_url, "0002")
-    engine = create_engine_for(empty_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(insert_old_jobs)
-    finally:
-        await engine.dispose()
-
-    await upgrade(empty_url)
-    names = await on(empty_url, index_names)
-    assert all(RETENTION_INDEXES[table] <= names[table] for table in RETENTION_INDEXES)
-    assert await on(empty_url, differences) == []
-
-    await downgrade(empty_url, "0002")
-    names = await on(empty_url, index_names)
-    assert not any(RETENTION_INDEXES[table] & names[table] for table in RETENTION_INDEXES)
-    assert await on(empty_url, job_count) == len(OLD_JOBS)
-    await upgrade(empty_url)
+    assert await on(empty_url, content_keys) == {t: key for t, (_, key) in OLD_JOBS.items()}
 
 
 def folder_lookup_plan(conn: Connection) -> str:

@@ -9,20 +9,20 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
-from chute.adapters.local_files import LocalFileStore
-from chute.adapters.memory_files import MemoryFileStore
-from chute.adapters.system import ManualClock, UuidV7Generator
+from chute.adapters.memory.files import MemoryFileStore
+from chute.adapters.storage.local import LocalFileStore
+from chute.adapters.system import ManualClock
 from chute.application import (
     ContentNotFound,
     FileStore,
     OrchestrationEngine,
     ValidationFailed,
-    purging,
 )
 from chute.application.ports import UnitOfWorkFactory
+from chute.application.use_cases import purging
 from chute.domain import SourceType
 
-from tests.factories import make_job
+from tests.factories import make_engine, make_job
 
 HOUR = timedelta(hours=1)
 
@@ -44,9 +44,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock) ->
 def engine(
     database: UnitOfWorkFactory, store: FileStore, clock: ManualClock
 ) -> OrchestrationEngine:
-    return OrchestrationEngine(
-        uow=database, files=store, detectors={}, clock=clock, ids=UuidV7Generator()
-    )
+    return make_engine(uow=database, files=store, clock=clock)
 
 
 async def stored(
@@ -183,9 +181,7 @@ def local_store(tmp_path: Path) -> LocalFileStore:
 def local(
     local_store: LocalFileStore, clock: ManualClock, database: UnitOfWorkFactory
 ) -> OrchestrationEngine:
-    return OrchestrationEngine(
-        uow=database, files=local_store, detectors={}, clock=clock, ids=UuidV7Generator()
-    )
+    return make_engine(uow=database, files=local_store, clock=clock)
 
 
 async def test_local_sweep_leaves_everything_but_old_uuid_folders_alone(

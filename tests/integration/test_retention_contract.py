@@ -11,9 +11,9 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from chute.adapters.memory_files import MemoryFileStore
+from chute.adapters.memory.files import MemoryFileStore
 from chute.adapters.sqlalchemy import SqlDatabase
-from chute.adapters.system import ManualClock, UuidV7Generator
+from chute.adapters.system import ManualClock
 from chute.application import (
     ContentNotFound,
     IdempotencyRecord,
@@ -23,7 +23,7 @@ from chute.application import (
 from chute.application.ports import UnitOfWorkFactory
 from chute.domain import CLIENT, Job, JobEvent, JobStatus, SourceType
 
-from tests.factories import at, make_detection, make_job, make_new_job
+from tests.factories import at, make_detection, make_engine, make_job, make_new_job
 
 S = JobStatus
 NOW = at(30 * 86400)
@@ -45,9 +45,7 @@ def files(clock: ManualClock) -> MemoryFileStore:
 def engine(
     database: UnitOfWorkFactory, files: MemoryFileStore, clock: ManualClock
 ) -> OrchestrationEngine:
-    return OrchestrationEngine(
-        uow=database, files=files, detectors={}, clock=clock, ids=UuidV7Generator()
-    )
+    return make_engine(uow=database, files=files, clock=clock)
 
 
 async def seed(

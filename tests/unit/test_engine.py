@@ -29,6 +29,8 @@ from chute.application import (
 )
 from chute.domain import InvalidTransition, JobStatus, Mode, Priority, SourceType
 
+from tests.factories import make_engine
+
 
 class PrefixDetector(ContentDetector):
     """A test double of the detector port: names content by its first bytes."""
@@ -49,22 +51,22 @@ def files() -> MemoryFileStore:
     return MemoryFileStore()
 
 
-def make_engine(
+def engine_with(
     clock: ManualClock, files: MemoryFileStore, **limits: object
 ) -> OrchestrationEngine:
-    return OrchestrationEngine(
-        uow=MemoryDatabase(),
+    """An engine whose detectors answer by prefix, with upload limits `limits`."""
+    detectors = {mode: PrefixDetector() for mode in Mode}
+    return make_engine(
         files=files,
         clock=clock,
-        ids=UuidV7Generator(),
-        detectors={mode: PrefixDetector() for mode in Mode},
+        detectors=detectors,
         limits=UploadLimits(**limits),  # type: ignore[arg-type]
     )
 
 
 @pytest.fixture
 def engine(clock: ManualClock, files: MemoryFileStore) -> OrchestrationEngine:
-    return make_engine(clock, files)
+    return engine_with(clock, files)
 
 
 def url_job(n: int = 0, **fields: object) -> NewJob:
@@ -257,7 +259,7 @@ async def test_refused_upload_leaves_no_job_and_no_file(
     limits: dict[str, object],
     error: type[Exception],
 ) -> None:
-    engine = make_engine(clock, files, **limits)
+    engine = engine_with(clock, files, **limits)
     good = UploadFile(filename="ok.pdf", content=chunks(b"%PDF-1"))
     with pytest.raises(error):
         await engine.submit_upload(
@@ -270,7 +272,7 @@ async def test_refused_upload_leaves_no_job_and_no_file(
 async def test_upload_refuses_too_many_files_at_once(
     clock: ManualClock, files: MemoryFileStore
 ) -> None:
-    engine = make_engine(clock, files, max_files=2)
+    engine = engine_with(clock, files, max_files=2)
     with pytest.raises(ValidationFailed):
         await engine.submit_upload(
             [UploadFile(filename=str(i), content=chunks(b"x")) for i in range(3)]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from chute.domain import Job, JobStatus
-from chute.entrypoints.job_json import (
+from chute.entrypoints.http.job_json import (
     JOB_TIMES,
     _DetectionNativeTimes,
     _JobNativeTimes,
@@ -15,13 +15,13 @@ from chute.entrypoints.job_json import (
     job_list_json,
     jobs_json,
 )
-from chute.entrypoints.schemas import (
+from chute.entrypoints.http.schemas.jobs import (
     DetectionResponse,
     JobListResponse,
     JobResponse,
     JobsResponse,
 )
-from chute.entrypoints.values import rfc3339
+from chute.entrypoints.http.values import rfc3339
 from pydantic import BaseModel
 
 from tests.factories import make_detection, make_job

@@ -7,8 +7,8 @@ import hmac
 import re
 
 import pytest
-from chute.entrypoints import keys as keys_module
-from chute.entrypoints.keys import KeyRing, digest_line, entry_digest, keygen, split_entries
+from chute.entrypoints.http import keys as keys_module
+from chute.entrypoints.http.keys import KeyRing, digest_line, entry_digest, keygen, split_entries
 from chute.entrypoints.settings import Settings
 from pydantic import SecretStr, ValidationError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from chute.entrypoints.values import rfc3339
+from chute.entrypoints.http.values import rfc3339
 
 INDIA = timezone(timedelta(hours=5, minutes=30))
 

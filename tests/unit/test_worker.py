@@ -6,24 +6,16 @@ import asyncio
 from typing import Any
 
 import pytest
-from chute.adapters.memory import MemoryDatabase, MemoryFileStore
-from chute.adapters.system import SystemClock, UuidV7Generator
 from chute.application import JobSort, NewJob, OrchestrationEngine, RetryPolicy
 from chute.application.worker import JobContext, JobFailed, Worker
 from chute.domain import Job, JobStatus, SourceType
 
+from tests.factories import make_engine
+
 
 @pytest.fixture
 def engine() -> OrchestrationEngine:
-    return OrchestrationEngine(
-        uow=MemoryDatabase(),
-        files=MemoryFileStore(),
-        detectors={},
-        clock=SystemClock(),
-        ids=UuidV7Generator(),
-        retry=RetryPolicy(base_seconds=60),
-        jitter=lambda: 1.0,
-    )
+    return make_engine(retry=RetryPolicy(base_seconds=60), jitter=lambda: 1.0)
 
 
 async def submit(engine: OrchestrationEngine, n: int = 1, **fields: Any) -> list[Job]:

@@ -1,0 +1,260 @@
+"""In-memory adapters: a real, shipped implementation of the storage ports.
+
+A service can run the engine on them (nothing survives the process), and tests use
+them for speed; they pass the same contract suite as the SQLAlchemy adapters.
+Write units of work are serialised by one lock and see their own changes; they
+publish them only on `commit()`, as a database transaction would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+from chute.adapters.memory.files import MemoryFileStore
+from chute.adapters.memory.queries import claimable, keyset_key, matches, sort_key
+from chute.application.errors import IdempotencyConflict
+from chute.application.ports import (
+    DetectionResultRepository,
+    IdempotencyKeyRepository,
+    IdempotencyRecord,
+    JobEventRepository,
+    JobRepository,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from chute.application.queries import ClaimFilter, JobFilter, JobQuery
+from chute.domain import DetectionResult, Job, JobEvent, JobStatus
+
+__all__ = ["MemoryDatabase", "MemoryFileStore", "MemoryUnitOfWork"]
+
+
+@dataclass
+class _Tables:
+    jobs: dict[UUID, Job] = field(default_factory=dict)
+    detections: dict[UUID, DetectionResult] = field(default_factory=dict)
+    keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    events: list[JobEvent] = field(default_factory=list)
+
+
+class MemoryDatabase(UnitOfWorkFactory):
+    """The in-memory store; call it to get a unit of work."""
+
+    def __init__(self) -> None:
+        self._tables = _Tables()
+        self._write_lock = asyncio.Lock()
+
+    def __call__(self, *, read_only: bool = False, deferred: bool = False) -> MemoryUnitOfWork:
+        # `deferred` changes nothing here: conflicts are raised at once, as it allows.
+        return MemoryUnitOfWork(self._tables, None if read_only else self._write_lock)
+
+
+class MemoryUnitOfWork(UnitOfWork):
+    """A transaction over the in-memory tables: changes are staged until commit."""
+
+    def __init__(self, tables: _Tables, lock: asyncio.Lock | None) -> None:
+        self._tables, self._lock = tables, lock
+        self._staged = _Tables()
+        self._deleted_keys: set[tuple[str, str]] = set()
+        self._deleted_jobs: set[UUID] = set()
+        self.jobs = MemoryJobRepository(tables, self._staged, self._deleted_jobs)
+        self.detections = MemoryDetectionResultRepository(self._staged)
+        self.idempotency = MemoryIdempotencyKeyRepository(tables, self._staged, self._deleted_keys)
+        self.events = MemoryJobEventRepository(tables, self._staged, self._deleted_jobs)
+
+    async def __aenter__(self) -> Self:
+        if self._lock is not None:
+            await self._lock.acquire()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._rollback()
+        if self._lock is not None:
+            self._lock.release()
+
+    async def commit(self) -> None:
+        if self._lock is None and (self._staged.jobs or self._staged.events or self._deleted_jobs):
+            raise RuntimeError("a read-only unit of work cannot commit changes")
+        self._tables.jobs.update(self._staged.jobs)
+        self._tables.detections.update(self._staged.detections)
+        for key in self._deleted_keys:
+            self._tables.keys.pop(key, None)
+        self._tables.keys.update(self._staged.keys)
+        self._tables.events.extend(self._staged.events)
+        if self._deleted_jobs:
+            gone = self._deleted_jobs
+            for job_id in gone:
+                self._tables.jobs.pop(job_id, None)
+                self._tables.detections.pop(job_id, None)
+            self._tables.events[:] = [e for e in self._tables.events if e.job_id not in gone]
+        self._rollback()
+
+    def _rollback(self) -> None:
+        self._staged.jobs.clear()
+        self._staged.detections.clear()
+        self._staged.keys.clear()
+        self._staged.events.clear()
+        self._deleted_keys.clear()
+        self._deleted_jobs.clear()
+
+
+class MemoryJobRepository(JobRepository):
+    def __init__(self, tables: _Tables, staged: _Tables, deleted: set[UUID]) -> None:
+        self._tables, self._staged, self._deleted = tables, staged, deleted
+
+    async def add(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            if job.id in self._tables.jobs or job.id in self._staged.jobs:
+                raise ValueError(f"job {job.id} exists already")
+            self._staged.jobs[job.id] = _copy(job)
+
+    async def get(self, job_id: UUID, *, for_update: bool = False) -> Job | None:
+        if job_id in self._deleted:
+            return None
+        job = self._staged.jobs.get(job_id) or self._tables.jobs.get(job_id)
+        return self._out(job) if job else None
+
+    async def get_many(self, job_ids: Sequence[UUID], *, for_update: bool = False) -> list[Job]:
+        found = [await self.get(job_id) for job_id in job_ids]
+        return [job for job in found if job is not None]
+
+    async def update(self, job: Job) -> None:
+        if not self._exists(job.id):
+            raise ValueError(f"job {job.id} does not exist")
+        self._staged.jobs[job.id] = _copy(job)
+
+    async def update_many(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            await self.update(job)
+
+    async def find(self, query: JobQuery) -> list[Job]:
+        matching = [job for job in self._all() if matches(job, query.filter)]
+        matching.sort(key=lambda job: sort_key(job, query.sort), reverse=query.sort.descending)
+        if query.after is not None:
+            mark = keyset_key(query.after, query.sort)
+            if query.sort.descending:
+                matching = [job for job in matching if sort_key(job, query.sort) < mark]
+            else:
+                matching = [job for job in matching if sort_key(job, query.sort) > mark]
+        else:
+            matching = matching[query.offset :]
+        return [self._out(job) for job in matching[: query.limit]]
+
+    async def count(self, filt: JobFilter, *, at_most: int | None = None) -> int:
+        matching = (job for job in self._all() if matches(job, filt))
+        return sum(1 for _ in itertools.islice(matching, at_most))
+
+    async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
+        # Write units of work hold the one lock, so no other one can claim meanwhile.
+        due = [job for job in self._all() if claimable(job, filt, now)]
+        due.sort(key=lambda job: (-job.priority.rank, job.created_at, job.id))
+        return [self._out(job) for job in due[:limit]]
+
+    async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
+        expired = [
+            job
+            for job in self._all()
+            if job.status.is_held and job.lease_expires_at and job.lease_expires_at <= now
+        ]
+        expired.sort(key=lambda job: (job.lease_expires_at, job.id))
+        return [self._out(job) for job in expired[:limit]]
+
+    async def lock_purgeable(
+        self, statuses: frozenset[JobStatus], updated_before: datetime, limit: int
+    ) -> list[Job]:
+        old = [j for j in self._all() if j.status in statuses and j.updated_at < updated_before]
+        old.sort(key=lambda job: (job.updated_at, job.id))
+        return [self._out(job) for job in old[:limit]]
+
+    async def delete(self, job_ids: Sequence[UUID]) -> int:
+        found = [job_id for job_id in dict.fromkeys(job_ids) if self._exists(job_id)]
+        for job_id in found:
+            self._staged.jobs.pop(job_id, None)
+            self._staged.detections.pop(job_id, None)
+        self._deleted.update(found)
+        return len(found)
+
+    async def referenced_folders(self, folders: Sequence[UUID]) -> set[UUID]:
+        # The folder of a key `{uuid}/{name}` is its first 36 characters, as in SQL.
+        wanted = {str(folder): folder for folder in folders}
+        keys = [job.content_key for job in self._all() if job.content_key]
+        return {wanted[key[:36]] for key in keys if key[:36] in wanted}
+
+    def _out(self, job: Job) -> Job:
+        """A copy of a stored job, with its detection result as the SQL adapters join it."""
+        copied = _copy(job)
+        detection = self._staged.detections.get(job.id) or self._tables.detections.get(job.id)
+        copied.detection = detection
+        return copied
+
+    def _exists(self, job_id: UUID) -> bool:
+        stored = job_id in self._tables.jobs or job_id in self._staged.jobs
+        return stored and job_id not in self._deleted
+
+    def _all(self) -> list[Job]:
+        jobs = {**self._tables.jobs, **self._staged.jobs}
+        return [job for job_id, job in jobs.items() if job_id not in self._deleted]
+
+
+class MemoryJobEventRepository(JobEventRepository):
+    def __init__(self, tables: _Tables, staged: _Tables, deleted_jobs: set[UUID]) -> None:
+        self._tables, self._staged, self._deleted_jobs = tables, staged, deleted_jobs
+
+    async def add(self, events: Sequence[JobEvent]) -> None:
+        self._staged.events.extend(events)
+
+    async def list(self, job_id: UUID) -> list[JobEvent]:
+        if job_id in self._deleted_jobs:
+            return []
+        return [e for e in [*self._tables.events, *self._staged.events] if e.job_id == job_id]
+
+
+class MemoryDetectionResultRepository(DetectionResultRepository):
+    def __init__(self, staged: _Tables) -> None:
+        self._staged = staged
+
+    async def add(self, job_id: UUID, result: DetectionResult) -> None:
+        self._staged.detections[job_id] = result
+
+
+class MemoryIdempotencyKeyRepository(IdempotencyKeyRepository):
+    def __init__(self, tables: _Tables, staged: _Tables, deleted: set[tuple[str, str]]) -> None:
+        self._tables, self._staged, self._deleted = tables, staged, deleted
+
+    async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        if (scope, key) in self._staged.keys:
+            return self._staged.keys[(scope, key)]
+        return None if (scope, key) in self._deleted else self._tables.keys.get((scope, key))
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        if await self.get(record.scope, record.key) is not None:
+            raise IdempotencyConflict()
+        self._staged.keys[(record.scope, record.key)] = record
+
+    async def delete(self, scope: str, key: str) -> None:
+        self._staged.keys.pop((scope, key), None)
+        self._deleted.add((scope, key))
+
+    async def delete_older(self, created_before: datetime) -> int:
+        records = [await self.get(*key) for key in {*self._tables.keys, *self._staged.keys}]
+        old = [r for r in records if r is not None and r.created_at < created_before]
+        for record in old:
+            await self.delete(record.scope, record.key)
+        return len(old)
+
+
+def _copy(job: Job) -> Job:
+    """Jobs go in and out as copies, so that callers never change stored state in place."""
+    copied = copy.deepcopy(job)
+    copied.changes = []  # not stored: the engine records changes as events
+    copied.detection = None  # not part of the job's row: the detections repository has it
+    return copied

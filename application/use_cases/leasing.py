@@ -1,0 +1,192 @@
+"""Use cases of workers: claim jobs under a lease, report on them, and rescue the lost."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from chute.application.errors import JobNotFound
+from chute.application.queries import ClaimFilter
+from chute.application.use_cases.base import EngineBase, check_fields
+from chute.domain import RESCUER, ChuteError, Job, backoff
+from chute.domain import validation as rules
+
+log = logging.getLogger("chute.engine")
+
+
+class Working(EngineBase):
+    async def claim_jobs(
+        self,
+        worker_id: str,
+        *,
+        limit: int = 1,
+        lease_seconds: int = 60,
+        filter: ClaimFilter | None = None,
+    ) -> list[Job]:
+        """Hand up to `limit` due pending jobs to `worker_id`, highest priority then oldest
+        first, each under a lease of `lease_seconds`. Safe with any number of workers."""
+        check_fields(
+            lambda: rules.check_worker_id(worker_id),
+            lambda: rules.check_claim_limit(limit),
+            lambda: rules.check_lease_seconds(lease_seconds),
+        )
+        now = self._clock.now()
+        async with self._uow() as uow:
+            jobs = await uow.jobs.lock_claimable(filter or ClaimFilter(), now, limit)
+            for job in jobs:
+                job.claim(worker_id, lease_seconds, now)
+            await self._save_many(uow, jobs, worker_id)
+            await uow.commit()
+        for job in jobs:
+            log.info(
+                "job.claimed",
+                extra={"job_id": str(job.id), "worker_id": worker_id, "attempt": job.attempts},
+            )
+        return jobs
+
+    async def heartbeat(
+        self,
+        job_id: UUID,
+        worker_id: str,
+        *,
+        lease_seconds: int | None = None,
+        progress: int | None = None,
+        progress_message: str | None = None,
+    ) -> Job:
+        """Extend the lease of a held job and note its progress. A job that comes back
+        `cancelling` tells its worker to stop and report."""
+        check_fields(
+            lambda: rules.check_worker_id(worker_id),
+            lambda: lease_seconds is None or rules.check_lease_seconds(lease_seconds),
+            lambda: progress is None or rules.check_progress(progress),
+        )
+        async with self._uow() as uow:
+            job = await self._get_for_update(uow, job_id)
+            job.heartbeat(
+                worker_id,
+                self._clock.now(),
+                lease_seconds=lease_seconds,
+                progress=progress,
+                progress_message=progress_message,
+            )
+            await uow.jobs.update(job)
+            await uow.commit()
+        log.info(
+            "job.heartbeat",
+            extra={
+                "job_id": str(job_id),
+                "worker_id": worker_id,
+                "status": job.status,
+                "progress": job.progress,
+            },
+        )
+        return job
+
+    async def complete_job(
+        self, job_id: UUID, worker_id: str, *, result: dict[str, Any] | None = None
+    ) -> Job:
+        """Record the work on a held job as done, with its result."""
+        (outcome,) = await self.complete_jobs(worker_id, [(job_id, result)])
+        if isinstance(outcome, ChuteError):
+            raise outcome
+        return outcome
+
+    async def complete_jobs(
+        self, worker_id: str, completions: Sequence[tuple[UUID, dict[str, Any] | None]]
+    ) -> list[Job | ChuteError]:
+        """`complete_job` of many held jobs (job id, result) in one transaction: each
+        job's outcome, in order, is the job completed or the error that refused it alone
+        (`ValidationFailed`, `JobNotFound`, `LeaseNotHeld`, `InvalidTransition`)."""
+        check_fields(lambda: rules.check_worker_id(worker_id))
+        async with self._uow() as uow:
+            held = await uow.jobs.get_many([job_id for job_id, _ in completions], for_update=True)
+            found = {job.id: job for job in held}
+            now = self._clock.now()
+            outcomes = [
+                _completed(found.get(job_id), job_id, worker_id, now, result)
+                for job_id, result in completions
+            ]
+            done = [job for job in outcomes if isinstance(job, Job)]
+            await self._save_many(uow, done, worker_id)
+            await uow.commit()
+        for job in done:
+            log.info("job.completed", extra={"job_id": str(job.id), "worker_id": worker_id})
+        return outcomes
+
+    async def fail_job(
+        self, job_id: UUID, worker_id: str, error: str, *, retryable: bool = True
+    ) -> Job:
+        """Record a failed attempt on a held job: back to pending after a backoff while
+        attempts are left and the error is retryable, else failed."""
+        check_fields(
+            lambda: rules.check_worker_id(worker_id),
+            lambda: rules.check_error(error),
+        )
+        async with self._uow() as uow:
+            job = await self._get_for_update(uow, job_id)
+            now = self._clock.now()
+            job.check_holder(worker_id, now)
+            wait = backoff(
+                job.attempts,
+                base=self.retry.base_seconds,
+                cap=self.retry.cap_seconds,
+                jitter=self._jitter(),
+            )
+            job.fail(now, error, retryable=retryable, backoff=wait)
+            await self._save(uow, job, worker_id, error)
+            await uow.commit()
+        log.info(
+            "job.failed",
+            extra={
+                "job_id": str(job_id),
+                "worker_id": worker_id,
+                "status": job.status,
+                "attempt": job.attempts,
+            },
+        )
+        return job
+
+    async def release_job(self, job_id: UUID, worker_id: str) -> Job:
+        """Give a held job back unfinished (its worker stops), so another takes it at once."""
+        check_fields(lambda: rules.check_worker_id(worker_id))
+        async with self._uow() as uow:
+            job = await self._get_for_update(uow, job_id)
+            job.check_holder(worker_id, self._clock.now())
+            job.release(self._clock.now())
+            await self._save(uow, job, worker_id, "released by a stopping worker")
+            await uow.commit()
+        log.info("job.released", extra={"job_id": str(job_id), "worker_id": worker_id})
+        return job
+
+    async def rescue_expired_leases(self, *, limit: int = 100) -> list[Job]:
+        """Take back up to `limit` jobs whose worker's lease ended: pending again while
+        attempts are left, else failed; cancelling ones become cancelled. Safe to run in
+        many places at once: each job is rescued once, and never after it moved on."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            jobs = await uow.jobs.lock_expired(now, limit)
+            for job in jobs:
+                job.expire_lease(now)
+            await self._save_many(uow, jobs, RESCUER, "lease expired")
+            await uow.commit()
+        for job in jobs:
+            log.info("job.rescued", extra={"job_id": str(job.id), "status": job.status})
+        return jobs
+
+
+def _completed(
+    job: Job | None, job_id: UUID, worker_id: str, now: datetime, result: dict[str, Any] | None
+) -> Job | ChuteError:
+    """One job of `complete_jobs`: completed, or the error that refuses it."""
+    try:
+        check_fields(lambda: result is None or rules.check_result(result))
+        if job is None:
+            raise JobNotFound(job_id)
+        job.check_holder(worker_id, now)
+        job.complete(now, result)
+    except ChuteError as e:
+        return e
+    return job

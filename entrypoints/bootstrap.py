@@ -1,0 +1,134 @@
+"""The composition root: settings -> adapters -> engine, in one dependency-injection
+container. It imports no web framework, so that `chute serve`, `chute worker`,
+`chute purge`, the benchmarks, the tests and library users build the engine one way.
+
+Which adapter implements each port here (provider: port -> adapter):
+
+    database       UnitOfWorkFactory   chute.adapters.sqlalchemy.SqlDatabase
+                   (jobs, events, detections, idempotency keys; SQLite or PostgreSQL
+                   by CHUTE_DATABASE_URL)
+    file_store     FileStore           chute.adapters.storage.LocalFileStore (CHUTE_STORAGE_DIR)
+    libmagic       ContentDetector     chute.adapters.detection.LibmagicDetector (mode fast)
+    magika         ContentDetector     chute.adapters.detection.MagikaDetector (mode accurate)
+    auto_detector  ContentDetector     chute.adapters.detection.AutoDetector (mode auto)
+    clock          Clock               chute.adapters.system.SystemClock
+    ids            IdGenerator         chute.adapters.system.UuidV7Generator
+
+Workers get their processor from `chute worker` (`chute.adapters.ingest.ingest` unless
+`--processor` names another). The in-memory adapters (`chute.adapters.memory`) take the
+place of the database and the file store in a test, scoped to it:
+`container.database.override(providers.Object(MemoryDatabase()))`.
+
+The container reads top down: configuration, then resources (things that must be
+closed), then the adapters and the engine. Nothing is built or connected until it is
+first asked for.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, cast
+
+from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
+from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
+from chute.adapters.storage.local import LocalFileStore
+from chute.adapters.system import SystemClock, UuidV7Generator
+from chute.application import OrchestrationEngine, RetryPolicy, UploadLimits
+from chute.domain import Mode
+from chute.entrypoints.settings import Settings
+from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+async def sql_engine_resource(url: str) -> AsyncIterator[AsyncEngine]:
+    """The SQLAlchemy engine for the app's lifetime; its connections are closed at the end."""
+    engine = create_engine_for(url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def sql_database_resource(engine: AsyncEngine) -> AsyncIterator[SqlDatabase]:
+    """The storage ports on the engine; at the end, the creates already handed to group
+    commit are committed (and answered) before the engine's connections close."""
+    database = SqlDatabase(engine)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+class Container(containers.DeclarativeContainer):
+    """chute's object graph. Build it with `build_container(settings)`."""
+
+    # -- configuration ------------------------------------------------------------------
+    config = providers.Configuration(strict=True)
+
+    # -- resources ----------------------------------------------------------------------
+    sql_engine = providers.Resource(sql_engine_resource, url=config.database_url)
+
+    # -- adapters -----------------------------------------------------------------------
+    database = providers.Resource(sql_database_resource, sql_engine)
+    file_store = providers.Singleton(LocalFileStore, config.storage_dir)
+    libmagic = providers.Singleton(LibmagicDetector)
+    magika = providers.Singleton(MagikaDetector)  # loads its model on first use
+    auto_detector = providers.Singleton(AutoDetector, libmagic, magika)
+    detectors = providers.Dict(
+        {Mode.FAST: libmagic, Mode.ACCURATE: magika, Mode.AUTO: auto_detector}
+    )
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(UuidV7Generator)
+    limits = providers.Singleton(
+        UploadLimits,
+        max_file_bytes=config.max_upload_bytes,
+        max_files=config.max_files_per_upload,
+        allowed_types=config.allowed_types,
+    )
+
+    retry = providers.Singleton(
+        RetryPolicy,
+        base_seconds=config.retry_base_seconds,
+        cap_seconds=config.retry_cap_seconds,
+    )
+
+    # -- use cases ----------------------------------------------------------------------
+    engine = providers.Singleton(
+        OrchestrationEngine,
+        uow=database,
+        files=file_store,
+        detectors=detectors,
+        clock=clock,
+        ids=ids,
+        limits=limits,
+        retry=retry,
+        count_cap=config.count_cap,
+    )
+
+
+async def settled(result: Any) -> Any:
+    """`result`, awaited when it is awaitable: dependency-injector answers with an
+    awaitable only when an async resource (the SQL engine) lies under the provider."""
+    return await result if inspect.isawaitable(result) else result
+
+
+async def engine_of(container: Container) -> OrchestrationEngine:
+    """The container's engine, built (and its resources opened) on first use."""
+    return cast(OrchestrationEngine, await settled(container.engine()))
+
+
+def chute_version() -> str:
+    """The installed distribution's version (`0.0.0` when run from a tree never installed)."""
+    try:
+        return version("chute")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def build_container(settings: Settings | None = None) -> Container:
+    """A container configured from `settings` (from the environment when not given)."""
+    container = Container()
+    container.config.from_dict((settings or Settings()).model_dump())
+    return container

@@ -1,0 +1,52 @@
+"""The `chute` command, one module per subcommand: `serve`, `migrate`, `worker`, `purge`,
+`keygen`. Each module adds its parser and runs with the settings read from the
+environment (`keygen` reads none, so that it works while they are being fixed)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from chute.entrypoints.bootstrap import chute_version
+from chute.entrypoints.cli import keygen, migrate, purge, serve, worker
+from chute.entrypoints.logging import configure_logging
+from chute.entrypoints.settings import Settings, setting_errors
+from pydantic import ValidationError
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+COMMANDS: dict[str, Command] = {
+    "serve": serve.serve,
+    "migrate": migrate.migrate,
+    "worker": worker.worker,
+    "purge": purge.purge,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="chute",
+        description="Job orchestration for content pipelines. Settings come from "
+        "CHUTE_* environment variables (see docs/operations.md).",
+    )
+    root.add_argument("--version", action="version", version=f"chute {chute_version()}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in (serve, migrate, worker, purge, keygen):
+        command.add_parser(commands)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `chute` console script."""
+    args = parser().parse_args(argv)
+    if args.command == "keygen":
+        return keygen.print_new_key()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        lines = "\n".join(f"  {line}" for line in setting_errors(exc))
+        print(f"chute: invalid settings:\n{lines}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    return COMMANDS[args.command](args, settings)

@@ -1,0 +1,142 @@
+"""Worker routes under `/api/v1/jobs`: claim, heartbeat, complete, fail; events, content.
+
+`POST /claim` never collides with the `/{job_id}` routes of `routes/jobs.py`: none of
+them takes POST. `GET` or `DELETE /claim` reach those routes and are refused there
+as a job id that is not a UUID (422); the OpenAPI description says so.
+"""
+
+from typing import Any
+from uuid import UUID
+
+from chute.entrypoints.http.body_limit import LIMIT_KEY, BodyLimitedRoute
+from chute.entrypoints.http.deps import Engine
+from chute.entrypoints.http.downloads import download_headers, opened
+from chute.entrypoints.http.job_json import job_response, jobs_response
+from chute.entrypoints.http.openapi import problem_responses
+from chute.entrypoints.http.problems import errors_located_at
+from chute.entrypoints.http.schemas.jobs import JobResponse
+from chute.entrypoints.http.schemas.workers import (
+    ClaimRequest,
+    ClaimResponse,
+    CompleteRequest,
+    FailRequest,
+    HeartbeatRequest,
+)
+from fastapi import APIRouter, Response
+from fastapi.responses import StreamingResponse
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["workers"], route_class=BodyLimitedRoute)
+
+
+# Far above what valid requests need: an error is at most 8 KiB of UTF-8, which JSON's
+# \u escapes may make six times longer.
+MAX_REPORT_BODY = 64 * 1024
+# A result is at most 1 MiB as compact UTF-8 JSON; sent with spaces and \u escapes
+# (Python's default json.dumps) it may be several times that.
+MAX_COMPLETE_BODY = 8 * 1024 * 1024
+
+_WORDING = {
+    404: "No such job (`job-not-found`)",
+    409: "The worker does not hold a live lease on the job (`lease-not-held`): another "
+    "worker holds it, it is not running or cancelling, or its lease has ended",
+    422: "Invalid input (`validation-error`)",
+}
+
+
+def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str, Any]:
+    """The route options of a worker's report on one job it holds."""
+    return {
+        "operation_id": operation_id,
+        "response_model": JobResponse,
+        "responses": problem_responses(404, 409, 413, 415, 422, descriptions=_WORDING),
+        "openapi_extra": {LIMIT_KEY: body_limit},
+    }
+
+
+@router.post(
+    "/claim",
+    operation_id="claim_jobs",
+    response_model=ClaimResponse,
+    responses=problem_responses(413, 415, 422, descriptions=_WORDING),
+    openapi_extra={LIMIT_KEY: MAX_REPORT_BODY},
+)
+async def claim_jobs(body: ClaimRequest, engine: Engine) -> Response:
+    """Take up to `limit` due pending jobs, highest priority then oldest first, each now
+    `running` under a lease of `lease_seconds` held by `worker_id`; possibly none.
+
+    (`GET` and `DELETE` on this path read `claim` as a job id: 422.)
+    """
+    with errors_located_at("body"):
+        jobs = await engine.claim_jobs(
+            body.worker_id,
+            limit=body.limit,
+            lease_seconds=body.lease_seconds,
+            filter=body.to_filter(),
+        )
+    return jobs_response(jobs)
+
+
+@router.post("/{job_id}/heartbeat", **_reporting("heartbeat_job"))
+async def heartbeat_job(job_id: UUID, body: HeartbeatRequest, engine: Engine) -> Response:
+    """Extend the lease of a held job (by `lease_seconds`, else by the length it was
+    claimed with) and note its progress. A job that comes back `cancelling` tells the
+    worker to stop and report with `complete` or `fail`."""
+    with errors_located_at("body"):
+        job = await engine.heartbeat(
+            job_id,
+            body.worker_id,
+            lease_seconds=body.lease_seconds,
+            progress=body.progress,
+            progress_message=body.progress_message,
+        )
+    return job_response(job)
+
+
+@router.post("/{job_id}/complete", **_reporting("complete_job", MAX_COMPLETE_BODY))
+async def complete_job(job_id: UUID, body: CompleteRequest, engine: Engine) -> Response:
+    """Report the work on a held job as done, with its result: `completed`, also from
+    `cancelling` (the work was done, and its result is kept)."""
+    with errors_located_at("body"):
+        job = await engine.complete_job(job_id, body.worker_id, result=body.result)
+    return job_response(job)
+
+
+@router.post("/{job_id}/fail", **_reporting("fail_job"))
+async def fail_job(job_id: UUID, body: FailRequest, engine: Engine) -> Response:
+    """Report a failed attempt: back to `pending` after a backoff while attempts are
+    left and the error is retryable, else `failed`; a `cancelling` job ends `cancelled`."""
+    with errors_located_at("body"):
+        job = await engine.fail_job(job_id, body.worker_id, body.error, retryable=body.retryable)
+    return job_response(job)
+
+
+@router.get(
+    "/{job_id}/content",
+    operation_id="get_job_content",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The stored bytes, as an attachment of the job's `mime_type` "
+            "(`application/octet-stream` when it has none)",
+            # Any media type: the job's own.
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **problem_responses(
+            404,
+            422,
+            503,
+            descriptions=_WORDING
+            | {
+                404: "No such job (`job-not-found`), or it has no stored content "
+                "(`content-not-found`)"
+            },
+        ),
+    },
+)
+async def get_job_content(job_id: UUID, engine: Engine) -> StreamingResponse:
+    """The stored content of a job (an upload, or what a worker stored), streamed."""
+    job, chunks = await engine.open_content(job_id)
+    stream = await opened(job_id, chunks)
+    # The headers carry Content-Type themselves: as `media_type`, Starlette would add
+    # a charset to text types that the stored bytes may not be in.
+    return StreamingResponse(stream, headers=download_headers(job))

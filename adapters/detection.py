@@ -1,6 +1,6 @@
 """Content detectors: libmagic's signatures, Google's Magika model, and `auto` (both).
 
-Every answer is in chute's name for the format (adapters/media_types.py).
+Every answer is in chute's name for the format (domain/media_types.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import magic
-from chute.adapters.media_types import canonical, canonical_for_label, is_wider
+from chute.adapters.media_types import canonical_for_label, is_wider
 from chute.application.ports import ContentDetector, ContentSample, TypeGuess
+from chute.domain.media_types import canonical
 
 if TYPE_CHECKING:
     from magika import Magika

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chute.domain.errors import InvalidValue
+from chute.domain.media_types import canonical
 from chute.domain.values import SourceType
 
 MAX_URI_LENGTH = 2048
@@ -71,17 +72,19 @@ def _check_s3(uri: str) -> str:
 
 
 def check_mime_type(value: str) -> str:
-    """Return a `type/subtype` media type, lower-cased, else raise."""
+    """Return a `type/subtype` media type under chute's name for its format (lower-cased),
+    else raise."""
     if not _MIME.match(value):
         raise InvalidValue("mime_type", "must be a media type like type/subtype")
-    return value.lower()
+    return canonical(value)
 
 
 def check_mime_pattern(value: str) -> str:
-    """Return a media type or a `type/*` pattern, lower-cased, else raise."""
+    """Return a media type (under chute's name for its format) or a `type/*` pattern,
+    lower-cased, else raise."""
     if not _MIME_PATTERN.match(value):
         raise InvalidValue("mime_type", "must be a media type (type/subtype) or type/*")
-    return value.lower()
+    return value.lower() if value.endswith("/*") else canonical(value)
 
 
 def mime_matches(mime_type: str | None, pattern: str) -> bool:

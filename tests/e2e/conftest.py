@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import shutil
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -81,11 +82,17 @@ def container(
 
 
 @pytest.fixture
-def clock(container: Container) -> ManualClock:
-    """A manual clock for the app, at `CLOCK_START`. A module whose app must run on it
-    from the start says `pytestmark = pytest.mark.usefixtures("clock")`, so that the
-    clock is in place before the app builds its engine."""
-    clock = ManualClock(CLOCK_START)
+def clock_start() -> datetime:
+    """Where the app's manual clock starts; a module may override this fixture."""
+    return CLOCK_START
+
+
+@pytest.fixture
+def clock(container: Container, clock_start: datetime) -> ManualClock:
+    """A manual clock for the app, standing still until a test moves it. A module whose
+    app must run on it from the start says `pytestmark = pytest.mark.usefixtures("clock")`,
+    so that the clock is in place before the app builds its engine."""
+    clock = ManualClock(clock_start)
     container.clock.override(providers.Object(clock))
     return clock
 

@@ -27,11 +27,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def clock(container: Container) -> ManualClock:
-    """A clock that stands still, so that each job is created one second after the last."""
-    clock = ManualClock(START)
-    container.clock.override(providers.Object(clock))
-    return clock
+def clock_start() -> datetime:
+    return START
 
 
 async def seed(
@@ -305,3 +302,22 @@ async def test_list_refuses_bad_query_values(
     response = await client.get("/api/v1/jobs", params=params)
 
     assert [loc_[:2] for loc_ in error_locs(response)] == [["query", loc]]
+
+
+async def test_a_mime_type_filter_finds_a_format_by_any_of_its_names(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    [elf, gzip] = await seed(
+        client,
+        clock,
+        {"mime_type": "application/x-pie-executable"},
+        {"mime_type": "application/x-gzip"},
+    )
+    assert elf["mime_type"] == "application/x-executable"  # stored under chute's name
+    assert gzip["mime_type"] == "application/gzip"
+
+    by_magika_name = await listing(client, mime_type="application/x-executable-elf")
+    by_old_name = await listing(client, mime_type="application/x-gzip")
+
+    assert ids(by_magika_name["items"]) == [elf["id"]]
+    assert ids(by_old_name["items"]) == [gzip["id"]]

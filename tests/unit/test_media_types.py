@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from chute.adapters.media_types import (
-    CANONICAL_NAMES,
-    MAGIKA_LABELS,
-    canonical,
-    canonical_for_label,
-    is_wider,
-)
+from chute.adapters.media_types import MAGIKA_LABELS, canonical_for_label, is_wider
+from chute.domain.media_types import CANONICAL_NAMES, canonical
+from chute.domain.validation import check_mime_pattern, check_mime_type
 
 OOXML = "application/vnd.openxmlformats-officedocument"
 # Every name each detector gives these formats: libmagic's from file 5.44's database
@@ -142,3 +138,9 @@ def test_a_magika_label_without_a_media_type_is_named_by_what_it_holds(
 )
 def test_is_wider_knows_formats_that_contain_others(mime: str, than: str, wider: bool) -> None:
     assert is_wider(mime, than) is wider
+
+
+def test_media_types_from_clients_and_settings_are_stored_under_chutes_name() -> None:
+    assert check_mime_type("Application/X-GZIP") == "application/gzip"
+    assert check_mime_pattern("text/xml") == "application/xml"
+    assert check_mime_pattern("image/*") == "image/*"

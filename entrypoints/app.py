@@ -17,7 +17,7 @@ from chute.entrypoints.middleware import (
     HeaderLimitMiddleware,
     RequestIdMiddleware,
 )
-from chute.entrypoints.openapi import declare_bearer_auth, serve_problems_as_problem_json
+from chute.entrypoints.openapi import describe
 from chute.entrypoints.problems import register_problem_handlers
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI
@@ -32,7 +32,7 @@ DESCRIPTION = """
 Job orchestration for content pipelines: upload or reference content, detect what it
 is, and track it as jobs.
 
-Conventions beyond API.md:
+Conventions:
 
 * Every error is `application/problem+json` (RFC 9457) with `type`, `title`, `status`,
   `detail`, `instance` and `request_id`; validation errors add `errors`
@@ -48,12 +48,16 @@ Conventions beyond API.md:
   `retryable`. The claim filters `mode` and `source_type` take one value or a list.
 * `POST /api/v1/jobs/claim` is the only method of that path; `GET` or `DELETE` there
   read `claim` as a job id and answer 422 (not a UUID).
+* Times are RFC 3339 in UTC with a `Z` and microseconds (`2026-11-29T19:11:35.123456Z`);
+  ids are UUIDs (UUIDv7, so that they sort by creation time).
 * Worker calls on an unknown job answer 404 `job-not-found` before any lease check.
 * `GET /api/v1/jobs` refuses unknown query parameters (422, `extra_forbidden`), as
   bodies refuse unknown fields, so that a misspelt filter never lists every job.
 * Every response carries `X-Request-ID`.
 * With CHUTE_API_KEYS set, every `/api/v1` route asks for `Authorization: Bearer <key>`
   (401 `unauthorized` otherwise; a key in the query string is refused, never read).
+  Without it the API is open (the default, bound to 127.0.0.1) and a key is optional.
+  `/healthz`, `/readyz`, `/docs`, `/redoc` and `/openapi.json` never ask for one.
 * The request line and headers may hold at most CHUTE_MAX_HEADER_BYTES (16 KiB):
   431 `request-header-fields-too-large` above.
 """
@@ -113,7 +117,6 @@ def create_app(container: Container | None = None, *, maintenance: bool = True) 
     for module in ROUTE_MODULES:
         app.include_router(module.router)
     register_problem_handlers(app)
-    serve_problems_as_problem_json(app)
     _add_middleware(app, container)
     return app
 
@@ -123,7 +126,7 @@ def _add_middleware(app: FastAPI, container: Container) -> None:
     body is refused unread, and the request id outermost, so that every refusal
     carries an X-Request-ID and is logged like any request."""
     keys = KeyRing.of(container.config.get("api_keys") or ())
-    declare_bearer_auth(app, required=keys.enabled)
+    describe(app, keys_required=keys.enabled)
     if keys.enabled:
         app.add_middleware(ApiKeyMiddleware, keys=keys)
     max_header_bytes = container.config.get("max_header_bytes") or DEFAULT_MAX_HEADER_BYTES

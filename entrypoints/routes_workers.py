@@ -11,7 +11,7 @@ from uuid import UUID
 from chute.application import OrchestrationEngine
 from chute.entrypoints.body_limit import LIMIT_KEY, BodyLimitedRoute
 from chute.entrypoints.container import request_engine
-from chute.entrypoints.downloads import download_headers, opened
+from chute.entrypoints.downloads import OCTET_STREAM, download_headers, opened
 from chute.entrypoints.job_json import job_response, jobs_response
 from chute.entrypoints.openapi import problem_responses
 from chute.entrypoints.problems import errors_located_at
@@ -131,9 +131,13 @@ async def list_job_events(job_id: UUID, engine: Engine) -> JobEventListResponse:
     responses={
         200: {
             "description": "The stored bytes, as an attachment of the job's `mime_type` "
-            "(`application/octet-stream` when it has none)",
-            # Any media type: the job's own.
-            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "(`application/octet-stream` when it has none); read them as bytes",
+            # Bytes, whatever their type: generators read the first media type they know,
+            # and `*/*` says that the job's own type comes too.
+            "content": {
+                OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}},
+                "*/*": {"schema": {"type": "string", "format": "binary"}},
+            },
         },
         **problem_responses(
             404,

@@ -19,13 +19,13 @@ from chute.entrypoints.middleware import (
 )
 from chute.entrypoints.openapi import describe
 from chute.entrypoints.problems import register_problem_handlers
+from chute.entrypoints.routing import wrong_methods
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-# Workers first: a wrong method on `/api/v1/jobs/claim` then answers 405 with
-# `Allow: POST` (Starlette names the methods of the first route whose path matches)
-# rather than the `Allow: GET` of `/api/v1/jobs/{job_id}`.
+# Workers first, so that the description lists `/api/v1/jobs/claim` before the
+# `/api/v1/jobs/{job_id}` routes.
 ROUTE_MODULES = (routes_workers, routes_jobs, routes_upload, routes_health)
 
 DESCRIPTION = """
@@ -46,8 +46,8 @@ Conventions:
   `metadata` and `result` must be plain JSON: no `NaN`/`Infinity`, at most 64 levels deep.
 * Numbers and flags of worker calls are strict: `"5"` is not a `limit`, `1` is not a
   `retryable`. The claim filters `mode` and `source_type` take one value or a list.
-* `POST /api/v1/jobs/claim` is the only method of that path; `GET` or `DELETE` there
-  read `claim` as a job id and answer 422 (not a UUID).
+* A method that a path does not take answers 405 `method-not-allowed` with an `Allow`
+  header naming those it takes (`GET /api/v1/jobs/claim` too: `claim` is no job id).
 * Times are RFC 3339 in UTC with a `Z` and microseconds (`2026-11-29T19:11:35.123456Z`);
   ids are UUIDs (UUIDv7, so that they sort by creation time).
 * Worker calls on an unknown job answer 404 `job-not-found` before any lease check.
@@ -114,8 +114,10 @@ def create_app(container: Container | None = None, *, maintenance: bool = True) 
     )
     app.state.container = container
     app.state.maintenance = maintenance
-    for module in ROUTE_MODULES:
-        app.include_router(module.router)
+    routers = [module.router for module in ROUTE_MODULES]
+    app.include_router(wrong_methods(routers))  # first: a concrete path wins
+    for router in routers:
+        app.include_router(router)
     register_problem_handlers(app)
     _add_middleware(app, container)
     return app

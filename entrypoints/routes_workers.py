@@ -1,8 +1,8 @@
 """Worker routes under `/api/v1/jobs`: claim, heartbeat, complete, fail; events, content.
 
-`POST /claim` never collides with the `/{job_id}` routes of `routes_jobs`: none of
-them takes POST. `GET` or `DELETE /claim` reach those routes and are refused there
-as a job id that is not a UUID (422); the OpenAPI description says so.
+`POST /claim` never collides with the `/{job_id}` routes of `routes_jobs`: a templated
+route never takes a path that another names literally (`chute.entrypoints.routing`), so
+`GET /claim` answers 405 rather than reading `claim` as a job id.
 """
 
 from typing import Annotated, Any
@@ -65,10 +65,7 @@ def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str
 )
 async def claim_jobs(body: ClaimRequest, engine: Engine) -> Response:
     """Take up to `limit` due pending jobs, highest priority then oldest first, each now
-    `running` under a lease of `lease_seconds` held by `worker_id`; possibly none.
-
-    (`GET` and `DELETE` on this path read `claim` as a job id: 422.)
-    """
+    `running` under a lease of `lease_seconds` held by `worker_id`; possibly none."""
     with errors_located_at("body"):
         jobs = await engine.claim_jobs(
             body.worker_id,

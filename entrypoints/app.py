@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-from chute.entrypoints import routes_health, routes_jobs, routes_upload, routes_workers
+from chute.entrypoints import docs, routes_health, routes_jobs, routes_upload, routes_workers
 from chute.entrypoints.auth import ApiKeyMiddleware
 from chute.entrypoints.container import Container, build_container, settled
 from chute.entrypoints.keys import KeyRing
@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 
 # Workers first, so that the description lists `/api/v1/jobs/claim` before the
 # `/api/v1/jobs/{job_id}` routes.
-ROUTE_MODULES = (routes_workers, routes_jobs, routes_upload, routes_health)
+ROUTE_MODULES = (routes_workers, routes_jobs, routes_upload, routes_health, docs)
 
 DESCRIPTION = """
 Job orchestration for content pipelines: upload or reference content, detect what it
@@ -111,6 +111,8 @@ def create_app(container: Container | None = None, *, maintenance: bool = True) 
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served by `docs`, from chute's own files
+        redoc_url=None,
     )
     app.state.container = container
     app.state.maintenance = maintenance

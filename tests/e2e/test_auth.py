@@ -32,7 +32,10 @@ PLAIN_KEY = "chute_plain-key-for-tests-0123456789"
 DIGEST_KEY = "chute_digest-key-for-tests-9876543210"
 WRONG_KEY = "chute_wrong-key-for-tests-5555555555"
 KEYS_SETTING = f"{PLAIN_KEY},{digest_line(DIGEST_KEY)}"
-OPEN_PATHS = ["/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"]
+OPEN_PATHS = [
+    "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc",
+    "/docs/assets/swagger-ui-bundle.js", "/docs/assets/redoc.standalone.js",
+]  # fmt: skip
 
 
 def bearer(key: str) -> dict[str, str]:

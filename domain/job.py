@@ -31,7 +31,7 @@ class JobStatus(StrEnum):
 
 
 S = JobStatus
-# Every edge of API.md's diagram; anything else is refused.
+# Every edge of the status diagram; anything else is refused.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.PENDING: frozenset({S.RUNNING, S.CANCELLED}),
     S.RUNNING: frozenset({S.COMPLETED, S.PENDING, S.FAILED, S.CANCELLING}),
@@ -257,7 +257,7 @@ class Job:
 
 
 def backoff(attempts: int, *, base: float, cap: float, jitter: float) -> timedelta:
-    """API.md's wait after failed attempt number `attempts`: `jitter` * min(cap, base * 2^(n-1)).
+    """The wait after failed attempt number `attempts`: `jitter` * min(cap, base * 2^(n-1)).
 
     `jitter` is drawn from uniform(0.5, 1) by the caller, so that this stays pure.
     """

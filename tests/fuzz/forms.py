@@ -1,4 +1,4 @@
-"""Upload bodies written byte by byte, hypothesis strategies for them, and what API.md
+"""Upload bodies written byte by byte, hypothesis strategies for them, and what the API
 says the server must make of them."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def multipart(parts: list[Part]) -> bytes:
 
 
 def safe_name(filename: str | None) -> str:
-    """API.md's `safe_name`, from its words: the part after the last `/` or `\\`, without
+    """The API's `safe_name`, from its words: the part after the last `/` or `\\`, without
     control characters (Cc) and then leading dots, cut to 255 bytes of UTF-8 on a
     character boundary; `upload.bin` when nothing is left."""
     base = re.split(r"[/\\]", filename or "")[-1]

@@ -139,23 +139,17 @@ def _parameters_without_null(schema: Description) -> None:
     or header can carry a JSON null): `T | None` is described as `T`, not required."""
     for _, operation in _operations(schema):
         for parameter in operation.get("parameters", []):
-            if parameter.get("required"):
+            described = parameter["schema"]
+            options = described.get("anyOf", [])
+            if parameter.get("required") or NULL not in options:
                 continue
-            options = parameter["schema"].get("anyOf")
-            if options is None or {"type": "null"} not in options:
-                continue
-            rest = [option for option in options if option != {"type": "null"}]
-            outer = {key: value for key, value in parameter["schema"].items() if key != "anyOf"}
-            parameter["schema"] = (
-                {**rest[0], **outer}
-                if len(rest) == 1
-                else {
-                    "anyOf": rest,
-                    **outer,
-                }
-            )
-            if outer.get("default", ...) is None:
-                del parameter["schema"]["default"]
+            rest = [option for option in options if option != NULL]
+            outer = {k: v for k, v in described.items() if k != "anyOf" and v is not None}
+            single = rest[0] if len(rest) == 1 else {"anyOf": rest}
+            parameter["schema"] = {**single, **outer}
+
+
+NULL = {"type": "null"}
 
 
 BEARER_SCHEME = "bearerAuth"

@@ -174,7 +174,7 @@ class Job:
 
 
 def backoff(attempts: int, *, base: float, cap: float, jitter: float) -> timedelta:
-    """API.md's wait after failed attempt number `attempts`: `jitter` * min(cap, base * 2^(n-1)).
+    """The wait after failed attempt number `attempts`: `jitter` * min(cap, base * 2^(n-1)).
 
     `jitter` is drawn from uniform(0.5, 1) by the caller, so that this stays pure.
     """

@@ -1,4 +1,4 @@
-"""Upload bodies written byte by byte, hypothesis strategies for them, and what API.md
+"""Upload bodies written byte by byte, hypothesis strategies for them, and what the API
 says the server must make of them."""
 
 from __future__ import annotations

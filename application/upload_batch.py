@@ -22,7 +22,7 @@ MAX_NAME_BYTES = 255
 
 
 def safe_filename(name: str | None) -> str:
-    """The client's file name made safe to store (docs/http-api.md, the upload)."""
+    """The client's file name made safe to store: the API's `safe_name` rule."""
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(c for c in base if unicodedata.category(c) != "Cc").lstrip(".")
     encoded = base.encode("utf-8")[:MAX_NAME_BYTES]

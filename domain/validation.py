@@ -19,8 +19,13 @@ MAX_JSON_DEPTH = 64
 MAX_FILE_SIZE = 2**63 - 1  # a signed 64-bit integer, the widest column of both databases
 
 _TOKEN = r"[A-Za-z0-9!#$&^_.+-]{1,127}"
-_MIME = re.compile(rf"^{_TOKEN}/{_TOKEN}$")
-_MIME_PATTERN = re.compile(rf"^{_TOKEN}/(\*|{_TOKEN})$")
+# In the syntax that both Python and JSON Schema (ECMA-262) read, so that the HTTP API
+# can show clients the very patterns that are checked. Checked with `fullmatch`: `$`
+# alone would let a trailing newline through.
+MIME_TYPE_PATTERN = rf"^{_TOKEN}/{_TOKEN}$"
+MEDIA_RANGE_PATTERN = rf"^{_TOKEN}/(\*|{_TOKEN})$"
+_MIME = re.compile(MIME_TYPE_PATTERN)
+_MIME_PATTERN = re.compile(MEDIA_RANGE_PATTERN)
 # S3 bucket naming rules: 3-63 chars of lowercase letters, digits, dots and hyphens,
 # beginning and ending with a letter or digit, no "..", not an IP address.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -74,7 +79,7 @@ def _check_s3(uri: str) -> str:
 def check_mime_type(value: str) -> str:
     """Return a `type/subtype` media type under chute's name for its format (lower-cased),
     else raise."""
-    if not _MIME.match(value):
+    if not _MIME.fullmatch(value):
         raise InvalidValue("mime_type", "must be a media type like type/subtype")
     return canonical(value)
 
@@ -82,7 +87,7 @@ def check_mime_type(value: str) -> str:
 def check_mime_pattern(value: str) -> str:
     """Return a media type (under chute's name for its format) or a `type/*` pattern,
     lower-cased, else raise."""
-    if not _MIME_PATTERN.match(value):
+    if not _MIME_PATTERN.fullmatch(value):
         raise InvalidValue("mime_type", "must be a media type (type/subtype) or type/*")
     return value.lower() if value.endswith("/*") else canonical(value)
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from chute.entrypoints.bootstrap import Container, build_container, chute_version, settled
+from chute.entrypoints.http import docs
 from chute.entrypoints.http.auth import ApiKeyMiddleware
 from chute.entrypoints.http.keys import KeyRing
 from chute.entrypoints.http.maintenance import maintaining
@@ -14,18 +15,18 @@ from chute.entrypoints.http.middleware import (
     HeaderLimitMiddleware,
     RequestIdMiddleware,
 )
-from chute.entrypoints.http.openapi import declare_bearer_auth, serve_problems_as_problem_json
+from chute.entrypoints.http.openapi import describe
 from chute.entrypoints.http.problems import register_problem_handlers
 from chute.entrypoints.http.routes import health, jobs, upload, workers
+from chute.entrypoints.http.routing import wrong_methods
 from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-# Workers first: a wrong method on `/api/v1/jobs/claim` then answers 405 with
-# `Allow: POST` (Starlette names the methods of the first route whose path matches)
-# rather than the `Allow: GET` of `/api/v1/jobs/{job_id}`.
-ROUTE_MODULES = (workers, jobs, upload, health)
+# Workers first, so that the description lists `/api/v1/jobs/claim` before the
+# `/api/v1/jobs/{job_id}` routes.
+ROUTE_MODULES = (workers, jobs, upload, health, docs)
 
 DESCRIPTION = """
 Job orchestration for content pipelines: upload or reference content, detect what it
@@ -45,14 +46,18 @@ Conventions:
   `metadata` and `result` must be plain JSON: no `NaN`/`Infinity`, at most 64 levels deep.
 * Numbers and flags of worker calls are strict: `"5"` is not a `limit`, `1` is not a
   `retryable`. The claim filters `mode` and `source_type` take one value or a list.
-* `POST /api/v1/jobs/claim` is the only method of that path; `GET` or `DELETE` there
-  read `claim` as a job id and answer 422 (not a UUID).
+* A method that a path does not take answers 405 `method-not-allowed` with an `Allow`
+  header naming those it takes (`GET /api/v1/jobs/claim` too: `claim` is no job id).
+* Times are RFC 3339 in UTC with a `Z` and microseconds (`2026-11-29T19:11:35.123456Z`);
+  ids are UUIDs (UUIDv7, so that they sort by creation time).
 * Worker calls on an unknown job answer 404 `job-not-found` before any lease check.
 * `GET /api/v1/jobs` refuses unknown query parameters (422, `extra_forbidden`), as
   bodies refuse unknown fields, so that a misspelt filter never lists every job.
 * Every response carries `X-Request-ID`.
 * With CHUTE_API_KEYS set, every `/api/v1` route asks for `Authorization: Bearer <key>`
   (401 `unauthorized` otherwise; a key in the query string is refused, never read).
+  Without it the API is open (the default, bound to 127.0.0.1) and a key is optional.
+  `/healthz`, `/readyz`, `/docs`, `/redoc` and `/openapi.json` never ask for one.
 * The request line and headers may hold at most CHUTE_MAX_HEADER_BYTES (16 KiB):
   431 `request-header-fields-too-large` above.
 """
@@ -99,13 +104,16 @@ def create_app(container: Container | None = None, *, maintenance: bool = True) 
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served by `docs`, from chute's own files
+        redoc_url=None,
     )
     app.state.container = container
     app.state.maintenance = maintenance
-    for module in ROUTE_MODULES:
-        app.include_router(module.router)
+    routers = [module.router for module in ROUTE_MODULES]
+    app.include_router(wrong_methods(routers))  # first: a concrete path wins
+    for router in routers:
+        app.include_router(router)
     register_problem_handlers(app)
-    serve_problems_as_problem_json(app)
     _add_middleware(app, container)
     return app
 
@@ -115,7 +123,7 @@ def _add_middleware(app: FastAPI, container: Container) -> None:
     body is refused unread, and the request id outermost, so that every refusal
     carries an X-Request-ID and is logged like any request."""
     keys = KeyRing.of(container.config.get("api_keys") or ())
-    declare_bearer_auth(app, required=keys.enabled)
+    describe(app, keys_required=keys.enabled)
     if keys.enabled:
         app.add_middleware(ApiKeyMiddleware, keys=keys)
     max_header_bytes = container.config.get("max_header_bytes") or DEFAULT_MAX_HEADER_BYTES

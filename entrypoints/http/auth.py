@@ -25,6 +25,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
+# The scripts and styles of the documentation pages, which load them without a key.
+OPEN_PREFIXES = ("/docs/assets/",)
 # Where clients put keys when they should not: refused, never read.
 QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token"})
 # One space, then RFC 6750's b64token; the scheme is case-insensitive (RFC 9110).
@@ -85,7 +87,8 @@ class ApiKeyMiddleware:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or route_path(scope) in OPEN_PATHS:
+        path = route_path(scope) if scope["type"] == "http" else ""
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         refusal = refusal_of(scope, self.keys)

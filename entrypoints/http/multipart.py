@@ -7,7 +7,7 @@ asynchronously (`UploadBatch.start_file`/`write`/`end_file`).
 
 Shape errors (a part of an unknown name, a field twice, malformed multipart) are
 raised at once; the text fields are checked once the body has ended, before the
-batch checks its files (empty, too large, type), which is the order docs/http-api.md gives.
+batch checks its files (empty, too large, type), which is the order the API promises.
 """
 
 from __future__ import annotations

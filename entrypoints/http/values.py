@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from chute.domain import validation as rules
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StrictInt
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StrictInt, WithJsonSchema
 
 
 def rfc3339(value: datetime) -> str:
@@ -23,18 +23,28 @@ def rfc3339(value: datetime) -> str:
     return text[:-6] + ("Z" if value.microsecond else ".000000Z")
 
 
-UtcTime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when_used="json")]
+# Shown as what it is (generated clients then read a date-time, not a string).
+UtcTime = Annotated[
+    datetime,
+    PlainSerializer(rfc3339, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "examples": ["2026-11-29T19:11:35.123456Z"]}
+    ),
+]
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+# In the syntax both Python and JSON Schema read: the description shows this very rule.
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
+_RFC3339 = re.compile(RFC3339_PATTERN)
 
 
 def parse_rfc3339(value: object) -> object:
     """An RFC 3339 time with its UTC offset; a time without one is refused."""
     if not isinstance(value, str):
         return value
-    if not _RFC3339.match(value):
+    if not _RFC3339.fullmatch(value):
         raise ValueError(
             "must be an RFC 3339 time with a UTC offset, e.g. 2026-11-29T19:11:35Z "
             "(write '+' as %2B in a query string)"
@@ -44,8 +54,26 @@ def parse_rfc3339(value: object) -> object:
     return datetime.fromisoformat(value.replace("z", "Z"))
 
 
-AwareTime = Annotated[datetime, BeforeValidator(parse_rfc3339)]
-MimePattern = Annotated[str, AfterValidator(rules.check_mime_pattern)]
+AwareTime = Annotated[
+    datetime,
+    BeforeValidator(parse_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}),
+]
+# The description shows the domain's own patterns; the domain's checks refuse the rest.
+MimeType = Annotated[
+    str,
+    AfterValidator(rules.check_mime_type),
+    WithJsonSchema(
+        {"type": "string", "pattern": rules.MIME_TYPE_PATTERN, "examples": ["application/pdf"]}
+    ),
+]
+MimePattern = Annotated[
+    str,
+    AfterValidator(rules.check_mime_pattern),
+    WithJsonSchema(
+        {"type": "string", "pattern": rules.MEDIA_RANGE_PATTERN, "examples": ["image/*"]}
+    ),
+]
 
 
 def whole_number(value: object) -> object:

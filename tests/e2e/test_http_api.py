@@ -209,4 +209,5 @@ async def test_openapi_has_stable_operation_ids_and_problem_responses(
     not_found = operations["get_job"]["responses"]["404"]["content"]
     assert list(not_found) == ["application/problem+json"]
     upload = operations["upload_files"]["requestBody"]["content"]["multipart/form-data"]
-    assert upload["schema"]["properties"]["file"]["type"] == "array"
+    form = spec["components"]["schemas"][upload["schema"]["$ref"].rpartition("/")[2]]
+    assert form["properties"]["file"]["type"] == "array"

@@ -1,5 +1,5 @@
-"""Upload bodies written byte by byte, hypothesis strategies for them, and what
-docs/http-api.md says the server must make of them."""
+"""Upload bodies written byte by byte, hypothesis strategies for them, and what the API
+says the server must make of them."""
 
 from __future__ import annotations
 
@@ -58,9 +58,9 @@ def multipart(parts: list[Part]) -> bytes:
 
 
 def safe_name(filename: str | None) -> str:
-    """The safe name of docs/http-api.md, from its words: the part after the last `/` or
-    `\\`, without control characters (Cc) and then leading dots, cut to 255 bytes of UTF-8
-    on a character boundary; `upload.bin` when nothing is left."""
+    """The documented `safe_name` rule, from its words: the part after the last `/` or `\\`, without
+    control characters (Cc) and then leading dots, cut to 255 bytes of UTF-8 on a
+    character boundary; `upload.bin` when nothing is left."""
     base = re.split(r"[/\\]", filename or "")[-1]
     base = "".join(c for c in base if unicodedata.category(c) != "Cc").lstrip(".")
     return base.encode()[:255].decode(errors="ignore") or "upload.bin"
@@ -96,6 +96,7 @@ def accepted(parts: list[Part]) -> bool:
     names = [part.name for part in parts if part.name != "file"]
     return (
         bool(files)
+        and all(part.filename is not None for part in files)  # without one it is text
         and all(part.data for part in files)
         and all(name in TEXT_FIELDS for name in names)
         and len(set(names)) == len(names)

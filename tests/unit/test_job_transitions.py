@@ -1,4 +1,4 @@
-"""Every edge of the status diagram (docs/http-api.md) is allowed, and every other one refused."""
+"""Every edge of the job's status diagram is allowed, and every other one refused."""
 
 from __future__ import annotations
 

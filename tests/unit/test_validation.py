@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from chute.application import safe_filename
 from chute.domain import InvalidValue, SourceType
@@ -103,6 +105,13 @@ def test_mime_patterns() -> None:
     assert rules.mime_matches("image/png", "image/*")
     assert not rules.mime_matches("imagery/png", "image/*")
     assert not rules.mime_matches(None, "image/*")
+
+
+@pytest.mark.parametrize("check", [rules.check_mime_type, rules.check_mime_pattern])
+def test_a_media_type_with_a_trailing_newline_is_refused(check: Callable[[str], str]) -> None:
+    # `$` alone matches before a final newline, which would then reach a header.
+    with pytest.raises(InvalidValue):
+        check("application/pdf\n")
 
 
 @pytest.mark.parametrize(

@@ -8,47 +8,21 @@ from chute.entrypoints.http.multipart import parse_upload
 from chute.entrypoints.http.openapi import problem_responses
 from chute.entrypoints.http.problems import errors_located_at
 from chute.entrypoints.http.schemas.jobs import UploadResponse
+from chute.entrypoints.http.schemas.upload import UPLOAD_ENCODING, UploadForm
 from fastapi import APIRouter, Request, Response, status
 
 router = APIRouter(prefix="/api/v1", tags=["upload"])
 
 
-# Written by hand: the body is parsed as a stream, so FastAPI does not know its shape.
+# The body is parsed as a stream, so FastAPI does not know its shape: `UploadForm` tells
+# it (filed among the components by `chute.entrypoints.http.openapi`).
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "additionalProperties": False,  # any other part is refused (422)
-                    "properties": {
-                        "file": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "one or more files (CHUTE_MAX_FILES_PER_UPLOAD)",
-                        },
-                        "priority": {
-                            "type": "string",
-                            "enum": ["low", "normal", "high", "urgent"],
-                            "default": "normal",
-                        },
-                        "mode": {
-                            "type": "string",
-                            "enum": ["auto", "fast", "accurate"],
-                            "default": "auto",
-                        },
-                        "detect": {"type": "string", "enum": ["true", "false"], "default": "true"},
-                        "metadata": {
-                            "type": "string",
-                            "description": "a JSON object, at most 16 KiB",
-                            "example": '{"tenant": "acme"}',
-                        },
-                    },
-                },
-                "encoding": {"file": {"contentType": "application/octet-stream"}},
+                "schema": {"$ref": f"#/components/schemas/{UploadForm.__name__}"},
+                "encoding": UPLOAD_ENCODING,
             }
         },
     }

@@ -1,8 +1,8 @@
 """Worker routes under `/api/v1/jobs`: claim, heartbeat, complete, fail; events, content.
 
-`POST /claim` never collides with the `/{job_id}` routes of `routes/jobs.py`: none of
-them takes POST. `GET` or `DELETE /claim` reach those routes and are refused there
-as a job id that is not a UUID (422); the OpenAPI description says so.
+`POST /claim` never collides with the `/{job_id}` routes of `routes/jobs.py`: a templated
+route never takes a path that another names literally (`chute.entrypoints.http.routing`), so
+`GET /claim` answers 405 rather than reading `claim` as a job id.
 """
 
 from typing import Any
@@ -10,7 +10,7 @@ from uuid import UUID
 
 from chute.entrypoints.http.body_limit import LIMIT_KEY, BodyLimitedRoute
 from chute.entrypoints.http.deps import Engine
-from chute.entrypoints.http.downloads import download_headers, opened
+from chute.entrypoints.http.downloads import OCTET_STREAM, download_headers, opened
 from chute.entrypoints.http.job_json import job_response, jobs_response
 from chute.entrypoints.http.openapi import problem_responses
 from chute.entrypoints.http.problems import errors_located_at
@@ -62,10 +62,7 @@ def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str
 )
 async def claim_jobs(body: ClaimRequest, engine: Engine) -> Response:
     """Take up to `limit` due pending jobs, highest priority then oldest first, each now
-    `running` under a lease of `lease_seconds` held by `worker_id`; possibly none.
-
-    (`GET` and `DELETE` on this path read `claim` as a job id: 422.)
-    """
+    `running` under a lease of `lease_seconds` held by `worker_id`; possibly none."""
     with errors_located_at("body"):
         jobs = await engine.claim_jobs(
             body.worker_id,
@@ -117,9 +114,13 @@ async def fail_job(job_id: UUID, body: FailRequest, engine: Engine) -> Response:
     responses={
         200: {
             "description": "The stored bytes, as an attachment of the job's `mime_type` "
-            "(`application/octet-stream` when it has none)",
-            # Any media type: the job's own.
-            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "(`application/octet-stream` when it has none); read them as bytes",
+            # Bytes, whatever their type: generators read the first media type they know,
+            # and `*/*` says that the job's own type comes too.
+            "content": {
+                OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}},
+                "*/*": {"schema": {"type": "string", "format": "binary"}},
+            },
         },
         **problem_responses(
             404,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Self
 from uuid import UUID
 
 from chute.application import JobFilter, JobSort, NewJob
 from chute.domain import DetectionResult, Job, JobEvent, JobStatus, Mode, Priority, SourceType
 from chute.domain import validation as rules
-from chute.entrypoints.http.values import AwareTime, JsonInt, MimePattern, UtcTime
+from chute.entrypoints.http.values import AwareTime, JsonInt, MimePattern, MimeType, UtcTime
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -25,11 +27,38 @@ from pydantic import (
 # Far beyond any real listing (200 billion jobs at the largest `limit`).
 MAX_PAGE = 10**9
 
-# The source types a job can be created with here: `upload` jobs come from /upload only,
-# so the description does not offer it (the validator below refuses it all the same).
-ReferenceSourceType = Annotated[
-    SourceType,
-    WithJsonSchema({"type": "string", "enum": [SourceType.URL.value, SourceType.S3.value]}),
+
+class ReferenceSourceType(StrEnum):
+    """The source types a job can be created with: `upload` jobs come from /upload only."""
+
+    URL = SourceType.URL.value
+    S3 = SourceType.S3.value
+
+
+def _not_upload(value: object) -> object:
+    if value == SourceType.UPLOAD:
+        raise ValueError("upload jobs are made only by POST /api/v1/upload")
+    return value
+
+
+# A `SourceType` to the code; to clients, the enum of the types they may send (one shared
+# component, not an enum spelt out in each schema that takes it).
+CreatableSourceType = Annotated[
+    SourceType, BeforeValidator(_not_upload, json_schema_input_type=ReferenceSourceType)
+]
+
+# Necessary, not sufficient: an http(s) URL or an s3:// one with a valid bucket name, with
+# no space or control character. The domain's check also parses the URL, matches it with
+# `source_type`, and refuses an IP address as a bucket name.
+SOURCE_URI_PATTERN = (
+    r"^([Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+"
+    r"|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\x00-\x20\x7f]+)$"
+)
+# A signed 64-bit integer: written as the bound past it, which a JSON number (a double,
+# to many readers) holds exactly, unlike 2**63 - 1.
+FileSize = Annotated[
+    JsonInt,
+    WithJsonSchema({"type": "integer", "minimum": 0, "exclusiveMaximum": rules.MAX_FILE_SIZE + 1}),
 ]
 
 
@@ -38,21 +67,22 @@ class JobCreateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source_type: ReferenceSourceType = Field(
+    source_type: CreatableSourceType = Field(
         description="`url` or `s3`; `upload` jobs come from /upload"
     )
     source_uri: str = Field(
         description="http(s) URL, or s3://bucket/key; at most 2048 characters",
-        json_schema_extra={"maxLength": rules.MAX_URI_LENGTH},
+        examples=["https://example.org/report.pdf"],
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": rules.MAX_URI_LENGTH,
+            "pattern": SOURCE_URI_PATTERN,
+        },
     )
     file_name: str | None = None
     # Strict numbers: "12" is not a size, and true is not a number of attempts (3.0 is 3).
-    file_size: JsonInt | None = Field(
-        None,
-        description="bytes, 0 or more",
-        json_schema_extra={"minimum": 0, "maximum": rules.MAX_FILE_SIZE},
-    )
-    mime_type: str | None = Field(None, description="type/subtype", examples=["application/pdf"])
+    file_size: FileSize | None = Field(None, description="bytes, 0 to 2^63 - 1")
+    mime_type: MimeType | None = Field(None, description="type/subtype")
     priority: Priority = Priority.NORMAL
     mode: Mode = Mode.AUTO
     metadata: dict[str, Any] = Field(
@@ -64,13 +94,6 @@ class JobCreateRequest(BaseModel):
         json_schema_extra={"minimum": rules.MIN_ATTEMPTS, "maximum": rules.MAX_ATTEMPTS},
     )
 
-    @field_validator("source_type")
-    @classmethod
-    def _not_upload(cls, value: SourceType) -> SourceType:
-        if value is SourceType.UPLOAD:
-            raise ValueError("upload jobs are made only by POST /api/v1/upload")
-        return value
-
     @field_validator("source_uri")
     @classmethod
     def _uri_fits_type(cls, value: str, info: ValidationInfo) -> str:
@@ -78,11 +101,6 @@ class JobCreateRequest(BaseModel):
         if source_type is None:  # already refused; do not report the uri as well
             return value
         return rules.check_source_uri(source_type, value)
-
-    @field_validator("mime_type")
-    @classmethod
-    def _mime(cls, value: str | None) -> str | None:
-        return None if value is None else rules.check_mime_type(value)
 
     @field_validator("file_size")
     @classmethod

@@ -18,7 +18,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    WithJsonSchema,
 )
 
 
@@ -70,18 +69,13 @@ def _one_or_many(kind: type[StrEnum]) -> Callable[[object], object]:
     return as_list
 
 
-def _one_or_many_schema(kind: type[StrEnum]) -> dict[str, Any]:
-    one = {"type": "string", "enum": [member.value for member in kind]}
-    return {"anyOf": [one, {"type": "array", "items": one}], "default": []}
-
-
+# To clients, one value or a list of the shared enum's values.
 ModeFilter = Annotated[
-    list[Mode], BeforeValidator(_one_or_many(Mode)), WithJsonSchema(_one_or_many_schema(Mode))
+    list[Mode], BeforeValidator(_one_or_many(Mode), json_schema_input_type=Mode | list[Mode])
 ]
 SourceTypeFilter = Annotated[
     list[SourceType],
-    BeforeValidator(_one_or_many(SourceType)),
-    WithJsonSchema(_one_or_many_schema(SourceType)),
+    BeforeValidator(_one_or_many(SourceType), json_schema_input_type=SourceType | list[SourceType]),
 ]
 
 
@@ -140,7 +134,9 @@ class FailRequest(BaseModel):
 
     worker_id: WorkerId
     error: Annotated[str, AfterValidator(rules.check_error)] = Field(
-        description="at most 8192 bytes of UTF-8; kept as the job's last_error"
+        description="at most 8192 bytes of UTF-8; kept as the job's last_error",
+        # Characters, not bytes: what a schema can say (more characters are more bytes).
+        json_schema_extra={"maxLength": rules.MAX_ERROR_BYTES},
     )
     retryable: StrictBool = Field(
         True, description="false: the job fails for good, whatever attempts are left"

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from uuid import UUID
 
-from chute.application.base import EngineBase
+from chute.application.base import EngineBase, check_fields
 from chute.application.commands import UploadFile, UploadOptions
 from chute.application.errors import ContentNotFound, JobNotFound, PayloadTooLarge
 from chute.application.ports import StoredFile
 from chute.application.upload import ReceivedFile, UploadBatch, refuse_type, safe_filename
 from chute.domain import CLIENT, DetectionResult, Job, JobStatus, Mode, SourceType
-from chute.domain.validation import check_mime_type
+from chute.domain.validation import check_mime_type, check_text
 
 log = logging.getLogger("chute.engine")
 
@@ -116,6 +116,7 @@ class Uploading(EngineBase):
     ) -> Job:
         """Store content a worker fetched for its job, detect it by the job's mode, and set
         the job's file name, size and type. Only the holder of a live lease may do this."""
+        check_fields(lambda: filename is None or check_text("filename", filename))
         mode = (await self._check_lease(job_id, worker_id)).mode
         name = safe_filename(filename)
         writer = await self._files.create(self._ids.new_id(), name)

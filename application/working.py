@@ -32,6 +32,11 @@ class Working(EngineBase):
             lambda: rules.check_worker_id(worker_id),
             lambda: rules.check_claim_limit(limit),
             lambda: rules.check_lease_seconds(lease_seconds),
+            lambda: (
+                filter is None
+                or filter.mime_type is None
+                or rules.check_mime_pattern(filter.mime_type)
+            ),
         )
         now = self._clock.now()
         async with self._uow() as uow:
@@ -62,6 +67,9 @@ class Working(EngineBase):
             lambda: rules.check_worker_id(worker_id),
             lambda: lease_seconds is None or rules.check_lease_seconds(lease_seconds),
             lambda: progress is None or rules.check_progress(progress),
+            lambda: (
+                progress_message is None or rules.check_text("progress_message", progress_message)
+            ),
         )
         async with self._uow() as uow:
             job = await self._get_for_update(uow, job_id)

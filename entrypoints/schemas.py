@@ -8,7 +8,7 @@ from uuid import UUID
 from chute.application import JobFilter, JobSort, NewJob
 from chute.domain import DetectionResult, Job, JobStatus, Mode, Priority, SourceType
 from chute.domain import validation as rules
-from chute.entrypoints.values import AwareTime, JsonInt, MimePattern, UtcTime
+from chute.entrypoints.values import AwareTime, JsonInt, MimePattern, Text, UtcTime
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -45,7 +45,7 @@ class JobCreateRequest(BaseModel):
         description="http(s) URL, or s3://bucket/key; at most 2048 characters",
         json_schema_extra={"maxLength": rules.MAX_URI_LENGTH},
     )
-    file_name: str | None = None
+    file_name: Text | None = None
     # Strict numbers: "12" is not a size, and true is not a number of attempts (3.0 is 3).
     file_size: JsonInt | None = Field(
         None,
@@ -133,7 +133,7 @@ class JobListQuery(BaseModel):
     created_after: AwareTime | None = Field(None, description="inclusive; RFC 3339 with offset")
     created_before: AwareTime | None = Field(None, description="exclusive; RFC 3339 with offset")
     sort: JobSort = JobSort.NEWEST
-    cursor: str | None = Field(None, max_length=1024, description="`next_cursor` of a page")
+    cursor: Text | None = Field(None, max_length=1024, description="`next_cursor` of a page")
     count: bool = Field(True, description="false: no count is made; total and pages are null")
 
     def to_filter(self) -> JobFilter:

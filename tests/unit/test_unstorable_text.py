@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
+from chute.adapters.fetching import _filename
 from chute.adapters.memory import MemoryDatabase, MemoryFileStore
 from chute.adapters.system import SystemClock, UuidV7Generator
 from chute.application import (
@@ -263,3 +265,22 @@ def test_new_job_problems_name_every_field_with_unstorable_text(bad: str) -> Non
         ("file_name",),
         ("metadata",),
     ]
+
+
+@pytest.mark.parametrize(
+    ("disposition", "path", "name"),
+    [
+        (None, "/files/re%00port.pdf", "report.pdf"),
+        (None, "/files/re%ED%A0%80port.pdf", "report.pdf"),  # a surrogate, as WTF-8
+        ("attachment; filename*=UTF-8''re%00port.pdf", "/download", "report.pdf"),
+        (None, "/files/%00", None),
+    ],
+)
+def test_names_remote_servers_give_lose_what_no_database_stores(
+    disposition: str | None, path: str, name: str | None
+) -> None:
+    # The ingest processor stores what it fetched under such a name: the engine would
+    # refuse it, and the job fail for the server's quirk.
+    headers = {"content-disposition": disposition} if disposition else {}
+    response = httpx.Response(200, headers=headers)
+    assert _filename(response, httpx.URL(f"https://example.org{path}")) == name

@@ -174,6 +174,24 @@ async def test_a_row_postgresql_refuses_fails_only_its_own_unit(
         await database.dispose()
 
 
+@pytest.mark.parametrize(
+    "case", [name for name, (_, _, column) in ON_EVERY_DATABASE.items() if column]
+)
+async def test_a_unit_outside_group_commit_gets_the_same_validation_error(
+    database: SqlDatabase, case: str
+) -> None:
+    bad, _, column = ON_EVERY_DATABASE[case]
+    for deferred in (False, True):  # its own transaction; or one begun by a later write
+        job = bad()
+        with pytest.raises(ValidationFailed) as raised:
+            async with database(deferred=deferred) as uow:
+                await uow.jobs.add([job])
+                await uow.jobs.get(job.id, for_update=True)  # writes what it held back
+                await uow.commit()
+        assert raised.value.errors == [FieldError((column,), UNSTORABLE_VALUE)]
+        assert await stored(database, job.id) == set()
+
+
 async def test_several_bad_units_each_fail_with_their_own_error(database: SqlDatabase) -> None:
     existing = make_job()
     await add_jobs(database, existing)

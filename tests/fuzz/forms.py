@@ -67,7 +67,7 @@ def safe_name(filename: str | None) -> str:
 
 
 def storable(text: str) -> bool:
-    """API.md: text holding NUL or an unpaired surrogate is refused (422) wherever a
+    """Text holding NUL or an unpaired surrogate is refused (422) wherever a
     client sends it, file names and form fields included."""
     return not any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in text)
 

@@ -28,9 +28,11 @@ from tests.pg import PostgresUnavailable, create_database
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-JOBS = 40
+JOBS = 20
 SLOTS = 4
-JOB_SECONDS = 0.5  # each job's work: the jobs running when PostgreSQL stops end during it
+# Each job's work: longer than stopping PostgreSQL takes, shorter than the outage, so
+# that the jobs seen running when it is stopped end while it is away.
+JOB_SECONDS = 2.0
 OUTAGE_SECONDS = 4.0
 LEASE_SECONDS = 30  # longer than the outage and the way back
 
@@ -99,18 +101,19 @@ async def rows(db: SqlDatabase, sql: str) -> list[Any]:
         return []
 
 
-async def completed(db: SqlDatabase) -> int:
-    found = await rows(db, "SELECT count(*) FROM jobs WHERE status = 'completed'")
+async def counted(db: SqlDatabase, status: str) -> int:
+    found = await rows(db, f"SELECT count(*) FROM jobs WHERE status = '{status}'")
     return int(found[0][0]) if found else -1
 
 
-async def wait_for(db: SqlDatabase, count: int, timeout: float) -> None:
+async def wait_for(db: SqlDatabase, timeout: float, **at_least: int) -> None:
+    """Wait until at least so many jobs are in each of these statuses."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await completed(db) >= count:
+        if all([await counted(db, status) >= n for status, n in at_least.items()]):
             return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"fewer than {count} jobs completed within {timeout}s")
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not {at_least} within {timeout}s")
 
 
 async def test_a_worker_reports_what_finished_while_postgres_was_away(
@@ -129,12 +132,13 @@ async def test_a_worker_reports_what_finished_while_postgres_was_away(
         for n in range(JOBS)
     ]  # fmt: skip
     await engine.create_jobs(specs)
-    await wait_for(database, SLOTS, 60)  # the worker is under way
+    # Under way: a round of jobs done, and the next one just begun.
+    await wait_for(database, 60, completed=SLOTS, running=SLOTS)
 
     await asyncio.to_thread(postgres.stop)
     await asyncio.sleep(OUTAGE_SECONDS)  # the jobs running now end meanwhile
     await asyncio.to_thread(postgres.start)
-    await wait_for(database, JOBS, 90)
+    await wait_for(database, 90, completed=JOBS)
 
     jobs = await rows(database, "SELECT status, attempts FROM jobs")
     actors = await rows(database, "SELECT actor FROM job_events WHERE to_status = 'completed'")

@@ -60,8 +60,9 @@ bench-full:
 
 ## make fuzz: the fuzz tests of `make test` (tests/e2e/test_fuzz.py) at length, on the memory
 ## adapters and on SQLite: 500 generated requests per API operation (besides schemathesis's
-## examples and coverage cases) and 500 upload bodies per property, instead of 25. A few
-## minutes. FUZZ_EXAMPLES and FUZZ_SEED change the count and the seed (runs of one seed repeat).
+## examples and coverage cases) and 500 upload bodies per property, instead of 25, and 50
+## requests with NUL or a lone surrogate in each place a request carries text, instead of 2.
+## A few minutes. FUZZ_EXAMPLES and FUZZ_SEED change the count and the seed (runs of one seed repeat).
 FUZZ_EXAMPLES ?= 500
 FUZZ_SEED ?= 20261129
 fuzz: install

@@ -35,6 +35,7 @@ class NewJob:
             return [FieldError(("source_type",), "must be one of url, s3")]
         return field_problems(
             lambda: rules.check_source_uri(source_type, self.source_uri),
+            lambda: self.file_name is None or rules.check_text("file_name", self.file_name),
             lambda: self.mime_type is None or rules.check_mime_type(self.mime_type),
             lambda: rules.check_file_size(self.file_size),
             lambda: rules.check_metadata(self.metadata),

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from chute.application.commands import UploadLimits, UploadOptions
+from chute.application.commands import UploadLimits, UploadOptions, field_problems
 from chute.application.errors import (
     FieldError,
     PayloadTooLarge,
@@ -16,6 +16,7 @@ from chute.application.errors import (
 )
 from chute.application.ports import FileStore, FileWriter, StoredFile
 from chute.domain import Job
+from chute.domain.validation import UNSTORABLE_TEXT, check_metadata, storable
 
 DEFAULT_NAME = "upload.bin"
 MAX_NAME_BYTES = 255
@@ -68,10 +69,13 @@ class UploadBatch:
 
     async def start_file(self, filename: str | None, declared_type: str | None = None) -> None:
         """Begin the next file; refuse at once when the upload has too many."""
-        if len(self._received) >= self._limits.max_files:
+        index = len(self._received)
+        if index >= self._limits.max_files:
             raise ValidationFailed(
                 [FieldError(("file",), f"at most {self._limits.max_files} files per upload")]
             )
+        if filename is not None and not storable(filename):
+            raise ValidationFailed([FieldError(("file", index, "filename"), UNSTORABLE_TEXT)])
         job_id, name = self._new_id(), safe_filename(filename)
         writer = await self._files.create(job_id, name)
         self._current = ReceivedFile(job_id, name, declared_type, writer)
@@ -105,6 +109,8 @@ class UploadBatch:
             raise RuntimeError("submit() while a file is open")
         if not self._received:
             raise ValidationFailed([FieldError(("file",), "at least one file is required")])
+        if problems := field_problems(lambda: check_metadata(options.metadata)):
+            raise ValidationFailed(problems)
         for index, received in enumerate(self._received):
             if received.size == 0:
                 raise ValidationFailed([FieldError(("file", index), "the file is empty")])

@@ -15,6 +15,11 @@ fails the job for good. While a job runs, the worker heartbeats its lease; when 
 job turns `cancelling`, the processor's task is cancelled and the job ends cancelled.
 On `stop()`, the worker claims no more, gives running jobs `grace_seconds` to end,
 then cancels them and releases their jobs so that another worker takes them at once.
+
+A report that meets the database away is kept and sent again with backoff until the
+job's lease would end, while the heartbeats go on extending the lease where they can
+(`chute.application.reports`). A job's task never ends with an exception of its own:
+what it cannot report is logged, and the job comes back when its lease ends.
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from chute.application.errors import ValidationFailed
+from chute.application.errors import ServiceUnavailable, ValidationFailed
 from chute.application.queries import ClaimFilter
+from chute.application.reports import Reporter
 from chute.domain import ChuteError, Job, JobStatus, LeaseNotHeld, Mode
 
 if TYPE_CHECKING:
@@ -75,7 +82,6 @@ class JobContext:
 
 
 Processor = Callable[[Job, JobContext], Coroutine[Any, Any, dict[str, Any] | None]]
-Outcome = Job | Exception  # of one completion: the job completed, or what refused it
 
 
 def default_worker_id() -> str:
@@ -96,12 +102,17 @@ class Worker:
     grace_seconds: float = 10.0
     heartbeat_seconds: float | None = None  # default: a third of the lease
     filter: ClaimFilter = field(default_factory=ClaimFilter)
+    # The first and the longest wait before a report is sent again (the database away).
+    report_retry_seconds: tuple[float, float] = (0.2, 5.0)
+    monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)  # leases' clock
     _running: dict[UUID, asyncio.Task[None]] = field(default_factory=dict, init=False)
-    _completions: list[tuple[UUID, dict[str, Any] | None, asyncio.Future[Outcome]]] = field(
-        default_factory=list, init=False
-    )
-    _flusher: asyncio.Task[None] | None = field(default=None, init=False)
+    _reports: Reporter = field(init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def __post_init__(self) -> None:
+        self._reports = Reporter(
+            self.engine, self.worker_id, self.report_retry_seconds, self.monotonic
+        )
 
     def stop(self) -> None:
         """Claim no more jobs; `run()` returns once the running ones are done or released."""
@@ -115,8 +126,10 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 free = self.slots - len(self._running)
+                asked = self.monotonic()
                 claimed = await self._claim(free) if free else []
                 for job in claimed:
+                    self._reports.leases[job.id] = asked + self.lease_seconds
                     self._running[job.id] = asyncio.create_task(self._run_job(job))
                 if not claimed:  # full, or nothing due: wait for a slot, a stop, or a poll
                     await asyncio.wait(
@@ -128,8 +141,7 @@ class Worker:
             stopped.cancel()
             rescuer.cancel()
             await self._drain()
-            if self._flusher is not None:  # completions of jobs cancelled while in flight
-                await asyncio.gather(self._flusher, return_exceptions=True)
+            await self._reports.close()
             log.info("worker.stopped", extra={"worker_id": self.worker_id})
 
     async def _claim(self, limit: int) -> list[Job]:
@@ -147,87 +159,54 @@ class Worker:
         beats = asyncio.create_task(self._heartbeat(job, work))
         try:
             await self._settle(job, work)
+        except Exception:
+            # Logged here rather than left in the task for the event loop to report as
+            # "never retrieved": the job comes back when its lease ends.
+            log.exception("worker.job_error", extra={"job_id": str(job.id)})
         finally:
             beats.cancel()
             self._running.pop(job.id, None)
+            self._reports.leases.pop(job.id, None)
 
     async def _settle(self, job: Job, work: asyncio.Task[dict[str, Any] | None]) -> None:
         try:
             result = await work
         except asyncio.CancelledError:
             if work.cancelled() and not _current_task_cancelling():
-                return await self._report(job, "cancelled while running", retryable=False)
+                return await self._reports.fail(job, "cancelled while running", retryable=False)
             raise
         except JobFailed as e:
-            return await self._report(job, str(e), retryable=e.retryable)
+            return await self._reports.fail(job, str(e), retryable=e.retryable)
         except Exception as e:
             log.warning("worker.processor_error", exc_info=True, extra={"job_id": str(job.id)})
-            return await self._report(job, f"{type(e).__name__}: {e}", retryable=True)
-        outcome = await self._completion(job.id, result)
+            return await self._reports.fail(job, f"{type(e).__name__}: {e}", retryable=True)
+        outcome = await self._reports.complete(job.id, result)
         if isinstance(outcome, ValidationFailed):  # else the job would stay running
-            await self._report(
-                job, f"the processor's result was refused: {outcome}", retryable=False
-            )
-        elif isinstance(outcome, LeaseNotHeld):
-            log.warning("worker.lease_lost")  # a rescuer took the job back
-        elif isinstance(outcome, Exception):
-            raise outcome
-
-    def _completion(self, job_id: UUID, result: dict[str, Any] | None) -> asyncio.Future[Outcome]:
-        """Queue a job's completion; the flusher sends what is queued in one call, as
-        group commit does, while the call before it runs."""
-        done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._completions.append((job_id, result, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return done
-
-    async def _flush(self) -> None:
-        while self._completions:
-            batch, self._completions = self._completions, []
-            outcomes: list[Outcome]
-            try:
-                outcomes = list(
-                    await self.engine.complete_jobs(
-                        self.worker_id, [(job_id, result) for job_id, result, _ in batch]
-                    )
-                )
-            except Exception as e:  # the database is away: each job's task sees it
-                outcomes = [e] * len(batch)
-            except asyncio.CancelledError:
-                for *_, done in batch:
-                    done.cancel()
-                raise
-            for (*_, done), outcome in zip(batch, outcomes, strict=True):
-                if not done.done():  # its task may have been cancelled meanwhile
-                    done.set_result(outcome)
-
-    async def _report(self, job: Job, error: str, *, retryable: bool) -> None:
-        # The engine keeps at most 8192 bytes of UTF-8 (not characters); a cut mid-character
-        # and unpaired surrogates are dropped.
-        clipped = error.encode("utf-8", "surrogatepass")[:8000].decode("utf-8", "ignore")
-        await self._guard(
-            self.engine.fail_job(job.id, self.worker_id, clipped, retryable=retryable)
-        )
-
-    async def _guard(self, report: Awaitable[Job]) -> None:
-        try:
-            await report
-        except LeaseNotHeld:
-            # The lease ended before the report: a rescuer took the job back.
-            log.warning("worker.lease_lost")
+            message = f"the processor's result was refused: {outcome}"
+            await self._reports.fail(job, message, retryable=False)
+        elif isinstance(outcome, ChuteError):
+            self._reports.not_reported(job.id, outcome)
+        elif isinstance(outcome, Exception):  # not the input's fault as far as is known
+            message = f"the processor's result could not be recorded: {outcome!r}"
+            await self._reports.fail(job, message, retryable=True)
 
     async def _heartbeat(self, job: Job, work: asyncio.Task[Any]) -> None:
         interval = self.heartbeat_seconds or self.lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
+            asked = self.monotonic()
             try:
                 beat = await self.engine.heartbeat(job.id, self.worker_id)
             except LeaseNotHeld:
                 work.cancel()  # the job is no longer ours: stop, report nothing
                 return
-            except ChuteError:
+            except ServiceUnavailable:
                 continue  # the database is away; the lease may still hold next time
+            except Exception:  # logged, never left in the task
+                log.warning("worker.heartbeat_failed", exc_info=True, extra={"job_id": str(job.id)})
+                continue
+            if job.id in self._reports.leases:  # extended by the claim's length
+                self._reports.leases[job.id] = asked + self.lease_seconds
             if beat.status is JobStatus.CANCELLING:
                 work.cancel()
                 return

@@ -31,14 +31,42 @@ _MIME_PATTERN = re.compile(MEDIA_RANGE_PATTERN)
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# What no database of chute can store: NUL (PostgreSQL's text and jsonb refuse it) and
+# surrogate code points, which no UTF-8 encoder takes. In a Python string every one of
+# them is unpaired: JSON's "\ud83d\ude00" decodes to one code point, "\ud800" to a lone
+# surrogate.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+UNSTORABLE_TEXT = (
+    "must not contain the NUL character (U+0000) or an unpaired surrogate (U+D800 to U+DFFF)"
+)
 # The common case, checked by one match: an http(s) URL whose host is letters, digits,
 # dots and hyphens, with a port of at most four digits and no "@" anywhere. `_check_url`
 # would accept every such URL; anything else goes through it.
 _PLAIN_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,4})?(?:[/?#][^@]*)?$")
 
 
+def storable(text: str) -> bool:
+    """Whether every database can store `text`: it holds no NUL and no surrogate."""
+    return _UNSTORABLE.search(text) is None
+
+
+def drop_unstorable(text: str) -> str:
+    """`text` without the characters no database stores: for text chute writes itself
+    from what others sent (an error's message, a name a remote server gave)."""
+    return _UNSTORABLE.sub("", text)
+
+
+def check_text(field: str, value: str) -> str:
+    """Return `value` unless it holds text no database stores (see `storable`), the one
+    rule on every string a client or a worker sends."""
+    if _UNSTORABLE.search(value):
+        raise InvalidValue(field, UNSTORABLE_TEXT)
+    return value
+
+
 def check_source_uri(source_type: SourceType, uri: str) -> str:
     """Return `uri` when it is a valid reference for `source_type`, else raise."""
+    check_text("source_uri", uri)
     if len(uri) > MAX_URI_LENGTH:
         raise InvalidValue("source_uri", f"at most {MAX_URI_LENGTH} characters")
     if _CONTROL.search(uri):
@@ -118,6 +146,11 @@ def _check_json_object(field: str, value: Any, limit: int) -> dict[str, Any]:
     # past MAX_JSON_DEPTH (more brackets than that): without either, it is skipped.
     if "NaN" in text or "Infinity" in text or text.count("[") + text.count("{") > MAX_JSON_DEPTH:
         _check_plain_json(field, value)
+    # Written without ensure_ascii, the text holds a surrogate as it is, and NUL as the
+    # escape \u0000 (which a string holding a backslash and "u0000" also shows): only
+    # then are the keys and strings walked.
+    if "\\u0000" in text or not storable(text):
+        _check_json_text(field, value)
     size = len(text.encode())
     if size > limit:
         raise InvalidValue(field, f"at most {limit} bytes as compact JSON")
@@ -141,6 +174,28 @@ def _check_plain_json(field: str, value: Any) -> None:
             )
 
 
+def _check_json_text(field: str, value: Any) -> None:
+    """Refuse a key or a string, at any depth, that holds text no database stores; the
+    message says where (the keys on the way there are storable, so they can be shown)."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str) and not storable(item):
+            raise InvalidValue(field, f"{UNSTORABLE_TEXT}: the string at {_at(field, path)}")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and not storable(key):
+                    raise InvalidValue(field, f"{UNSTORABLE_TEXT}: a key of {_at(field, path)}")
+                stack.append(((*path, key), child))
+        elif isinstance(item, list):
+            stack.extend(((*path, index), child) for index, child in enumerate(item))
+
+
+def _at(field: str, path: tuple[str | int, ...]) -> str:
+    """`metadata["a"][0]`: where a value is in a field, its keys in ASCII-safe JSON."""
+    return field + "".join(f"[{json.dumps(part)}]" for part in path)
+
+
 def check_max_attempts(value: int) -> int:
     """Return `value` when it lies in 1..20, else raise."""
     if not MIN_ATTEMPTS <= value <= MAX_ATTEMPTS:
@@ -160,13 +215,21 @@ CLAIM_LIMIT = (1, 100)
 LEASE_SECONDS = (5, 3600)
 MAX_ERROR_BYTES = 8192
 MAX_RESULT_BYTES = 1024 * 1024
+MAX_IDEMPOTENCY_KEY = 255
 
 
 def check_worker_id(value: str) -> str:
-    """Return `value` when it is 1 to 255 characters, else raise."""
+    """Return `value` when it is 1 to 255 storable characters, else raise."""
     if not 1 <= len(value) <= MAX_WORKER_ID:
         raise InvalidValue("worker_id", f"must be 1 to {MAX_WORKER_ID} characters")
-    return value
+    return check_text("worker_id", value)
+
+
+def check_idempotency_key(value: str) -> str:
+    """Return `value` when it is 1 to 255 storable characters, else raise."""
+    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidValue("idempotency_key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return check_text("idempotency_key", value)
 
 
 def check_claim_limit(value: int) -> int:
@@ -190,7 +253,8 @@ def check_progress(value: int) -> int:
 
 
 def check_error(value: str) -> str:
-    if len(value.encode("utf-8", errors="surrogatepass")) > MAX_ERROR_BYTES:
+    check_text("error", value)
+    if len(value.encode("utf-8")) > MAX_ERROR_BYTES:
         raise InvalidValue("error", f"at most {MAX_ERROR_BYTES} bytes of UTF-8")
     return value
 

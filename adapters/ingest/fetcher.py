@@ -28,6 +28,7 @@ from urllib.parse import unquote
 import httpx
 from chute.adapters.ingest.addresses import Resolver, parse_literal, refusal, resolve
 from chute.application.worker import JobFailed
+from chute.domain.validation import drop_unstorable
 
 _PORTS = {"http": 80, "https": 443}
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -226,9 +227,11 @@ def _filename(response: httpx.Response, url: httpx.URL) -> str | None:
         message["content-disposition"] = disposition
         name = message.get_filename()  # also decodes RFC 2231's filename*=UTF-8''...
         if name:
-            return str(name)
+            return drop_unstorable(str(name)) or None
     segment = url.raw_path.split(b"?", 1)[0].rsplit(b"/", 1)[-1]
-    return unquote(segment.decode("ascii")) or None
+    # A NUL (%00) or bytes that are not UTF-8 in the server's name are dropped: the
+    # engine refuses such a name, and the job would fail for the server's quirk.
+    return drop_unstorable(unquote(segment.decode("ascii"), errors="surrogateescape")) or None
 
 
 def _media_type(response: httpx.Response) -> str | None:

@@ -1,14 +1,11 @@
-"""Async engines tuned for chute's two databases, and the one place driver errors are read."""
+"""Async engines tuned for chute's two databases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from chute.application.errors import ServiceUnavailable
-from sqlalchemy import create_engine, event, exc
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -21,10 +18,6 @@ READ_ONLY = "chute_read_only"
 CONNECT_TIMEOUT_SECONDS = 5  # asyncpg's connect, TLS and start-up included (default 60)
 COMMAND_TIMEOUT_SECONDS = 30  # any one statement (default: none)
 POOL_TIMEOUT_SECONDS = 10  # a free connection of the pool (default 30)
-
-# SQLSTATEs that say "not now" rather than "not so": class 08 (connection exception),
-# 57P01-57P05 (shutting down, starting up, crashed...), 53300 (too many connections).
-UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
 
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=5000",  # first, so that switching to WAL waits for a busy file
@@ -131,23 +124,3 @@ def _postgresql_engine(url: URL, command_timeout: float | None) -> AsyncEngine:
             },
         },
     )
-
-
-@contextmanager
-def database_errors() -> Iterator[None]:
-    """Turn 'the database cannot be reached' into `ServiceUnavailable`, whatever the driver."""
-    try:
-        yield
-    except (exc.OperationalError, exc.InterfaceError) as e:
-        raise ServiceUnavailable(f"the database cannot be reached: {type(e.orig).__name__}") from e
-    except exc.DBAPIError as e:
-        if e.connection_invalidated:
-            raise ServiceUnavailable("the database connection was lost") from e
-        # asyncpg's server errors all arrive as the generic DBAPIError: read their state.
-        # Without this, "the database system is starting up" (57P03) was a 500.
-        state = getattr(e.orig, "sqlstate", None)
-        if isinstance(state, str) and state.startswith(UNAVAILABLE_SQLSTATES):
-            raise ServiceUnavailable(f"the database cannot serve now: SQLSTATE {state}") from e
-        raise
-    except (exc.TimeoutError, OSError) as e:  # OSError covers TimeoutError and refusals
-        raise ServiceUnavailable(f"the database cannot be reached: {type(e).__name__}") from e

@@ -10,16 +10,20 @@ a group grows with the load and no timer delays a lone caller.
 
 Each caller is answered only after COMMIT returned, so its rows are as durable as
 those of its own transaction would have been. A group is written optimistically:
-one `executemany` per table for all its units. When a constraint fails (a duplicate
-idempotency key, a job id that exists), the transaction is rolled back and written
-again with each unit in its own SAVEPOINT: the failing units get their own error
-(`IdempotencyConflict`, `ValueError`...), the others commit. Any other error (the
-database away, locked by another process past busy_timeout) fails the whole group,
-as it would have failed each of its transactions.
+one `executemany` per table for all its units. When a row fails (a constraint: a
+duplicate idempotency key, a job id that exists; a value the driver cannot encode or
+bind, or the database cannot store: a surrogate, NUL on PostgreSQL, a number or a
+string too large), the transaction is rolled back and written again with each unit in
+its own SAVEPOINT: the failing units get their own error (`IdempotencyConflict`,
+`ValidationFailed` for a value the database refused, the error itself otherwise), the
+others commit. An error that says the database is away (the connection lost, the file
+locked by another process past busy_timeout) fails the whole group instead, as it
+would have failed each of its transactions.
 
 A caller cancelled while it waits is let go at once: its rows are dropped if its
 group has not begun, and committed with the group otherwise (as a transaction whose
-COMMIT was sent before the cancellation would be).
+COMMIT was sent before the cancellation would be). Either way the others of its group
+are answered as if it had not been there.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from chute.adapters.sqlalchemy.errors import unavailable, unstorable, unstorable_rows
 from chute.adapters.sqlalchemy.tables import UtcDateTime, metadata
 from chute.application.errors import ServiceUnavailable
 from sqlalchemy import DateTime, Table, exc, insert
@@ -201,10 +206,16 @@ class Insert:
     rows: list[dict[str, Any]]
     conflict: Conflict | None = None  # None: the IntegrityError itself
 
-    def error(self, e: exc.IntegrityError) -> Exception:
-        if self.conflict is None:
+    def error(self, e: Exception) -> Exception:
+        """What `e`, raised by inserting these rows, means to their caller: `conflict`'s
+        error for a broken constraint, `ValidationFailed` for a value the database
+        cannot store, else `e` itself."""
+        if isinstance(e, exc.IntegrityError) and self.conflict is not None:
+            translated = self.conflict(e)
+        elif unstorable(e):
+            translated = unstorable_rows(self.table, self.rows)
+        else:
             return e
-        translated = self.conflict(e)
         translated.__cause__ = e
         return translated
 
@@ -213,18 +224,19 @@ class Insert:
 
 
 def write_group(conn: Connection, units: Sequence[Sequence[Insert]]) -> list[Outcome]:
-    """Insert every unit's rows in one transaction and commit; when a constraint fails,
-    write them again, each unit in its own savepoint, so that only the culprits fail.
+    """Insert every unit's rows in one transaction and commit; when a row fails, write
+    them again, each unit in its own savepoint, so that only the culprits fail.
 
-    Raises what is not a constraint failure: then no unit was committed.
+    Raises an error that says the database is away: then no unit was committed.
     """
     try:
         with conn.begin():
             for table, rows in _by_table(units):
                 _execute_insert(conn, table, rows)
         return [None] * len(units)
-    except exc.IntegrityError:
-        pass
+    except Exception as e:
+        if unavailable(e) is not None:
+            raise
     with conn.begin():
         return [_write_alone(conn, unit) for unit in units]
 
@@ -247,7 +259,9 @@ def _write_alone(conn: Connection, unit: Sequence[Insert]) -> Outcome:
             continue
         try:
             _execute_insert(conn, item.table, item.rows)
-        except exc.IntegrityError as e:
+        except Exception as e:
+            if unavailable(e) is not None:
+                raise
             savepoint.rollback()
             return item.error(e)
     savepoint.commit()

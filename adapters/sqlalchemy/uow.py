@@ -10,12 +10,8 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-from chute.adapters.sqlalchemy.engine import (
-    READ_ONLY,
-    create_engine_for,
-    database_errors,
-    sqlite_sync_engine,
-)
+from chute.adapters.sqlalchemy.engine import READ_ONLY, create_engine_for, sqlite_sync_engine
+from chute.adapters.sqlalchemy.errors import database_errors, translate
 from chute.adapters.sqlalchemy.group_commit import (
     AsyncWriter,
     GroupCommitter,
@@ -32,7 +28,7 @@ from chute.adapters.sqlalchemy.repositories import (
     SqlJobRepository,
 )
 from chute.application.ports import UnitOfWork, UnitOfWorkFactory
-from sqlalchemy import CursorResult, Executable, exc
+from sqlalchemy import CursorResult, Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger("chute.adapters.sqlalchemy")
@@ -245,10 +241,11 @@ class SqlUnitOfWork(UnitOfWork):
         if not item.rows:
             return
         try:
-            with database_errors():
-                await conn.execute(insert_into(item.table), item.rows)
-        except exc.IntegrityError as e:
+            await conn.execute(insert_into(item.table), item.rows)
+        except Exception as e:
             error = item.error(e)
+            if error is e:
+                error = translate(e)
             if error is e:
                 raise
             raise error from e

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from chute.application.commands import NewJob, fingerprint, validate_batch
+from chute.application.commands import NewJob, field_problems, fingerprint, validate_batch
 from chute.application.errors import (
     FieldError,
     IdempotencyConflict,
@@ -18,6 +18,7 @@ from chute.application.errors import (
 from chute.application.ports import IdempotencyRecord, UnitOfWork
 from chute.application.use_cases.base import EngineBase
 from chute.domain import CLIENT, Job, JobStatus, SourceType
+from chute.domain import validation as rules
 
 log = logging.getLogger("chute.engine")
 
@@ -40,7 +41,7 @@ class Submission:
 class Creating(EngineBase):
     async def create_job(self, new: NewJob, *, idempotency_key: str | None = None) -> Submission:
         """Create one job from a reference. A repeated idempotency key replays the first."""
-        problems = new.problems()
+        problems = new.problems() + _key_problems(idempotency_key)
         if problems:
             raise ValidationFailed(problems)
         return await self._create([new], "jobs", idempotency_key)
@@ -52,6 +53,8 @@ class Creating(EngineBase):
         if not 1 <= len(new) <= MAX_BATCH:
             raise ValidationFailed([FieldError((), f"a batch holds 1 to {MAX_BATCH} jobs")])
         validate_batch(new)
+        if problems := _key_problems(idempotency_key):
+            raise ValidationFailed(problems)
         return await self._create(new, "jobs/batch", idempotency_key)
 
     async def _create(self, new: Sequence[NewJob], scope: str, key: str | None) -> Submission:
@@ -132,3 +135,8 @@ class Creating(EngineBase):
             updated_at=now,
             changes=[(None, JobStatus.PENDING)],
         )
+
+
+def _key_problems(key: str | None) -> list[FieldError]:
+    """What is wrong with an idempotency key (its length; text no database stores)."""
+    return field_problems(lambda: key is None or rules.check_idempotency_key(key))

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from chute.application.errors import JobNotFound
+from chute.application.errors import JobNotFound, ServiceUnavailable
 from chute.application.queries import ClaimFilter
 from chute.application.use_cases.base import EngineBase, check_fields
 from chute.domain import RESCUER, ChuteError, Job, backoff
@@ -32,6 +32,11 @@ class Working(EngineBase):
             lambda: rules.check_worker_id(worker_id),
             lambda: rules.check_claim_limit(limit),
             lambda: rules.check_lease_seconds(lease_seconds),
+            lambda: (
+                filter is None
+                or filter.mime_type is None
+                or rules.check_mime_pattern(filter.mime_type)
+            ),
         )
         now = self._clock.now()
         async with self._uow() as uow:
@@ -62,6 +67,9 @@ class Working(EngineBase):
             lambda: rules.check_worker_id(worker_id),
             lambda: lease_seconds is None or rules.check_lease_seconds(lease_seconds),
             lambda: progress is None or rules.check_progress(progress),
+            lambda: (
+                progress_message is None or rules.check_text("progress_message", progress_message)
+            ),
         )
         async with self._uow() as uow:
             job = await self._get_for_update(uow, job_id)
@@ -90,17 +98,37 @@ class Working(EngineBase):
     ) -> Job:
         """Record the work on a held job as done, with its result."""
         (outcome,) = await self.complete_jobs(worker_id, [(job_id, result)])
-        if isinstance(outcome, ChuteError):
+        if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
     async def complete_jobs(
         self, worker_id: str, completions: Sequence[tuple[UUID, dict[str, Any] | None]]
-    ) -> list[Job | ChuteError]:
+    ) -> list[Job | Exception]:
         """`complete_job` of many held jobs (job id, result) in one transaction: each
         job's outcome, in order, is the job completed or the error that refused it alone
-        (`ValidationFailed`, `JobNotFound`, `LeaseNotHeld`, `InvalidTransition`)."""
+        (`ValidationFailed`, `JobNotFound`, `LeaseNotHeld`, `InvalidTransition`, or what
+        failed the writing of its row). Raises `ServiceUnavailable` for all of them."""
         check_fields(lambda: rules.check_worker_id(worker_id))
+        try:
+            outcomes = await self._complete_together(worker_id, completions)
+        except ServiceUnavailable:
+            raise
+        except Exception:
+            if len(completions) == 1:
+                raise
+            # One job's row failed the transaction of all (a value the database refused):
+            # each on its own then, so that only that job's completion fails.
+            log.warning("job.completions_isolated", extra={"count": len(completions)})
+            outcomes = [await self._complete_alone(worker_id, item) for item in completions]
+        for job in outcomes:
+            if isinstance(job, Job):
+                log.info("job.completed", extra={"job_id": str(job.id), "worker_id": worker_id})
+        return outcomes
+
+    async def _complete_together(
+        self, worker_id: str, completions: Sequence[tuple[UUID, dict[str, Any] | None]]
+    ) -> list[Job | Exception]:
         async with self._uow() as uow:
             held = await uow.jobs.get_many([job_id for job_id, _ in completions], for_update=True)
             found = {job.id: job for job in held}
@@ -112,9 +140,18 @@ class Working(EngineBase):
             done = [job for job in outcomes if isinstance(job, Job)]
             await self._save_many(uow, done, worker_id)
             await uow.commit()
-        for job in done:
-            log.info("job.completed", extra={"job_id": str(job.id), "worker_id": worker_id})
         return outcomes
+
+    async def _complete_alone(
+        self, worker_id: str, completion: tuple[UUID, dict[str, Any] | None]
+    ) -> Job | Exception:
+        try:
+            (outcome,) = await self._complete_together(worker_id, [completion])
+        except ServiceUnavailable:
+            raise
+        except Exception as e:  # this job's own failure: its outcome
+            return e
+        return outcome
 
     async def fail_job(
         self, job_id: UUID, worker_id: str, error: str, *, retryable: bool = True
@@ -179,7 +216,7 @@ class Working(EngineBase):
 
 def _completed(
     job: Job | None, job_id: UUID, worker_id: str, now: datetime, result: dict[str, Any] | None
-) -> Job | ChuteError:
+) -> Job | Exception:
     """One job of `complete_jobs`: completed, or the error that refuses it."""
     try:
         check_fields(lambda: result is None or rules.check_result(result))

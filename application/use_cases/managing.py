@@ -20,7 +20,7 @@ from chute.application.queries import (
 )
 from chute.application.use_cases.base import EngineBase, check_fields
 from chute.domain import CLIENT, Job, JobEvent, JobStatus
-from chute.domain.validation import check_result
+from chute.domain.validation import check_mime_pattern, check_result, check_text
 
 log = logging.getLogger("chute.engine")
 
@@ -61,6 +61,10 @@ class Managing(EngineBase):
         """
         filt = filter or JobFilter()
         _check_page(limit, page)
+        check_fields(
+            lambda: filt.mime_type is None or check_mime_pattern(filt.mime_type),
+            lambda: cursor is None or check_text("cursor", cursor),
+        )
         after = decode_cursor(cursor, sort, filt) if cursor is not None else None
         offset = 0 if after else (page - 1) * limit
         query = JobQuery(filter=filt, sort=sort, limit=limit + 1, offset=offset, after=after)
@@ -123,8 +127,11 @@ class Managing(EngineBase):
         actor: str = CLIENT,
     ) -> Job:
         """Move a job along one edge of the status diagram (for in-process pipelines)."""
-        if result is not None:
-            check_fields(lambda: check_result(result))
+        check_fields(
+            lambda: result is None or check_result(result),
+            lambda: error is None or check_text("error", error),
+            lambda: check_text("actor", actor),
+        )
         async with self._uow() as uow:
             job = await self._get_for_update(uow, job_id)
             job.move_to(JobStatus(status), self._clock.now())

@@ -11,9 +11,9 @@ from chute.application.commands import UploadFile, UploadOptions
 from chute.application.errors import ContentNotFound, JobNotFound, PayloadTooLarge
 from chute.application.ports import StoredFile
 from chute.application.upload_batch import ReceivedFile, UploadBatch, refuse_type, safe_filename
-from chute.application.use_cases.base import EngineBase
+from chute.application.use_cases.base import EngineBase, check_fields
 from chute.domain import CLIENT, DetectionResult, Job, JobStatus, Mode, SourceType
-from chute.domain.validation import check_mime_type
+from chute.domain.validation import check_mime_type, check_text
 
 log = logging.getLogger("chute.engine")
 
@@ -116,6 +116,7 @@ class Uploading(EngineBase):
     ) -> Job:
         """Store content a worker fetched for its job, detect it by the job's mode, and set
         the job's file name, size and type. Only the holder of a live lease may do this."""
+        check_fields(lambda: filename is None or check_text("filename", filename))
         mode = (await self._check_lease(job_id, worker_id)).mode
         name = safe_filename(filename)
         writer = await self._files.create(self._ids.new_id(), name)

@@ -44,6 +44,11 @@ Conventions:
   1 MiB (`POST /jobs`), 64 MiB (`POST /jobs/batch`), 8 MiB (`POST /jobs/{id}/complete`)
   or 64 KiB (the other worker calls), given as `x-max-body-bytes` (else 413).
   `metadata` and `result` must be plain JSON: no `NaN`/`Infinity`, at most 64 levels deep.
+* Text no database stores is refused wherever it is sent (422 `validation-error` naming
+  the field, on every database alike): the NUL character (U+0000) and unpaired
+  surrogates (a JSON `\\ud800` escape without its pair), in any string, `metadata` or
+  `result` key or value, query value, header, form field or file name (a file name
+  that is not UTF-8, too).
 * Numbers and flags of worker calls are strict: `"5"` is not a `limit`, `1` is not a
   `retryable`. The claim filters `mode` and `source_type` take one value or a list.
 * A method that a path does not take answers 405 `method-not-allowed` with an `Allow`

@@ -113,7 +113,10 @@ class Part:
 
     def end_header(self) -> None:
         name = self.header_name.decode("latin-1").strip().lower()
-        self.headers[name] = self.header_value.decode("utf-8", errors="replace").strip()
+        # Bytes that are not UTF-8 become surrogates: a file name holding them is refused
+        # by the rule on text no database stores, never stored with U+FFFD in their place.
+        value = self.header_value.decode("utf-8", errors="surrogateescape")
+        self.headers[name] = value.strip()
         self.header_name, self.header_value = b"", b""
 
 

@@ -121,7 +121,21 @@ def _validation_problem(request: Request, errors: Sequence[dict[str, Any]]) -> J
     count = len(errors)
     detail = f"The request has {count} invalid value{'s' if count != 1 else ''}."
     status, type, title = PROBLEMS[ValidationFailed]
-    return problem(request, status, type, title, detail, errors=list(errors))
+    return problem(request, status, type, title, detail, errors=[_writable(e) for e in errors])
+
+
+def _writable(error: dict[str, Any]) -> dict[str, Any]:
+    """`error` with any surrogate in its loc (an unknown key of the client's, named back)
+    or its msg escaped as `\\udXXX`: no UTF-8 JSON could carry it, and the answer would
+    be a 500 instead."""
+    loc = [_escaped(part) if isinstance(part, str) else part for part in error["loc"]]
+    return error | {"loc": loc, "msg": _escaped(error["msg"])}
+
+
+def _escaped(text: str) -> str:
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _field_errors(exc: Exception) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 
 from chute.application import FieldError, UnsupportedMediaType, UploadOptions, ValidationFailed
 from chute.domain import InvalidValue, Mode, Priority
-from chute.domain.validation import check_metadata
+from chute.domain.validation import check_metadata, check_text
 from chute.entrypoints.http.problems import LocatedValidationFailed
 from python_multipart.multipart import parse_options_header
 
@@ -57,15 +57,20 @@ def parse_disposition(value: str) -> tuple[str, dict[str, str]]:
 
 
 def filename_of(params: dict[str, str]) -> str | None:
-    """`filename*` (RFC 5987: charset'lang'percent-encoded) when given, else `filename`."""
+    """`filename*` (RFC 5987: charset'lang'percent-encoded) when given, else `filename`.
+
+    Bytes that do not decode are kept as surrogates (`surrogateescape`, as the headers
+    are read), so that the upload refuses such a name as it refuses a lone surrogate,
+    rather than storing it under a name the client never sent.
+    """
     extended = params.get("filename*")
     if extended is not None:
         charset, _, rest = extended.partition("'")
         _, _, encoded = rest.partition("'")
         try:
-            return unquote(encoded, encoding=charset or "utf-8", errors="replace")
+            return unquote(encoded, encoding=charset or "utf-8", errors="surrogateescape")
         except LookupError:  # an unknown charset: UTF-8 is what clients really use
-            return unquote(encoded, encoding="utf-8", errors="replace")
+            return unquote(encoded, encoding="utf-8", errors="surrogateescape")
     return params.get("filename")
 
 
@@ -79,7 +84,7 @@ def upload_options(fields: dict[str, str]) -> UploadOptions:
     for name, parse in _FIELD_PARSERS.items():
         if name in fields:
             try:
-                values[name] = parse(fields[name])
+                values[name] = parse(check_text(name, fields[name]))
             except ValueError as exc:
                 message = exc.message if isinstance(exc, InvalidValue) else str(exc)
                 errors.append(FieldError((name,), message))

@@ -1,4 +1,4 @@
-"""JSON values of the HTTP API: times in and out, media-type patterns, plain JSON."""
+"""JSON values of the HTTP API: times in and out, media-type patterns, text, plain JSON."""
 
 from __future__ import annotations
 
@@ -74,6 +74,16 @@ MimePattern = Annotated[
         {"type": "string", "pattern": rules.MEDIA_RANGE_PATTERN, "examples": ["image/*"]}
     ),
 ]
+
+
+def storable_text(value: str) -> str:
+    """The domain's rule on every string: no NUL, no unpaired surrogate."""
+    return rules.check_text("value", value)
+
+
+# A string field without a rule of its own (fields with one, such as `worker_id` or
+# `source_uri`, check the same text within it).
+Text = Annotated[str, AfterValidator(storable_text)]
 
 
 def whole_number(value: object) -> object:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +19,8 @@ import httpx
 import pytest
 
 from tests import corpus
-from tests.e2e.test_serve_smoke import free_port, wait_until_healthy
+from tests.factories import sqlite_url
+from tests.faults import ChuteServer, chute_env
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +40,7 @@ class Server:
     port: int
     storage: Path
     log: Path
-    process: subprocess.Popen[bytes]
+    chute: ChuteServer
 
     def stored(self) -> set[str]:
         """The storage folder's entries (one folder per stored file)."""
@@ -50,30 +48,24 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
     root = tmp_path_factory.mktemp("abusive")
-    port, storage, log_path = free_port(), root / "storage", root / "server.log"
-    env = os.environ | {
-        "CHUTE_DATABASE_URL": f"sqlite+aiosqlite:///{root}/chute.db",
-        "CHUTE_STORAGE_DIR": str(storage),
-        "CHUTE_LOG_FORMAT": "json",
-        "CHUTE_API_KEYS": KEY,
-        "CHUTE_MAX_UPLOAD_BYTES": str(MAX_FILE),
-        "CHUTE_MAX_FILES_PER_UPLOAD": str(MAX_FILES),
-        "CHUTE_MAX_HEADER_BYTES": str(MAX_HEADER),
-        "CHUTE_KEEP_ALIVE_SECONDS": str(KEEP_ALIVE),
-    }
-    command = [sys.executable, "-m", "chute.entrypoints", "serve", "--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            wait_until_healthy(base_url, process, timeout=60)
-            yield Server(base_url, port, storage, log_path, process)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    storage, log = root / "storage", root / "server.log"
+    env = chute_env(
+        sqlite_url(root / "chute.db"),
+        storage,
+        api_keys=KEY,
+        max_upload_bytes=str(MAX_FILE),
+        max_files_per_upload=str(MAX_FILES),
+        max_header_bytes=str(MAX_HEADER),
+        keep_alive_seconds=str(KEEP_ALIVE),
+    )
+    process = ChuteServer(env, log)
+    await process.start()
+    try:
+        yield Server(process.base_url, process.port, storage, log, process)
+    finally:
+        process.stop()
 
 
 @pytest.fixture
@@ -267,7 +259,7 @@ async def test_a_hundred_slow_clients_do_not_hold_up_a_normal_one(
     )
     assert all(status in (200, 201) for status in statuses), statuses
     assert max(latencies) < 2.0
-    assert server.process.poll() is None
+    assert server.chute.process is not None and server.chute.process.poll() is None
 
 
 # -- heads -----------------------------------------------------------------------------------

@@ -10,6 +10,11 @@ on its own event loop), with jobs made first in every status the API can reach.
 Then hypothesis sends upload bodies that schemathesis cannot write: file names with
 control characters and traversal, fields of any value, parts in any order, bodies cut
 short. A `LocalFileStore` keeps the files, so that the disk can be checked after each.
+
+Last, requests drawn by schemathesis and made real get NUL or a lone surrogate in one
+string each (every field, parameter, header, form field and file name of every
+operation, tests/fuzz/unstorable.py): each must be a 422 naming that place, and change
+no job, no event and no stored file.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.python import asgi
 
+from tests import corpus
 from tests.e2e.helpers import URL_JOB, error_locs
-from tests.fuzz import contract, forms
+from tests.fuzz import contract, forms, unstorable
 from tests.fuzz.contract import schema
 
 UPLOADS = "/api/v1/upload"
@@ -134,6 +140,9 @@ async def test_any_file_name_is_stored_under_its_safe_name(
 
     response = await upload(client, storage, forms.multipart([part]))
 
+    if not forms.storable(filename):
+        assert error_locs(response) == [["body", "file", 0, "filename"]]
+        return
     assert response.status_code == 201, response.text
     (job,) = response.json()["jobs"]
     assert job["file_name"] == forms.safe_name(filename)
@@ -185,6 +194,61 @@ async def test_a_body_cut_short_is_refused_and_leaves_nothing(
     response = await upload(client, storage, cut)
 
     assert 400 <= response.status_code < 500
+
+
+# -- text no database stores ---------------------------------------------------------------
+
+UNSTORABLE_SETTINGS = settings(
+    # Per slot (51 of them): a few in `make test`, a tenth of CHUTE_FUZZ_EXAMPLES beyond.
+    max_examples=max(2, contract.EXAMPLES // 10),
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.fixture
+async def named_jobs(client: httpx.AsyncClient) -> list[str]:
+    """Jobs for requests to name: one running, held by the worker the requests are made
+    real with (so that its calls would change it), one pending, one upload."""
+    source = {"source_type": "url", "source_uri": contract.SOURCES["url"]}
+    created = [(await client.post("/api/v1/jobs", json=source)).json()["id"] for _ in range(2)]
+    claim = {"worker_id": contract.WORKER, "lease_seconds": 3600}
+    (held,) = (await client.post("/api/v1/jobs/claim", json=claim)).json()["jobs"]
+    files = {"file": ("report.pdf", corpus.pdf(), "application/pdf")}
+    (uploaded,) = (await client.post(UPLOADS, files=files)).json()["jobs"]
+    return [held["id"], *(job_id for job_id in created if job_id != held["id"]), uploaded["id"]]
+
+
+async def everything(client: httpx.AsyncClient, storage: Path) -> tuple[Any, ...]:
+    """Every job (as the API shows it), every event and every stored file."""
+    jobs = (await client.get("/api/v1/jobs", params={"limit": 200})).json()["items"]
+    events = [(await client.get(f"/api/v1/jobs/{job['id']}/events")).json() for job in jobs]
+    return jobs, events, on_disk(storage)
+
+
+@pytest.mark.parametrize("slot", unstorable.slots(schema.raw_schema), ids=str)
+@UNSTORABLE_SETTINGS
+@given(data=st.data())
+async def test_unstorable_text_anywhere_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient,
+    storage: Path,
+    named_jobs: list[str],
+    slot: unstorable.Slot,
+    data: st.DataObject,
+) -> None:
+    case = data.draw(schema[slot.path][slot.method.upper()].as_strategy())
+    request = unstorable.inject(data.draw, slot, case, named_jobs)
+    before = await everything(client, storage)
+
+    response = await client.request(
+        request.method, request.url, headers=request.headers, content=request.content
+    )
+
+    locs = error_locs(response)
+    assert any(loc[: len(slot.loc)] == slot.loc for loc in locs), (locs, request)
+    assert await everything(client, storage) == before
 
 
 # -- what the fuzzers found, pinned --------------------------------------------------------

@@ -14,7 +14,7 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +24,8 @@ from uuid import UUID
 import pytest
 
 from tests import corpus
-from tests.e2e.test_serve_smoke import free_port, wait_until_healthy
+from tests.factories import sqlite_url
+from tests.faults import ChuteServer, chute_env
 
 pytestmark = pytest.mark.slow
 
@@ -32,25 +33,16 @@ PACKAGE = "chute_client"
 
 
 @pytest.fixture
-def base_url(tmp_path: Path) -> Iterator[str]:
+async def base_url(tmp_path: Path) -> AsyncIterator[str]:
     """`chute serve` on a free port, on a fresh SQLite file and storage folder."""
-    port = free_port()
-    env = os.environ | {
-        "CHUTE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/chute.db",
-        "CHUTE_STORAGE_DIR": str(tmp_path / "storage"),
-        "CHUTE_LOG_LEVEL": "WARNING",
-    }
+    env = chute_env(sqlite_url(tmp_path / "chute.db"), tmp_path / "storage", log_level="WARNING")
     env.pop("CHUTE_API_KEYS", None)
-    command = [sys.executable, "-m", "chute.entrypoints", "serve", "--port", str(port)]
-    with (tmp_path / "server.log").open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until_healthy(url, process, timeout=60)
-            yield url
-        finally:
-            process.kill()
-            process.wait()
+    server = ChuteServer(env, tmp_path / "server.log")
+    await server.start()
+    try:
+        yield server.base_url
+    finally:
+        server.stop()
 
 
 def generate(base_url: str, folder: Path) -> subprocess.CompletedProcess[str]:

@@ -3,65 +3,36 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import corpus
+from tests.factories import sqlite_url
+from tests.faults import ChuteServer, chute_env
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"chute serve exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"chute serve did not answer /healthz within {timeout}s")
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+async def server(tmp_path: Path) -> AsyncIterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     """`chute serve` on a free port, on a database file that does not exist yet."""
-    port, storage = free_port(), tmp_path / "storage"
-    env = os.environ | {
-        "CHUTE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/var/chute.db",
-        "CHUTE_STORAGE_DIR": str(storage),
-        "CHUTE_LOG_FORMAT": "json",
-    }
-    command = [sys.executable, "-m", "chute.entrypoints", "serve", "--port", str(port)]
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    storage = tmp_path / "storage"
+    chute = ChuteServer(
+        chute_env(sqlite_url(tmp_path / "var" / "chute.db"), storage), tmp_path / "server.log"
+    )
+    await chute.start()
+    assert chute.process is not None
     try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(base_url, process, timeout=60)
-        yield base_url, storage, process
+        yield chute.base_url, storage, chute.process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
+        if chute.process.poll() is None:
+            chute.process.kill()
+            chute.process.wait()
 
 
 def test_serve_answers_over_loopback_and_stops_on_sigterm(

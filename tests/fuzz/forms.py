@@ -66,11 +66,19 @@ def safe_name(filename: str | None) -> str:
     return base.encode()[:255].decode(errors="ignore") or "upload.bin"
 
 
+def storable(text: str) -> bool:
+    """Text holding NUL or an unpaired surrogate is refused (422) wherever a
+    client sends it, file names and form fields included."""
+    return not any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in text)
+
+
 def _plain_json(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
+    if isinstance(value, str):
+        return storable(value)
     if isinstance(value, dict):
-        return all(_plain_json(item) for item in value.values())
+        return all(_plain_json(k) and _plain_json(item) for k, item in value.items())
     if isinstance(value, list):
         return all(_plain_json(item) for item in value)
     return True
@@ -80,6 +88,8 @@ def _field_ok(name: str, data: bytes) -> bool:
     try:
         text = data.decode()
     except UnicodeDecodeError:
+        return False
+    if not storable(text):
         return False
     if name in CHOICES:
         return text in CHOICES[name]
@@ -98,6 +108,7 @@ def accepted(parts: list[Part]) -> bool:
         bool(files)
         and all(part.filename is not None for part in files)  # without one it is text
         and all(part.data for part in files)
+        and all(storable(part.filename or "") for part in files)
         and all(name in TEXT_FIELDS for name in names)
         and len(set(names)) == len(names)
         and all(_field_ok(part.name, part.data) for part in parts if part.name != "file")

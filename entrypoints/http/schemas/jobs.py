@@ -9,7 +9,7 @@ from uuid import UUID
 from chute.application import JobFilter, JobSort, NewJob
 from chute.domain import DetectionResult, Job, JobEvent, JobStatus, Mode, Priority, SourceType
 from chute.domain import validation as rules
-from chute.entrypoints.http.values import AwareTime, JsonInt, MimePattern, MimeType, UtcTime
+from chute.entrypoints.http.values import AwareTime, JsonInt, MimePattern, MimeType, Text, UtcTime
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -79,7 +79,7 @@ class JobCreateRequest(BaseModel):
             "pattern": SOURCE_URI_PATTERN,
         },
     )
-    file_name: str | None = None
+    file_name: Text | None = None
     # Strict numbers: "12" is not a size, and true is not a number of attempts (3.0 is 3).
     file_size: FileSize | None = Field(None, description="bytes, 0 to 2^63 - 1")
     mime_type: MimeType | None = Field(None, description="type/subtype")
@@ -151,7 +151,7 @@ class JobListQuery(BaseModel):
     created_after: AwareTime | None = Field(None, description="inclusive; RFC 3339 with offset")
     created_before: AwareTime | None = Field(None, description="exclusive; RFC 3339 with offset")
     sort: JobSort = JobSort.NEWEST
-    cursor: str | None = Field(None, max_length=1024, description="`next_cursor` of a page")
+    cursor: Text | None = Field(None, max_length=1024, description="`next_cursor` of a page")
     count: bool = Field(True, description="false: no count is made; total and pages are null")
 
     def to_filter(self) -> JobFilter:

@@ -10,7 +10,7 @@ from chute.application import ClaimFilter
 from chute.domain import Mode, SourceType
 from chute.domain import validation as rules
 from chute.entrypoints.http.schemas.jobs import JobsResponse
-from chute.entrypoints.http.values import JsonInt, MimePattern
+from chute.entrypoints.http.values import JsonInt, MimePattern, Text
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -113,7 +113,7 @@ class HeartbeatRequest(BaseModel):
         None, description="5 to 3600; by default the length the job was claimed with"
     )
     progress: Progress | None = Field(None, description="0 to 100; left as it was when absent")
-    progress_message: str | None = Field(None, description="left as it was when absent")
+    progress_message: Text | None = Field(None, description="left as it was when absent")
 
 
 class CompleteRequest(BaseModel):

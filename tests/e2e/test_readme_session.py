@@ -9,18 +9,18 @@ marker, so that a failure names the step that failed.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.test_serve_smoke import free_port, wait_until_healthy
+from tests.factories import sqlite_url
+from tests.faults import ChuteServer, chute_env
 
 pytestmark = pytest.mark.slow
 
@@ -67,28 +67,21 @@ def curl_and_python_only(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+async def server(tmp_path: Path) -> AsyncIterator[str]:
     """`chute serve` on a free port, a fresh SQLite file and its own storage, no keys."""
-    port = free_port()
-    env = os.environ | {
-        "CHUTE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/var/chute.db",
-        "CHUTE_STORAGE_DIR": str(tmp_path / "storage"),
-        "CHUTE_API_KEYS": "",
-        "CHUTE_ALLOWED_TYPES": "",
-        "CHUTE_LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "chute.entrypoints", "serve", "--port", str(port)]
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    env = chute_env(
+        sqlite_url(tmp_path / "var" / "chute.db"),
+        tmp_path / "storage",
+        api_keys="",
+        allowed_types="",
+        log_level="WARNING",
+    )
+    chute = ChuteServer(env, tmp_path / "server.log")
+    await chute.start()
     try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(base_url, process, timeout=60)
-        yield base_url
+        yield chute.base_url
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
+        chute.stop()
 
 
 def test_the_readme_has_a_curl_session() -> None:

@@ -1,7 +1,8 @@
-"""Bringing content in: the built-in `ingest` processor, the SSRF-safe URL fetcher, and the
-address checks it applies."""
+"""Bringing content in: the built-in `ingest` processor and the `SourceReader`s it reads
+`url` and `s3` jobs with (the SSRF-safe URL fetcher, and the address checks it applies)."""
 
 from chute.adapters.ingest.fetcher import UrlFetcher
 from chute.adapters.ingest.processor import ingest
+from chute.adapters.ingest.url_reader import UrlSourceReader
 
-__all__ = ["UrlFetcher", "ingest"]
+__all__ = ["UrlFetcher", "UrlSourceReader", "ingest"]

@@ -28,6 +28,7 @@ from typing import Any
 
 from chute.adapters.ingest.fetcher import UrlFetcher
 from chute.adapters.ingest.processor import ingest
+from chute.adapters.ingest.url_reader import UrlSourceReader
 from chute.adapters.sqlalchemy import upgrade
 from chute.application import ClaimFilter
 from chute.application.worker import Processor, Worker, default_worker_id
@@ -130,7 +131,7 @@ async def _run(
         engine = await engine_of(container)
         running = Worker(
             engine,
-            processor or ingest(_fetcher(settings)),
+            processor or ingest({SourceType.URL: UrlSourceReader(_fetcher(settings))}),
             slots=args.slots or settings.worker_slots,
             worker_id=worker_id,
             lease_seconds=args.lease_seconds or settings.worker_lease_seconds,

@@ -11,7 +11,6 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
 from chute.adapters.ingest import UrlFetcher, UrlSourceReader, ingest
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
 from chute.adapters.storage.local import LocalFileStore
@@ -35,12 +34,6 @@ from tests.fileserver import Running, serve_files
 def server() -> Iterator[Running]:
     with serve_files() as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def detectors() -> dict[Mode, ContentDetector]:
-    libmagic, magika = LibmagicDetector(), MagikaDetector()
-    return {Mode.FAST: libmagic, Mode.ACCURATE: magika, Mode.AUTO: AutoDetector(libmagic, magika)}
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ class S3SourceReader(SourceReader):
         with self._errors(uri):
             result = await obstore.get_async(self._store(bucket, uri), key)
         size = result.meta["size"]
-        if size > self._max_bytes:  # refused on its headers: not one byte of it is read
+        if size > self._max_bytes:  # refused on its headers, before chute reads its body
             del result  # its connection closes now, not when the traceback goes
             raise JobFailed(
                 f"{uri} is larger than {self._max_bytes} bytes (it has {size})", retryable=False

@@ -9,17 +9,23 @@ path-style (`{endpoint}/{bucket}/{key}`), which every S3-compatible server takes
 The client is obstore (Rust's object_store): async, streaming multipart puts and ranged
 gets, measured with the lowest memory and CPU per put of the clients tried. Its traps,
 handled where chute uses it: a missing object is `FileNotFoundError` (obstore's
-`NotFoundError`), but a list in a missing bucket is a `GenericError` naming `NoSuchBucket`.
+`NotFoundError`), but a list in a missing bucket is a `GenericError` naming `NoSuchBucket`;
+its messages run to a page of Rust debug output (`S3Failure.of` keeps what a user needs);
+and a process must let its runtime settle before the interpreter exits (`settle`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import html
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
 if TYPE_CHECKING:
@@ -52,6 +58,16 @@ class S3Connection:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
             allow_http=env.get("AWS_ALLOW_HTTP", "").strip().lower() in TRUE,
         )
+
+    @property
+    def endpoint(self) -> str:
+        """Where requests go, for messages: the endpoint URL, or AWS in the region."""
+        return self.endpoint_url or f"AWS S3 ({self.region})"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values no message may show."""
+        return tuple(s for s in (self.secret_access_key, self.session_token) if s)
 
     def bucket(self, name: str, prefix: str | None = None) -> S3Store:
         """A client of bucket `name`, every key under `prefix` when given."""
@@ -87,3 +103,109 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
         raise ValueError(f"not an s3:// URI: {uri!r}")
     bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
+
+
+# -- errors ------------------------------------------------------------------------------
+
+_RETRYABLE_4XX = frozenset({408, 429})
+_STATUS = re.compile(r"status code: (\d{3})|\bstatus: (\d{3})")
+_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
+_MESSAGE = re.compile(r"<Message>([^<]{1,500})</Message>")
+_OS_MESSAGE = re.compile(r'message: "([^"]{1,200})"')
+_HTTP_ERROR = re.compile(r"HTTP error: ([^\n]{1,200})")
+_METADATA_SERVICE = "169.254.169.254"  # where obstore looks for credentials last
+_GENERIC = "Generic S3 error: "
+
+
+@dataclass(frozen=True, kw_only=True)
+class S3Failure:
+    """What went wrong in an S3 call, in a user's terms, from obstore's exception."""
+
+    # "missing", "refused", "no-credentials", "bad-key", "http-refused", "status", "network"
+    kind: str
+    retryable: bool  # whether the same call may succeed later
+    status: int | None = None  # the HTTP status S3 answered, if it answered
+    code: str | None = None  # S3's error code: NoSuchKey, AccessDenied, SlowDown, ...
+    message: str | None = None  # S3's message, or what the network said
+
+    @property
+    def no_bucket(self) -> bool:
+        return self.code == "NoSuchBucket"
+
+    @property
+    def said(self) -> str:
+        """What the server or the network said, in one short phrase."""
+        parts = [p for p in (self.code, self.message) if p]
+        if parts:
+            return ": ".join(parts)
+        return f"HTTP {self.status}" if self.status else "no reason given"
+
+    @classmethod
+    def of(cls, error: Exception, secrets: Iterable[str] = ()) -> S3Failure:
+        """Describe `error`, raised by an obstore call; `secrets` are blanked out of it."""
+        text = str(error)
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        status = _status(text)
+        code, message = _first(_CODE, text), _first(_MESSAGE, text)
+        if isinstance(error, FileNotFoundError):
+            return cls(kind="missing", retryable=False, status=status, code=code, message=message)
+        if isinstance(error, PermissionDeniedError | UnauthenticatedError):
+            return cls(kind="refused", retryable=False, status=status, code=code, message=message)
+        if isinstance(error, ValueError):  # obstore refused the key before any request
+            return cls(kind="bad-key", retryable=False, message=_summary(text))
+        if _METADATA_SERVICE in text:  # no keys are set, and no instance role gave any
+            return cls(kind="no-credentials", retryable=False, message=_summary(text))
+        if "BadScheme" in text:  # an http:// endpoint without AWS_ALLOW_HTTP
+            return cls(kind="http-refused", retryable=False, message=_summary(text))
+        if status is not None:
+            retryable = status >= 500 or status in _RETRYABLE_4XX
+            return cls(
+                kind="status", retryable=retryable, status=status, code=code, message=message
+            )
+        # No answer: the server is away or slow. Retried, as max_attempts bounds the cost.
+        return cls(kind="network", retryable=True, message=_network_reason(text))
+
+
+def _status(text: str) -> int | None:
+    found = _STATUS.search(text)
+    return int(found.group(1) or found.group(2)) if found else None
+
+
+def _first(pattern: re.Pattern[str], text: str) -> str | None:
+    found = pattern.search(text)
+    return html.unescape(found.group(1)).strip() if found else None
+
+
+def _summary(text: str) -> str:
+    """The first line of an obstore message, without the debug dump after it."""
+    return text.split("\n", 1)[0].strip().removeprefix(_GENERIC)[:300]
+
+
+def _network_reason(text: str) -> str:
+    lowered = text.lower()
+    if "timed out" in lowered or "timedout" in lowered:
+        return "timed out"
+    for pattern in (_OS_MESSAGE, _HTTP_ERROR):  # "Connection refused", "error sending request"
+        found = _first(pattern, text)
+        if found:
+            return found
+    return _summary(text)
+
+
+# -- exit ---------------------------------------------------------------------------------
+
+SETTLE_SECONDS = 0.2
+
+
+async def settle() -> None:
+    """Give obstore's threads a moment to finish before the process exits.
+
+    Each obstore call ends on one of its runtime's threads, which hands the result to the
+    event loop and then takes the GIL once more. When the interpreter has begun to exit
+    by then, that thread is stopped inside Rust code and the process aborts (SIGABRT), a
+    known PyO3/tokio behaviour. Awaited before the event loop of a process that used
+    obstore ends, this lets every such thread finish: each needs microseconds, and the
+    loop idles here, holding no GIL.
+    """
+    await asyncio.sleep(SETTLE_SECONDS)

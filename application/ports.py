@@ -6,6 +6,7 @@ Adapters subclass these protocols explicitly, so that type checkers hold them to
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -199,6 +200,34 @@ class FileStore(Protocol):
 
     async def check_writable(self) -> None:
         """Raise `ServiceUnavailable` unless a file can be written now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A `url` or `s3` source being read: what is known before its bytes, and the bytes.
+
+    `file_name`, `media_type` and `size` are what the source declares (the last segment of
+    its path or key, its `Content-Type`, its length), or None; the media type is a hint
+    and never trusted: detection says what the content is.
+    """
+
+    uri: str  # where it is read from: a URL after its redirects, or the s3:// URI
+    chunks: AsyncIterator[bytes]
+    file_name: str | None = None
+    media_type: str | None = None
+    size: int | None = None
+
+
+class SourceReader(Protocol):
+    """Opens a `url` or `s3` source as a byte stream."""
+
+    def open(self, job: Job) -> AbstractAsyncContextManager[Source]:
+        """The job's source, open for the duration of the block and closed after it.
+
+        Every failure, on opening or while the chunks are read, is a `JobFailed`
+        (`chute.application.worker`): retryable when trying again later may help (the
+        network, a server error), not when it cannot (missing, refused, too large).
+        """
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import traceback
 from bench.core import Context, Figure, Sizes, environment, load_average, write_json
 from bench.report import markdown, table
 
-BENCHMARKS = ("create", "batch", "list", "upload", "workers", "detection")
+BENCHMARKS = ("create", "batch", "list", "upload", "workers", "detection", "s3ingest")
 MODULES = {"list": "listing"}  # `list` is a builtin: the module is bench/listing.py
 
 

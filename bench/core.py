@@ -94,6 +94,7 @@ class Sizes:
     worker_concurrency: int = 4
     detection_variants: int = 24  # files per format
     detection_passes: int = 3
+    s3_objects: int = 1000  # s3ingest: objects put, then ingested by a worker
 
     @classmethod
     def of(cls, *, full: bool, quick: bool) -> Sizes:
@@ -107,6 +108,7 @@ class Sizes:
             sizes.list_rows = tuple(max(2000, rows // 50) for rows in sizes.list_rows)
             sizes.walk_pages, sizes.large_upload_mib, sizes.small_files = 10, 16, 50
             sizes.worker_jobs, sizes.detection_variants, sizes.detection_passes = 400, 3, 1
+            sizes.s3_objects = 100
         return sizes
 
 

@@ -13,10 +13,14 @@ Which adapter implements each port here (provider: port -> adapter):
     auto_detector  ContentDetector     chute.adapters.detection.AutoDetector (mode auto)
     clock          Clock               chute.adapters.system.SystemClock
     ids            IdGenerator         chute.adapters.system.UuidV7Generator
+    url_reader     SourceReader        chute.adapters.ingest.UrlSourceReader (url jobs; the
+                                       SSRF-safe fetcher, CHUTE_FETCH_*)
+    s3_reader      SourceReader        chute.adapters.ingest.S3SourceReader (s3 jobs; AWS_*)
 
-Workers get their processor from `chute worker` (`chute.adapters.ingest.ingest` unless
-`--processor` names another). The in-memory adapters (`chute.adapters.memory`) take the
-place of the database and the file store in a test, scoped to it:
+Workers get their processor from `chute worker` (`chute.adapters.ingest.ingest` on
+`source_readers` unless `--processor` names another). The in-memory adapters
+(`chute.adapters.memory`) take the place of the database and the file store in a test,
+scoped to it:
 `container.database.override(providers.Object(MemoryDatabase()))`.
 
 The container reads top down: configuration, then resources (things that must be
@@ -32,11 +36,13 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
 from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
+from chute.adapters.ingest import S3SourceReader, UrlFetcher, UrlSourceReader
+from chute.adapters.s3 import S3Connection
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
 from chute.adapters.storage.local import LocalFileStore
 from chute.adapters.system import SystemClock, UuidV7Generator
 from chute.application import OrchestrationEngine, RetryPolicy, UploadLimits
-from chute.domain import Mode
+from chute.domain import Mode, SourceType
 from chute.entrypoints.settings import Settings
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -61,14 +67,29 @@ async def sql_database_resource(engine: AsyncEngine) -> AsyncIterator[SqlDatabas
         await database.close()
 
 
+async def s3_reader_resource(
+    connection: S3Connection, max_bytes: int
+) -> AsyncIterator[S3SourceReader]:
+    """The reader of s3 jobs; at the end, obstore's runtime is let settle (see `settle`)."""
+    reader = S3SourceReader(connection, max_bytes=max_bytes)
+    try:
+        yield reader
+    finally:
+        await reader.aclose()
+
+
 class Container(containers.DeclarativeContainer):
     """chute's object graph. Build it with `build_container(settings)`."""
 
     # -- configuration ------------------------------------------------------------------
     config = providers.Configuration(strict=True)
+    s3_connection = providers.Singleton(S3Connection.from_env)  # the standard AWS_* settings
 
     # -- resources ----------------------------------------------------------------------
     sql_engine = providers.Resource(sql_engine_resource, url=config.database_url)
+    s3_reader = providers.Resource(
+        s3_reader_resource, s3_connection, max_bytes=config.max_upload_bytes
+    )
 
     # -- adapters -----------------------------------------------------------------------
     database = providers.Resource(sql_database_resource, sql_engine)
@@ -93,6 +114,15 @@ class Container(containers.DeclarativeContainer):
         base_seconds=config.retry_base_seconds,
         cap_seconds=config.retry_cap_seconds,
     )
+    fetcher = providers.Singleton(
+        UrlFetcher,
+        timeout_seconds=config.fetch_timeout_seconds,
+        max_redirects=config.fetch_max_redirects,
+        max_bytes=config.max_upload_bytes,
+        allow_private=config.fetch_allow_private,
+    )
+    url_reader = providers.Singleton(UrlSourceReader, fetcher)
+    source_readers = providers.Dict({SourceType.URL: url_reader, SourceType.S3: s3_reader})
 
     # -- use cases ----------------------------------------------------------------------
     engine = providers.Singleton(

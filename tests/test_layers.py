@@ -33,6 +33,7 @@ FRAMEWORKS = {
     "httpx",
     "alembic",
     "multipart",
+    "obstore",
 }
 
 

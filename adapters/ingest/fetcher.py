@@ -44,6 +44,7 @@ class FetchedResponse:
     filename: str | None  # from Content-Disposition, else the URL's last path segment
     content_type: str | None  # the media type, lower-cased, without parameters
     chunks: AsyncIterator[bytes]
+    size: int | None = None  # the declared Content-Length, when there is one
 
 
 class UrlFetcher:
@@ -77,6 +78,7 @@ class UrlFetcher:
                     filename=_filename(response, final),
                     content_type=_media_type(response),
                     chunks=self._body(response, final, deadline),
+                    size=_declared_size(response),
                 )
             finally:
                 await response.aclose()
@@ -156,8 +158,8 @@ class UrlFetcher:
             retryable = status >= 500 or status in _RETRYABLE_4XX
             reason = response.reason_phrase or "no reason given"
             raise JobFailed(f"{url} answered {status} {reason}", retryable=retryable)
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_bytes:
+        declared = _declared_size(response)
+        if declared is not None and declared > self._max_bytes:
             raise self._too_large(url)
 
     async def _body(
@@ -232,6 +234,11 @@ def _filename(response: httpx.Response, url: httpx.URL) -> str | None:
     # A NUL (%00) or bytes that are not UTF-8 in the server's name are dropped: the
     # engine refuses such a name, and the job would fail for the server's quirk.
     return drop_unstorable(unquote(segment.decode("ascii"), errors="surrogateescape")) or None
+
+
+def _declared_size(response: httpx.Response) -> int | None:
+    declared = response.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else None
 
 
 def _media_type(response: httpx.Response) -> str | None:

@@ -1,45 +1,49 @@
 """The built-in processor, `ingest`: brings each job's content in and detects it.
 
-- `url` jobs: the content is downloaded (`UrlFetcher`), stored, and detected by the
-  job's mode; the job gets its file name, size and type.
+- `url` and `s3` jobs: the source is read by the `SourceReader` of its type (the
+  SSRF-safe http(s) fetcher; S3 through the `AWS_*` settings), streamed into the file
+  store and detected by the job's mode; the job gets its file name, size and type.
 - `upload` jobs: already stored and detected at upload; in `accurate` mode they are
   detected again with the learned detector, which may know better than the upload did.
-- `s3` jobs: failed for good, since no S3 processor is configured.
 
 The job's result is a summary of its detection: `{"sha256", "mime_type", "size"}`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from chute.adapters.ingest.fetcher import UrlFetcher
 from chute.application import ContentNotFound, PayloadTooLarge
+from chute.application.ports import SourceReader
 from chute.application.worker import JobContext, JobFailed, Processor
 from chute.domain import Job, Mode, SourceType
 
 
-def ingest(fetcher: UrlFetcher) -> Processor:
-    """The `ingest` processor, downloading url jobs with `fetcher`."""
+def ingest(readers: Mapping[SourceType, SourceReader]) -> Processor:
+    """The `ingest` processor, reading `url` and `s3` sources with `readers`, by type."""
 
     async def process(job: Job, context: JobContext) -> dict[str, Any]:
-        if job.source_type is SourceType.URL:
-            job = await _download(fetcher, job, context)
-        elif job.source_type is SourceType.UPLOAD:
+        if job.source_type is SourceType.UPLOAD:
             if job.mode is Mode.ACCURATE:
                 job = await _redetect(context)
-        else:
-            raise JobFailed("s3 sources need an S3 processor; none is configured", retryable=False)
-        return summary(job)
+            return summary(job)
+        reader = readers.get(job.source_type)
+        if reader is None:
+            raise JobFailed(
+                f"{job.source_type} sources cannot be read: this worker has no reader for them",
+                retryable=False,
+            )
+        return summary(await _read_and_store(reader, job, context))
 
     return process
 
 
-async def _download(fetcher: UrlFetcher, job: Job, context: JobContext) -> Job:
-    async with fetcher.fetch(job.source_uri) as response:
+async def _read_and_store(reader: SourceReader, job: Job, context: JobContext) -> Job:
+    async with reader.open(job) as source:
         try:
-            return await context.store_content(response.filename, response.chunks)
-        except PayloadTooLarge as e:  # the engine's limit, when lower than the fetcher's
+            return await context.store_content(source.file_name, source.chunks)
+        except PayloadTooLarge as e:  # the engine's limit, when lower than the reader's
             raise JobFailed(str(e), retryable=False) from e
 
 

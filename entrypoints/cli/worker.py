@@ -24,16 +24,15 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, cast
 
-from chute.adapters.ingest.fetcher import UrlFetcher
 from chute.adapters.ingest.processor import ingest
 from chute.adapters.sqlalchemy import upgrade
-from chute.application import ClaimFilter
+from chute.application import ClaimFilter, SourceReader
 from chute.application.worker import Processor, Worker, default_worker_id
 from chute.domain import InvalidValue, Mode, SourceType
 from chute.domain.validation import check_mime_pattern, check_worker_id
-from chute.entrypoints.bootstrap import build_container, engine_of, settled
+from chute.entrypoints.bootstrap import Container, build_container, engine_of, settled
 from chute.entrypoints.settings import Settings
 
 log = logging.getLogger("chute.worker")
@@ -130,7 +129,7 @@ async def _run(
         engine = await engine_of(container)
         running = Worker(
             engine,
-            processor or ingest(_fetcher(settings)),
+            processor or ingest(await _readers(container)),
             slots=args.slots or settings.worker_slots,
             worker_id=worker_id,
             lease_seconds=args.lease_seconds or settings.worker_lease_seconds,
@@ -145,13 +144,10 @@ async def _run(
         await settled(container.shutdown_resources())
 
 
-def _fetcher(settings: Settings) -> UrlFetcher:
-    return UrlFetcher(
-        timeout_seconds=settings.fetch_timeout_seconds,
-        max_redirects=settings.fetch_max_redirects,
-        max_bytes=settings.max_upload_bytes,
-        allow_private=settings.fetch_allow_private,
-    )
+async def _readers(container: Container) -> dict[SourceType, SourceReader]:
+    # A resource among them (the S3 reader) makes the answer awaitable. They are closed
+    # with the container's resources, after the worker has stopped.
+    return cast(dict[SourceType, SourceReader], await settled(container.source_readers()))
 
 
 def _stop_on_signals(running: Worker) -> None:

@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
 from chute.adapters.memory import MemoryDatabase
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
-from chute.application.ports import UnitOfWorkFactory
+from chute.application.ports import ContentDetector, UnitOfWorkFactory
+from chute.domain import Mode
 from sqlalchemy import text
 
 from tests.factories import sqlite_url
@@ -76,3 +78,10 @@ async def database(database_url: str | None) -> AsyncIterator[UnitOfWorkFactory]
         yield db
     finally:
         await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def detectors() -> dict[Mode, ContentDetector]:
+    """The real detectors by mode, as `chute worker` has them (Magika loads once)."""
+    libmagic, magika = LibmagicDetector(), MagikaDetector()
+    return {Mode.FAST: libmagic, Mode.ACCURATE: magika, Mode.AUTO: AutoDetector(libmagic, magika)}

@@ -11,9 +11,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
-from chute.adapters.ingest.fetcher import UrlFetcher
-from chute.adapters.ingest.processor import ingest
+from chute.adapters.ingest import UrlFetcher, UrlSourceReader, ingest
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
 from chute.adapters.storage.local import LocalFileStore
 from chute.application import (
@@ -36,12 +34,6 @@ from tests.fileserver import Running, serve_files
 def server() -> Iterator[Running]:
     with serve_files() as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def detectors() -> dict[Mode, ContentDetector]:
-    libmagic, magika = LibmagicDetector(), MagikaDetector()
-    return {Mode.FAST: libmagic, Mode.ACCURATE: magika, Mode.AUTO: AutoDetector(libmagic, magika)}
 
 
 @pytest.fixture
@@ -84,7 +76,8 @@ async def work_until_settled(
     fetcher = UrlFetcher(
         timeout_seconds=5, max_redirects=3, max_bytes=1 << 20, allow_private=allow_private
     )
-    worker = Worker(engine, ingest(fetcher), worker_id="w1", poll_seconds=0.02, grace_seconds=1)
+    readers = {SourceType.URL: UrlSourceReader(fetcher)}
+    worker = Worker(engine, ingest(readers), worker_id="w1", poll_seconds=0.02, grace_seconds=1)
     task = asyncio.create_task(worker.run())
     try:
         async with asyncio.timeout(20):
@@ -158,9 +151,9 @@ async def test_other_uploads_complete_with_their_detection(engine: Orchestration
     assert job.result is not None and job.result["sha256"] == made.detection.sha256  # type: ignore[union-attr]
 
 
-async def test_an_s3_job_fails_for_want_of_an_s3_processor(engine: OrchestrationEngine) -> None:
+async def test_a_source_type_without_a_reader_fails_for_good(engine: OrchestrationEngine) -> None:
     new = NewJob(source_type=SourceType.S3, source_uri="s3://reports/2026/q1.pdf")
     made = (await engine.create_job(new)).job
-    [job] = await work_until_settled(engine, [made.id])
+    [job] = await work_until_settled(engine, [made.id])  # a worker that reads url jobs only
     assert job.status is JobStatus.FAILED and job.attempts == 1
-    assert job.last_error == "s3 sources need an S3 processor; none is configured"
+    assert job.last_error == "s3 sources cannot be read: this worker has no reader for them"

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
+
 import obstore
 import pytest
-from chute.adapters.s3 import S3Connection, split_s3_uri
+from chute.adapters.s3 import S3Connection, settle, split_s3_uri
 
 from tests.s3 import S3Server
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_standard_aws_variables_describe_the_connection() -> None:
@@ -44,3 +51,36 @@ async def test_wrong_credentials_are_refused(s3_server: S3Server) -> None:
 )
 def test_an_s3_uri_splits_into_bucket_and_key(uri: str, parts: tuple[str, str]) -> None:
     assert split_s3_uri(uri) == parts
+
+
+# A process that reads an object to its end and exits at once. Without `settle`, about
+# half of such processes abort (SIGABRT) as the interpreter exits: obstore's thread that
+# handed over the last chunk still needs the GIL then.
+READ_AND_EXIT = """
+import asyncio, sys, obstore
+from chute.adapters.s3 import S3Connection, settle
+
+async def main() -> None:
+    store = S3Connection.from_env().bucket(sys.argv[1])
+    result = await obstore.get_async(store, sys.argv[2])
+    async for _ in result.stream(min_chunk_size=1 << 20):
+        pass
+    await settle()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+async def test_a_process_that_let_obstore_settle_exits_cleanly(s3_server: S3Server) -> None:
+    store = S3Connection.from_env(s3_server.env()).bucket(s3_server.bucket)
+    await obstore.put_async(store, "settle/object.bin", bytes(8 << 20))
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = os.environ | s3_server.env() | {"PYTHONPATH": path}
+    argv = ["-c", READ_AND_EXIT, s3_server.bucket, "settle/object.bin"]
+    codes = []
+    for _ in range(6):  # two at a time, as this machine has two cores
+        pair = [await asyncio.create_subprocess_exec(sys.executable, *argv, env=env) for _ in "ab"]
+        codes += [await process.wait() for process in pair]
+    await settle()  # this process read too
+    assert codes == [0] * 12

@@ -126,6 +126,10 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None:
         """Make every change of this unit of work durable at once."""
 
+    async def deployment_id(self) -> UUID:
+        """The id this database was given when it was made, for life; `ServiceUnavailable`
+        when it has none (its migrations were not applied)."""
+
 
 class UnitOfWorkFactory(Protocol):
     """Makes a new unit of work; `read_only` ones may skip write locks."""

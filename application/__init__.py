@@ -13,6 +13,8 @@ from chute.application.errors import (
     JobNotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    StorageOwnedElsewhere,
+    StorageUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -72,6 +74,8 @@ __all__ = [
     "PayloadTooLarge",
     "RetryPolicy",
     "ServiceUnavailable",
+    "StorageOwnedElsewhere",
+    "StorageUnavailable",
     "StoredFile",
     "Submission",
     "TypeGuess",

@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 from chute.adapters.memory.files import MemoryFileStore
 from chute.adapters.storage.local import LocalFileStore
+from chute.adapters.storage.ownership import MARKER
 from chute.adapters.system import ManualClock
 from chute.application import (
     ContentNotFound,
@@ -210,7 +211,8 @@ async def test_local_sweep_leaves_everything_but_old_uuid_folders_alone(
 
     assert await local.sweep_orphans() == 2
 
-    assert sorted(p.name for p in root.iterdir()) == sorted(others)
+    # The ownership marker the sweep claimed the folder with is no folder either.
+    assert sorted(p.name for p in root.iterdir()) == sorted([*others, MARKER])
     assert not (root / orphan.split("/")[0]).exists()
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert (outside / "secret.txt").read_text() == "secret"

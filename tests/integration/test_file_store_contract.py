@@ -1,4 +1,6 @@
-"""One contract for every FileStore, then what only the local disk store must also do."""
+"""One contract for every FileStore (the local folder, memory, and an S3 bucket on a real
+SeaweedFS), then what only the local disk store must also do. What only S3 must do is in
+`test_s3_file_store.py`."""
 
 from __future__ import annotations
 
@@ -16,26 +18,38 @@ from uuid import UUID, uuid4
 
 import pytest
 from chute.adapters.memory.files import MemoryFileStore
-from chute.adapters.storage import local
+from chute.adapters.s3 import S3Connection
+from chute.adapters.storage import S3FileStore, local
 from chute.adapters.storage.local import HEAD_SIZE, TAIL_SIZE, LocalFileStore
 from chute.adapters.storage.ownership import MARKER
 from chute.application.errors import ContentNotFound, InsufficientStorage, ServiceUnavailable
 from chute.application.ports import FileStore
+
+from tests.s3 import S3Server
 
 KIB = 1024
 BAD_NAMES = ["", ".", "..", "a/b", "a\\b", ".hidden", "x\x00y"]
 
 
 class Store(FileStore, Protocol):
-    """Both stores also list their keys, for tests."""
+    """Every store also lists its keys, for tests."""
 
     def keys(self) -> list[str]: ...
 
 
-@pytest.fixture(params=["local", "memory"])
+def s3_store(server: S3Server, prefix: str | None = None) -> S3FileStore:
+    """A store in the test server's bucket, under a prefix of its own (a new one unless
+    `prefix` is given), so that tests see only their own objects."""
+    connection = S3Connection.from_env(server.env())
+    return S3FileStore(connection.bucket(server.bucket, prefix or f"test-{uuid4()}"))
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if request.param == "local":
         return LocalFileStore(tmp_path / "store")
+    if request.param == "s3":
+        return s3_store(request.getfixturevalue("s3_server"))
     return MemoryFileStore()
 
 

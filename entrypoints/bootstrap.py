@@ -7,7 +7,9 @@ Which adapter implements each port here (provider: port -> adapter):
     database       UnitOfWorkFactory   chute.adapters.sqlalchemy.SqlDatabase
                    (jobs, events, detections, idempotency keys; SQLite or PostgreSQL
                    by CHUTE_DATABASE_URL)
-    file_store     FileStore           chute.adapters.storage.LocalFileStore (CHUTE_STORAGE_DIR)
+    file_store     FileStore           by CHUTE_STORAGE_URL:
+                   - a folder     chute.adapters.storage.LocalFileStore
+                   - s3://...     chute.adapters.storage.S3FileStore (AWS_* settings)
     libmagic       ContentDetector     chute.adapters.detection.LibmagicDetector (mode fast)
     magika         ContentDetector     chute.adapters.detection.MagikaDetector (mode accurate)
     auto_detector  ContentDetector     chute.adapters.detection.AutoDetector (mode auto)
@@ -32,8 +34,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
 from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
+from chute.adapters.s3 import S3Connection
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
-from chute.adapters.storage.local import LocalFileStore
+from chute.adapters.storage import LocalFileStore, S3FileStore
 from chute.adapters.system import SystemClock, UuidV7Generator
 from chute.application import OrchestrationEngine, RetryPolicy, UploadLimits
 from chute.domain import Mode
@@ -61,6 +64,11 @@ async def sql_database_resource(engine: AsyncEngine) -> AsyncIterator[SqlDatabas
         await database.close()
 
 
+def s3_file_store(bucket: str, prefix: str) -> S3FileStore:
+    """The file store in `bucket` under `prefix`, signed in by the AWS_* variables."""
+    return S3FileStore(S3Connection.from_env().bucket(bucket, prefix))
+
+
 class Container(containers.DeclarativeContainer):
     """chute's object graph. Build it with `build_container(settings)`."""
 
@@ -72,7 +80,11 @@ class Container(containers.DeclarativeContainer):
 
     # -- adapters -----------------------------------------------------------------------
     database = providers.Resource(sql_database_resource, sql_engine)
-    file_store = providers.Singleton(LocalFileStore, config.storage_dir)
+    file_store = providers.Selector(
+        config.storage.kind,
+        local=providers.Singleton(LocalFileStore, config.storage.path),
+        s3=providers.Singleton(s3_file_store, config.storage.bucket, config.storage.prefix),
+    )
     libmagic = providers.Singleton(LibmagicDetector)
     magika = providers.Singleton(MagikaDetector)  # loads its model on first use
     auto_detector = providers.Singleton(AutoDetector, libmagic, magika)
@@ -129,6 +141,18 @@ def chute_version() -> str:
 
 def build_container(settings: Settings | None = None) -> Container:
     """A container configured from `settings` (from the environment when not given)."""
+    settings = settings or Settings()
+    storage = settings.storage
     container = Container()
-    container.config.from_dict((settings or Settings()).model_dump())
+    container.config.from_dict(
+        settings.model_dump()
+        | {
+            "storage": {
+                "kind": storage.kind,
+                "path": storage.path,
+                "bucket": storage.bucket,
+                "prefix": storage.prefix,
+            }
+        }
+    )
     return container

@@ -301,5 +301,5 @@ def test_chute_serve_refuses_to_start_on_a_bad_digest_without_showing_it() -> No
         timeout=60,
     )
     assert done.returncode == 2
-    assert "api_keys" in done.stderr and "entry 2" in done.stderr
+    assert "CHUTE_API_KEYS" in done.stderr and "entry 2" in done.stderr
     assert secret not in done.stderr and "good-key" not in done.stderr

@@ -7,9 +7,9 @@ Which adapter implements each port here (provider: port -> adapter):
     database       UnitOfWorkFactory   chute.adapters.sqlalchemy.SqlDatabase
                    (jobs, events, detections, idempotency keys; SQLite or PostgreSQL
                    by CHUTE_DATABASE_URL)
-    file_store     FileStore           by CHUTE_STORAGE_URL:
-                   - a folder     chute.adapters.storage.LocalFileStore
-                   - s3://...     chute.adapters.storage.S3FileStore (AWS_* settings)
+    file_store     FileStore           chute.adapters.storage.LocalFileStore (a folder) or
+                                       chute.adapters.storage.S3FileStore (s3://bucket/prefix,
+                                       signed in by AWS_*), by CHUTE_STORAGE_URL
     libmagic       ContentDetector     chute.adapters.detection.LibmagicDetector (mode fast)
     magika         ContentDetector     chute.adapters.detection.MagikaDetector (mode accurate)
     auto_detector  ContentDetector     chute.adapters.detection.AutoDetector (mode auto)

@@ -3,6 +3,7 @@
 
     with seaweedfs_server() as server:          # an S3Server: endpoint, keys, bucket
         env = os.environ | server.env()          # AWS_* for a chute process
+        server.unfinished_uploads("prefix/")     # multipart uploads begun, not ended
 
 Every component listens on 127.0.0.1 only, on free ports (SeaweedFS also opens each
 component's gRPC port at its HTTP port + 10000, so both are probed), with its data
@@ -12,6 +13,9 @@ by its pid.
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import hmac
 import os
 import random
 import shutil
@@ -22,7 +26,9 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +63,62 @@ class S3Server:
             "AWS_REGION": self.region,
             "AWS_ALLOW_HTTP": "true",
         }
+
+    def unfinished_uploads(self, prefix: str = "") -> dict[str, str]:
+        """The multipart uploads begun and neither completed nor aborted, of keys under
+        `prefix`: {upload id: key}.
+
+        obstore has no call for this, so it is S3's own ListMultipartUploads, signed
+        here (SigV4): what any S3-compatible server answers, not a SeaweedFS detail."""
+        query = {"uploads": "", "prefix": prefix}
+        answer = ET.fromstring(self.request("GET", f"/{self.bucket}", query))
+        return {
+            upload.findtext(f"{_NS}UploadId", ""): upload.findtext(f"{_NS}Key", "")
+            for upload in answer.iter(f"{_NS}Upload")
+        }
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Abort a multipart upload behind its writer's back (AbortMultipartUpload)."""
+        path = f"/{self.bucket}/{urllib.parse.quote(key)}"
+        self.request("DELETE", path, {"uploadId": upload_id})
+
+    def request(self, method: str, path: str, query: dict[str, str]) -> bytes:
+        """A request with an empty body, signed with AWS Signature Version 4."""
+        now = datetime.datetime.now(datetime.UTC)
+        stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        quoted = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(query.items()))
+        headers = {
+            "host": urllib.parse.urlsplit(self.endpoint).netloc,
+            "x-amz-content-sha256": hashlib.sha256(b"").hexdigest(),
+            "x-amz-date": stamp,
+        }
+        names = ";".join(sorted(headers))
+        canonical = "\n".join(
+            [method, path, quoted, *(f"{k}:{headers[k]}" for k in sorted(headers)), "", names,
+             headers["x-amz-content-sha256"]]
+        )  # fmt: skip
+        scope = f"{day}/{self.region}/s3/aws4_request"
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        key = f"AWS4{self.secret_key}".encode()
+        for part in (day, self.region, "s3", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{digest}"
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
+            f"SignedHeaders={names}, Signature={signature}"
+        )
+        url = f"{self.endpoint}{path}?{quoted}"
+        request = urllib.request.Request(url, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return bytes(answer.read())
+
+
+_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+def _quote(text: str) -> str:
+    return urllib.parse.quote(text, safe="-_.~")
 
 
 @contextmanager

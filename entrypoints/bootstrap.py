@@ -40,6 +40,7 @@ from typing import Any, cast
 from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
 from chute.adapters.ingest import S3SourceReader, UrlFetcher, UrlSourceReader
 from chute.adapters.s3 import S3Connection
+from chute.adapters.s3_multipart import MultipartUploads
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
 from chute.adapters.storage import LocalFileStore, S3FileStore
 from chute.adapters.system import SystemClock, UuidV7Generator
@@ -81,8 +82,10 @@ async def s3_reader_resource(
 
 
 def s3_file_store(connection: S3Connection, bucket: str, prefix: str) -> S3FileStore:
-    """The file store in `bucket` under `prefix`."""
-    return S3FileStore(connection.bucket(bucket, prefix))
+    """The file store in `bucket` under `prefix`, sweeping dead processes' unfinished
+    multipart uploads too."""
+    uploads = MultipartUploads(connection, bucket, prefix)
+    return S3FileStore(connection.bucket(bucket, prefix), uploads)
 
 
 class Container(containers.DeclarativeContainer):

@@ -13,9 +13,10 @@ by its pid.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import datetime
-import hashlib
-import hmac
+import json
 import os
 import random
 import shutil
@@ -26,13 +27,14 @@ import sys
 import tempfile
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from chute.adapters.s3 import S3Connection
+from chute.adapters.s3_multipart import MultipartUploads, Upload
 
 ACCESS_KEY = "chute-test-access"
 SECRET_KEY = "chute-test-secret-key"
@@ -52,6 +54,7 @@ class S3Server:
     access_key: str
     secret_key: str
     bucket: str
+    filer_url: str  # SeaweedFS's own view of the bucket, for checks independent of S3
     region: str = REGION
 
     def env(self) -> dict[str, str]:
@@ -68,57 +71,30 @@ class S3Server:
         """The multipart uploads begun and neither completed nor aborted, of keys under
         `prefix`: {upload id: key}.
 
-        obstore has no call for this, so it is S3's own ListMultipartUploads, signed
-        here (SigV4): what any S3-compatible server answers, not a SeaweedFS detail."""
-        query = {"uploads": "", "prefix": prefix}
-        answer = ET.fromstring(self.request("GET", f"/{self.bucket}", query))
-        return {
-            upload.findtext(f"{_NS}UploadId", ""): upload.findtext(f"{_NS}Key", "")
-            for upload in answer.iter(f"{_NS}Upload")
-        }
+        Read from SeaweedFS's own filer (where it keeps an upload in progress as a
+        folder of `/buckets/{bucket}/.uploads/`), not through S3: a view independent of
+        the S3 calls that chute makes to list and abort them."""
+        url = f"{self.filer_url}/buckets/{self.bucket}/.uploads/?limit=10000"
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                listing = json.load(answer)
+        except urllib.error.HTTPError as e:
+            if e.code == 404:  # no upload was ever begun in this bucket
+                return {}
+            raise
+        found = {}
+        for entry in listing.get("Entries") or ():
+            key = base64.b64decode(entry["Extended"]["key"]).decode()
+            if key.startswith(prefix):
+                found[entry["FullPath"].rsplit("/", 1)[-1]] = key
+        return found
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         """Abort a multipart upload behind its writer's back (AbortMultipartUpload)."""
-        path = f"/{self.bucket}/{urllib.parse.quote(key)}"
-        self.request("DELETE", path, {"uploadId": upload_id})
-
-    def request(self, method: str, path: str, query: dict[str, str]) -> bytes:
-        """A request with an empty body, signed with AWS Signature Version 4."""
-        now = datetime.datetime.now(datetime.UTC)
-        stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-        quoted = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(query.items()))
-        headers = {
-            "host": urllib.parse.urlsplit(self.endpoint).netloc,
-            "x-amz-content-sha256": hashlib.sha256(b"").hexdigest(),
-            "x-amz-date": stamp,
-        }
-        names = ";".join(sorted(headers))
-        canonical = "\n".join(
-            [method, path, quoted, *(f"{k}:{headers[k]}" for k in sorted(headers)), "", names,
-             headers["x-amz-content-sha256"]]
-        )  # fmt: skip
-        scope = f"{day}/{self.region}/s3/aws4_request"
-        digest = hashlib.sha256(canonical.encode()).hexdigest()
-        key = f"AWS4{self.secret_key}".encode()
-        for part in (day, self.region, "s3", "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{digest}"
-        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        headers["Authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
-            f"SignedHeaders={names}, Signature={signature}"
-        )
-        url = f"{self.endpoint}{path}?{quoted}"
-        request = urllib.request.Request(url, headers=headers, method=method)
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return bytes(answer.read())
-
-
-_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-
-
-def _quote(text: str) -> str:
-    return urllib.parse.quote(text, safe="-_.~")
+        connection = S3Connection.from_env(self.env())
+        upload = Upload(key=key, upload_id=upload_id, initiated=datetime.datetime.now())
+        asyncio.run(MultipartUploads(connection, self.bucket).abort(upload))
 
 
 @contextmanager
@@ -136,7 +112,13 @@ def seaweedfs_server(bucket: str = BUCKET) -> Iterator[S3Server]:
             process = None
         if process is None:
             raise SeaweedUnavailable(f"SeaweedFS did not start; its log:\n{_read(folder)}")
-        server = S3Server(f"http://127.0.0.1:{ports['s3']}", ACCESS_KEY, SECRET_KEY, bucket)
+        server = S3Server(
+            f"http://127.0.0.1:{ports['s3']}",
+            ACCESS_KEY,
+            SECRET_KEY,
+            bucket,
+            filer_url=f"http://127.0.0.1:{ports['filer']}",
+        )
         if not _wait_bucket(server):
             raise SeaweedUnavailable(f"the bucket {bucket} was not made; log:\n{_read(folder)}")
         yield server

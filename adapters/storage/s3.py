@@ -22,8 +22,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
+import httpx
 import obstore
 from chute.adapters.s3 import S3Failure
+from chute.adapters.s3_multipart import MultipartUploads, Upload
 from chute.adapters.storage.folders import folder_id
 from chute.adapters.storage.local import (
     READ_CHUNK,
@@ -176,8 +178,13 @@ class S3FileStore(FileStore):
     """Stores each file at `{prefix}/{uuid}/{safe_name}` of a bucket (obstore's client,
     prefix included: `S3Connection.bucket(name, prefix)`)."""
 
-    def __init__(self, client: S3Store) -> None:
+    def __init__(self, client: S3Store, uploads: MultipartUploads | None = None) -> None:
         self.client = client
+        # Unfinished multipart uploads of dead processes, found by `folders` for the
+        # sweep's `delete_folder` to abort (without `uploads`, the bucket's lifecycle
+        # rule must clean them up).
+        self.uploads = uploads
+        self._stale: dict[UUID, list[Upload]] = {}
         # Folders with a writer open in this process. On disk, `mkdir` refuses a second
         # file in a folder; here a key is only a name, and ids are new UUIDv7s anyway.
         self._writing: set[UUID] = set()
@@ -212,8 +219,26 @@ class S3FileStore(FileStore):
         with _translated():
             async for batch in obstore.list(self.client, prefix=str(folder), chunk_size=LIST_CHUNK):
                 await obstore.delete_async(self.client, [meta["path"] for meta in batch])
+        stale = self._stale.pop(folder, [])
+        for upload in stale:
+            try:
+                await self.uploads.abort(upload)  # type: ignore[union-attr]  # set by folders
+            except httpx.HTTPError as e:  # left for the next sweep
+                log.warning("files.upload_not_aborted", extra={"error": str(e)[:300]})
 
     async def folders(self, older_than: datetime) -> AsyncIterator[UUID]:
+        """Folders whose newest object is older than `older_than`, then folders holding
+        only multipart uploads begun before it (what a process killed mid-upload left)."""
+        seen: set[UUID] = set()
+        async for folder in self._object_folders(older_than):
+            seen.add(folder)
+            yield folder
+        for folder, uploads in (await self._stale_uploads(older_than)).items():
+            self._stale[folder] = uploads
+            if folder not in seen:
+                yield folder
+
+    async def _object_folders(self, older_than: datetime) -> AsyncIterator[UUID]:
         # Keys come in lexicographic order, so a folder's keys are next to each other:
         # its age is known when the next folder begins, with one folder in memory.
         current: UUID | None = None
@@ -232,6 +257,21 @@ class S3FileStore(FileStore):
                         newest = max(newest, meta["last_modified"])
         if current is not None and newest < older_than:
             yield current
+
+    async def _stale_uploads(self, older_than: datetime) -> dict[UUID, list[Upload]]:
+        if self.uploads is None or not self.uploads.can_sign:
+            return {}
+        try:
+            found = await self.uploads.older_than(older_than)
+        except httpx.HTTPError as e:  # the objects were swept; the uploads wait for next time
+            log.warning("files.uploads_not_listed", extra={"error": str(e)[:300]})
+            return {}
+        stale: dict[UUID, list[Upload]] = {}
+        for upload in found:
+            folder = _folder_of(upload.key.removeprefix(self.uploads.prefix))
+            if folder is not None:
+                stale.setdefault(folder, []).append(upload)
+        return stale
 
     async def check_writable(self) -> None:
         probe = f".probe-{secrets.token_hex(8)}"

@@ -19,6 +19,7 @@ from uuid import UUID, uuid4
 import obstore
 import pytest
 from chute.adapters.s3 import S3Connection
+from chute.adapters.s3_multipart import MultipartUploads
 from chute.adapters.storage import S3FileStore
 from chute.adapters.storage.s3 import PART_SIZE, READ_WINDOW
 from chute.application.errors import ContentNotFound, StorageUnavailable
@@ -93,6 +94,45 @@ async def test_an_aborted_multipart_upload_leaves_no_object_and_no_upload(
     await writer.abort()
     assert await uploads(s3_server, prefix) == {}
     assert store.keys() == []
+
+
+async def test_the_sweep_aborts_the_uploads_a_dead_process_left_unfinished(
+    s3_server: S3Server, prefix: str
+) -> None:
+    connection = S3Connection.from_env(s3_server.env())
+    uploads_of = MultipartUploads(connection, s3_server.bucket, prefix)
+    store = S3FileStore(connection.bucket(s3_server.bucket, prefix), uploads_of)
+    dead, alive = uuid4(), uuid4()
+    left = await store.create(dead, "big.bin")  # its process dies: never finished nor aborted
+    await left.write(data(PART_SIZE + MIB))
+    finished = await store.create(alive, "small.bin")
+    await finished.write(b"kept")
+    await finished.finish()
+    assert list((await uploads(s3_server, prefix)).values()) == [f"{prefix}/{dead}/big.bin"]
+
+    # Uploads begun before the grace's end are stale; objects are judged as before.
+    cutoff = datetime.now(UTC) + timedelta(minutes=1)
+    swept = [folder async for folder in store.folders(cutoff)]
+    assert sorted(map(str, swept)) == sorted([str(dead), str(alive)])
+    await store.delete_folder(dead)
+
+    assert await uploads(s3_server, prefix) == {}
+    assert store.keys() == [f"{alive}/small.bin"]
+
+
+async def test_an_upload_begun_within_the_grace_is_not_swept(
+    s3_server: S3Server, prefix: str
+) -> None:
+    connection = S3Connection.from_env(s3_server.env())
+    uploads_of = MultipartUploads(connection, s3_server.bucket, prefix)
+    store = S3FileStore(connection.bucket(s3_server.bucket, prefix), uploads_of)
+    writer = await store.create(uuid4(), "big.bin")
+    await writer.write(data(PART_SIZE + MIB))
+
+    swept = [folder async for folder in store.folders(datetime.now(UTC) - timedelta(minutes=1))]
+
+    assert swept == [] and len(await uploads(s3_server, prefix)) == 1
+    await writer.abort()
 
 
 async def test_a_write_that_fails_midway_aborts_and_leaves_nothing(

@@ -11,15 +11,15 @@ gets, measured with the lowest memory and CPU per put of the clients tried. Its 
 handled where chute uses it: a missing object is `FileNotFoundError` (obstore's
 `NotFoundError`), but a list in a missing bucket is a `GenericError` naming `NoSuchBucket`;
 its messages run to a page of Rust debug output (`S3Failure.of` keeps what a user needs);
-and a process must let its runtime settle before the interpreter exits (`settle`).
+and a process that used it must let its runtime settle before it exits (`settle`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
 import os
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -88,6 +88,7 @@ class S3Connection:
         # A few quick retries: a server that is away answers 503 at once rather than
         # after obstore's default of 10 retries over three minutes.
         retry: RetryConfig = {"max_retries": 3, "retry_timeout": timedelta(seconds=15)}
+        _runtime.used = True
         return S3Store(
             name,
             prefix=prefix or None,
@@ -108,6 +109,10 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 # -- errors ------------------------------------------------------------------------------
 
 _RETRYABLE_4XX = frozenset({408, 429})
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket"})
+_REFUSED_CODES = frozenset(
+    {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken"}
+)
 _STATUS = re.compile(r"status code: (\d{3})|\bstatus: (\d{3})")
 _CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
 _MESSAGE = re.compile(r"<Message>([^<]{1,500})</Message>")
@@ -158,6 +163,11 @@ class S3Failure:
             return cls(kind="no-credentials", retryable=False, message=_summary(text))
         if "BadScheme" in text:  # an http:// endpoint without AWS_ALLOW_HTTP
             return cls(kind="http-refused", retryable=False, message=_summary(text))
+        # A list or a delete wraps the same answers in a GenericError: read S3's own code.
+        if code in _MISSING_CODES:
+            return cls(kind="missing", retryable=False, status=status, code=code, message=message)
+        if code in _REFUSED_CODES or status in (401, 403):
+            return cls(kind="refused", retryable=False, status=status, code=code, message=message)
         if status is not None:
             retryable = status >= 500 or status in _RETRYABLE_4XX
             return cls(
@@ -195,17 +205,25 @@ def _network_reason(text: str) -> str:
 
 # -- exit ---------------------------------------------------------------------------------
 
+
+@dataclass
+class _Runtime:
+    used: bool = False
+
+
+_runtime = _Runtime()
 SETTLE_SECONDS = 0.2
 
 
-async def settle() -> None:
-    """Give obstore's threads a moment to finish before the process exits.
+def settle() -> None:
+    """Let obstore's runtime threads leave the interpreter before the process exits.
 
-    Each obstore call ends on one of its runtime's threads, which hands the result to the
-    event loop and then takes the GIL once more. When the interpreter has begun to exit
-    by then, that thread is stopped inside Rust code and the process aborts (SIGABRT), a
-    known PyO3/tokio behaviour. Awaited before the event loop of a process that used
-    obstore ends, this lets every such thread finish: each needs microseconds, and the
-    loop idles here, holding no GIL.
+    Each call's result comes back from one of those threads, which takes the GIL once
+    more to finish; when the interpreter has begun to finalize by then, the thread is
+    stopped inside Rust frames and the process aborts (SIGABRT, after work that all
+    succeeded; a known PyO3/tokio issue). A short sleep without the GIL lets them finish.
+    Blocking: call it after the event loop has ended (`chute`'s commands do). Nothing
+    happens in a process that never made a client.
     """
-    await asyncio.sleep(SETTLE_SECONDS)
+    if _runtime.used:
+        time.sleep(SETTLE_SECONDS)

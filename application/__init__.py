@@ -13,6 +13,8 @@ from chute.application.errors import (
     JobNotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    StorageOwnedElsewhere,
+    StorageUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -76,6 +78,8 @@ __all__ = [
     "ServiceUnavailable",
     "Source",
     "SourceReader",
+    "StorageOwnedElsewhere",
+    "StorageUnavailable",
     "StoredFile",
     "Submission",
     "TypeGuess",

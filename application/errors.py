@@ -64,8 +64,23 @@ class UnsupportedMediaType(ChuteError):
 
 
 class ServiceUnavailable(ChuteError):
-    """The database or the storage folder cannot be reached."""
+    """The database or the storage cannot be reached."""
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The storage cannot be reached or used (not the database)."""
 
 
 class InsufficientStorage(ChuteError):
     """The storage folder is full."""
+
+
+class StorageOwnedElsewhere(ChuteError):
+    """The storage belongs to another database than this one: using it could delete
+    another deployment's files."""
+
+    def __init__(self, owner: UUID, deployment_id: UUID) -> None:
+        self.owner, self.deployment_id = owner, deployment_id
+        super().__init__(
+            f"The storage belongs to the database {owner}, not to this one ({deployment_id})."
+        )

@@ -127,6 +127,10 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None:
         """Make every change of this unit of work durable at once."""
 
+    async def deployment_id(self) -> UUID:
+        """The id this database was given when it was made, for life; `ServiceUnavailable`
+        when it has none (its migrations were not applied)."""
+
 
 class UnitOfWorkFactory(Protocol):
     """Makes a new unit of work; `read_only` ones may skip write locks."""
@@ -200,6 +204,14 @@ class FileStore(Protocol):
 
     async def check_writable(self) -> None:
         """Raise `ServiceUnavailable` unless a file can be written now."""
+
+    async def claim_ownership(self, deployment_id: UUID) -> UUID:
+        """Mark the store as belonging to `deployment_id` unless it names an owner already,
+        and return the owner it names now: `deployment_id`, or the one that was there.
+
+        The mark is written once, create-if-absent: of two first claims at once, one
+        wins and both return its id. It is never a folder (`folders` never lists it).
+        """
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ import sys
 import time
 import traceback
 
+from chute.adapters.s3 import settle
+
 from bench.core import Context, Figure, Sizes, environment, load_average, write_json
 from bench.report import markdown, table
 
@@ -100,4 +102,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    settle()  # the S3 benchmarks used obstore: let its threads end before the interpreter
+    raise SystemExit(code)

@@ -53,7 +53,8 @@ def _one(ctx: Context, folder: Path, noop: Server, database: str, rows: int) -> 
     url, load_seconds = _prepared(ctx, folder, database, rows)
     out: dict[str, Any] = {"rows": rows, "load_seconds": round(load_seconds, 1), "cases": {}}
     canned = folder / "canned"
-    with chute_server(folder, url, folder / f"storage-{database}") as chute:
+    # A storage per database: each one has an id of its own, and a storage belongs to one.
+    with chute_server(folder, url, folder / f"storage-{database}-{rows}") as chute:
         for case, target in cases(chute, rows).items():
             body = capture(chute, canned, "GET", target, None)
             measured = {}

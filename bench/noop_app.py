@@ -77,13 +77,19 @@ def main() -> int:
     """Serve `app` through `chute serve` itself, so that every uvicorn option (and the
     logging set-up) is chute's, whatever they become: only the app is swapped."""
     from chute.entrypoints import cli
+    from chute.entrypoints.cli import serve
+
+    async def unchecked(settings: object) -> None:
+        return None  # no database and no storage to check
 
     parser = argparse.ArgumentParser(prog="python -m bench.noop_app")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
-    cli.build_container = lambda settings: None  # nothing to connect to
-    cli.create_app = lambda container=None: app
+    # The names `chute serve` runs with, in its own module.
+    serve.check_storage = unchecked
+    serve.build_container = lambda settings: None  # nothing to connect to
+    serve.create_app = lambda container=None: app
     # Not SQLite, so that `serve` migrates nothing; no connection is ever made.
     os.environ["CHUTE_DATABASE_URL"] = "postgresql+asyncpg://noop@127.0.0.1:9/none"
     return int(cli.main(["serve", "--host", args.host, "--port", str(args.port)]))

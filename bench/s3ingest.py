@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import obstore
-from chute.adapters.s3 import S3Connection, settle
+from chute.adapters.s3 import S3Connection
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for, upgrade
 from chute.application import NewJob
 from chute.domain import Mode, SourceType
@@ -119,7 +119,6 @@ async def _put_objects(server: S3Server, count: int) -> list[str]:
             await obstore.put_async(store, key, (line * (OBJECT_BYTES // len(line) + 1))[:4096])
 
     await asyncio.gather(*(put(n, key) for n, key in enumerate(keys)))
-    await settle()
     return keys
 
 
@@ -139,7 +138,6 @@ async def _plain_gets(server: S3Server, keys: list[str], concurrency: int) -> di
     await asyncio.gather(*(loop() for _ in range(concurrency)))
     seconds, cpu = time.monotonic() - started, time.process_time() - cpu
     assert received == len(keys) * OBJECT_BYTES
-    await settle()
     return {
         "seconds": seconds,
         "rate": len(keys) / seconds,

@@ -116,7 +116,9 @@ def _chute(ctx: Context, folder: Path) -> dict[str, Any]:
     argv = chute(
         "worker", "--processor", "bench.processors:noop", "--slots", str(s.worker_concurrency)
     )
-    env = chute_env(url, folder / "storage")
+    # A storage of its own: each round's database is a new one, with an id of its own,
+    # and a storage belongs to one database.
+    env = chute_env(url, Path(tempfile.mkdtemp(prefix="storage-", dir=folder)))
     measured = _timed(
         folder,
         "chute",

@@ -7,7 +7,9 @@ Which adapter implements each port here (provider: port -> adapter):
     database       UnitOfWorkFactory   chute.adapters.sqlalchemy.SqlDatabase
                    (jobs, events, detections, idempotency keys; SQLite or PostgreSQL
                    by CHUTE_DATABASE_URL)
-    file_store     FileStore           chute.adapters.storage.LocalFileStore (CHUTE_STORAGE_DIR)
+    file_store     FileStore           chute.adapters.storage.LocalFileStore (a folder) or
+                                       chute.adapters.storage.S3FileStore (s3://bucket/prefix,
+                                       signed in by AWS_*), by CHUTE_STORAGE_URL
     libmagic       ContentDetector     chute.adapters.detection.LibmagicDetector (mode fast)
     magika         ContentDetector     chute.adapters.detection.MagikaDetector (mode accurate)
     auto_detector  ContentDetector     chute.adapters.detection.AutoDetector (mode auto)
@@ -38,8 +40,9 @@ from typing import Any, cast
 from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
 from chute.adapters.ingest import S3SourceReader, UrlFetcher, UrlSourceReader
 from chute.adapters.s3 import S3Connection
+from chute.adapters.s3_multipart import MultipartUploads
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
-from chute.adapters.storage.local import LocalFileStore
+from chute.adapters.storage import LocalFileStore, S3FileStore
 from chute.adapters.system import SystemClock, UuidV7Generator
 from chute.application import OrchestrationEngine, RetryPolicy, UploadLimits
 from chute.domain import Mode, SourceType
@@ -70,12 +73,19 @@ async def sql_database_resource(engine: AsyncEngine) -> AsyncIterator[SqlDatabas
 async def s3_reader_resource(
     connection: S3Connection, max_bytes: int
 ) -> AsyncIterator[S3SourceReader]:
-    """The reader of s3 jobs; at the end, obstore's runtime is let settle (see `settle`)."""
+    """The reader of s3 jobs; its clients are let go at the end."""
     reader = S3SourceReader(connection, max_bytes=max_bytes)
     try:
         yield reader
     finally:
         await reader.aclose()
+
+
+def s3_file_store(connection: S3Connection, bucket: str, prefix: str) -> S3FileStore:
+    """The file store in `bucket` under `prefix`, sweeping dead processes' unfinished
+    multipart uploads too."""
+    uploads = MultipartUploads(connection, bucket, prefix)
+    return S3FileStore(connection.bucket(bucket, prefix), uploads)
 
 
 class Container(containers.DeclarativeContainer):
@@ -93,7 +103,13 @@ class Container(containers.DeclarativeContainer):
 
     # -- adapters -----------------------------------------------------------------------
     database = providers.Resource(sql_database_resource, sql_engine)
-    file_store = providers.Singleton(LocalFileStore, config.storage_dir)
+    file_store = providers.Selector(
+        config.storage.kind,
+        local=providers.Singleton(LocalFileStore, config.storage.path),
+        s3=providers.Singleton(
+            s3_file_store, s3_connection, config.storage.bucket, config.storage.prefix
+        ),
+    )
     libmagic = providers.Singleton(LibmagicDetector)
     magika = providers.Singleton(MagikaDetector)  # loads its model on first use
     auto_detector = providers.Singleton(AutoDetector, libmagic, magika)
@@ -159,6 +175,18 @@ def chute_version() -> str:
 
 def build_container(settings: Settings | None = None) -> Container:
     """A container configured from `settings` (from the environment when not given)."""
+    settings = settings or Settings()
+    storage = settings.storage
     container = Container()
-    container.config.from_dict((settings or Settings()).model_dump())
+    container.config.from_dict(
+        settings.model_dump()
+        | {
+            "storage": {
+                "kind": storage.kind,
+                "path": storage.path,
+                "bucket": storage.bucket,
+                "prefix": storage.prefix,
+            }
+        }
+    )
     return container

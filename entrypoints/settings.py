@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
+from chute.adapters.s3 import split_s3_uri
 from chute.application import DEFAULT_COUNT_CAP
 from chute.domain.validation import check_mime_pattern
 from chute.entrypoints.http.keys import entry_digest, split_entries
@@ -13,6 +17,45 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
 KIB = 1024
+DEFAULT_STORAGE = "/tmp/pipeline"
+# S3's rules for bucket names (3 to 63 of a-z 0-9 . -, a letter or digit at each end);
+# also what keeps credentials (`s3://key:secret@bucket`) out of a bucket name.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageLocation:
+    """Where content is kept: a local folder (`path`), or a bucket and key prefix of an
+    S3-compatible store. `url` is the setting as given, for messages (it holds no
+    secret: S3 credentials come from the AWS_* variables)."""
+
+    url: str
+    path: str | None = None
+    bucket: str | None = None
+    prefix: str = ""
+
+    @property
+    def kind(self) -> Literal["local", "s3"]:
+        return "local" if self.path is not None else "s3"
+
+
+def storage_location(url: str) -> StorageLocation:
+    """Read CHUTE_STORAGE_URL: a folder path, a `file://` URL, or `s3://bucket/prefix`."""
+    if url.startswith("s3://"):
+        bucket, prefix = split_s3_uri(url)
+        if not _BUCKET.fullmatch(bucket):
+            raise ValueError("s3:// must be followed by a bucket name: s3://bucket/prefix")
+        return StorageLocation(url=url, bucket=bucket, prefix=prefix.strip("/"))
+    if url.startswith("file://"):
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost") or not parts.path:
+            raise ValueError("a file:// URL must name a local folder: file:///path/to/folder")
+        return StorageLocation(url=url, path=unquote(parts.path))
+    if "://" in url:
+        raise ValueError("must be a folder, a file:// URL or s3://bucket/prefix")
+    if not url.strip():
+        raise ValueError("must not be empty")
+    return StorageLocation(url=url, path=url)
 
 
 class Settings(BaseSettings):
@@ -25,7 +68,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///./var/chute.db"
-    storage_dir: str = "/tmp/pipeline"
+    # Unset: CHUTE_STORAGE_DIR, the older setting (a folder only), else /tmp/pipeline.
+    storage_url: str | None = None
+    storage_dir: str | None = None
     max_upload_bytes: Annotated[int, Field(ge=1)] = 100 * MIB
     max_files_per_upload: Annotated[int, Field(ge=1)] = 20
     # NoDecode: the variable is a plain comma-separated list, not the JSON array
@@ -76,6 +121,13 @@ class Settings(BaseSettings):
             return tuple(SecretStr(entry) for entry in entries)
         return value
 
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            storage_location(value)
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -83,6 +135,14 @@ class Settings(BaseSettings):
         if not isinstance(logging.getLevelNamesMapping().get(level), int):
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @property
+    def storage(self) -> StorageLocation:
+        """Where content is kept: CHUTE_STORAGE_URL, else CHUTE_STORAGE_DIR, else the default."""
+        if self.storage_url is not None:
+            return storage_location(self.storage_url)
+        folder = self.storage_dir or DEFAULT_STORAGE
+        return StorageLocation(url=folder, path=folder)
 
     @property
     def is_sqlite(self) -> bool:

@@ -3,6 +3,7 @@
 
     with seaweedfs_server() as server:          # an S3Server: endpoint, keys, bucket
         env = os.environ | server.env()          # AWS_* for a chute process
+        server.unfinished_uploads("prefix/")     # multipart uploads begun, not ended
 
 Every component listens on 127.0.0.1 only, on free ports (SeaweedFS also opens each
 component's gRPC port at its HTTP port + 10000, so both are probed), with its data
@@ -12,6 +13,10 @@ by its pid.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import datetime
+import json
 import os
 import random
 import shutil
@@ -27,6 +32,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from chute.adapters.s3 import S3Connection
+from chute.adapters.s3_multipart import MultipartUploads, Upload
 
 ACCESS_KEY = "chute-test-access"
 SECRET_KEY = "chute-test-secret-key"
@@ -46,6 +54,7 @@ class S3Server:
     access_key: str
     secret_key: str
     bucket: str
+    filer_url: str  # SeaweedFS's own view of the bucket, for checks independent of S3
     region: str = REGION
 
     def env(self) -> dict[str, str]:
@@ -57,6 +66,35 @@ class S3Server:
             "AWS_REGION": self.region,
             "AWS_ALLOW_HTTP": "true",
         }
+
+    def unfinished_uploads(self, prefix: str = "") -> dict[str, str]:
+        """The multipart uploads begun and neither completed nor aborted, of keys under
+        `prefix`: {upload id: key}.
+
+        Read from SeaweedFS's own filer (where it keeps an upload in progress as a
+        folder of `/buckets/{bucket}/.uploads/`), not through S3: a view independent of
+        the S3 calls that chute makes to list and abort them."""
+        url = f"{self.filer_url}/buckets/{self.bucket}/.uploads/?limit=10000"
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                listing = json.load(answer)
+        except urllib.error.HTTPError as e:
+            if e.code == 404:  # no upload was ever begun in this bucket
+                return {}
+            raise
+        found = {}
+        for entry in listing.get("Entries") or ():
+            key = base64.b64decode(entry["Extended"]["key"]).decode()
+            if key.startswith(prefix):
+                found[entry["FullPath"].rsplit("/", 1)[-1]] = key
+        return found
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Abort a multipart upload behind its writer's back (AbortMultipartUpload)."""
+        connection = S3Connection.from_env(self.env())
+        upload = Upload(key=key, upload_id=upload_id, initiated=datetime.datetime.now())
+        asyncio.run(MultipartUploads(connection, self.bucket).abort(upload))
 
 
 @contextmanager
@@ -74,7 +112,13 @@ def seaweedfs_server(bucket: str = BUCKET) -> Iterator[S3Server]:
             process = None
         if process is None:
             raise SeaweedUnavailable(f"SeaweedFS did not start; its log:\n{_read(folder)}")
-        server = S3Server(f"http://127.0.0.1:{ports['s3']}", ACCESS_KEY, SECRET_KEY, bucket)
+        server = S3Server(
+            f"http://127.0.0.1:{ports['s3']}",
+            ACCESS_KEY,
+            SECRET_KEY,
+            bucket,
+            filer_url=f"http://127.0.0.1:{ports['filer']}",
+        )
         if not _wait_bucket(server):
             raise SeaweedUnavailable(f"the bucket {bucket} was not made; log:\n{_read(folder)}")
         yield server

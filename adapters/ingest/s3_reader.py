@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING
 
 import obstore
-from chute.adapters.s3 import S3Connection, S3Failure, settle, split_s3_uri
+from chute.adapters.s3 import S3Connection, S3Failure, split_s3_uri
 from chute.application.ports import Source, SourceReader
 from chute.application.worker import JobFailed
 from chute.domain import Job
@@ -39,13 +39,11 @@ class S3SourceReader(SourceReader):
     ) -> None:
         self._connection, self._max_bytes, self._chunk_bytes = connection, max_bytes, chunk_bytes
         self._stores: dict[str, S3Store] = {}  # a client per bucket, its connections reused
-        self._used = False
 
     @asynccontextmanager
     async def open(self, job: Job) -> AsyncIterator[Source]:
         uri = job.source_uri
         bucket, key = _split(uri)
-        self._used = True
         with self._errors(uri):
             result = await obstore.get_async(self._store(bucket, uri), key)
         size = result.meta["size"]
@@ -77,10 +75,8 @@ class S3SourceReader(SourceReader):
             yield chunk
 
     async def aclose(self) -> None:
-        """Let go of the clients; when any was used, let obstore's runtime settle."""
+        """Let go of the clients (a process that used them calls `settle()` at exit)."""
         self._stores.clear()
-        if self._used:
-            await settle()
 
     def _store(self, bucket: str, uri: str) -> S3Store:
         store = self._stores.get(bucket)

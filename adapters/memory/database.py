@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Self
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from chute.adapters.memory.files import MemoryFileStore
 from chute.adapters.memory.queries import claimable, keyset_key, matches, sort_key
@@ -45,22 +45,25 @@ class _Tables:
 
 
 class MemoryDatabase(UnitOfWorkFactory):
-    """The in-memory store; call it to get a unit of work."""
+    """The in-memory store; call it to get a unit of work. Its deployment id is
+    `deployment_id` when given, else a new random one."""
 
-    def __init__(self) -> None:
+    def __init__(self, deployment_id: UUID | None = None) -> None:
         self._tables = _Tables()
         self._write_lock = asyncio.Lock()
+        self.deployment_id = deployment_id or uuid4()
 
     def __call__(self, *, read_only: bool = False, deferred: bool = False) -> MemoryUnitOfWork:
         # `deferred` changes nothing here: conflicts are raised at once, as it allows.
-        return MemoryUnitOfWork(self._tables, None if read_only else self._write_lock)
+        lock = None if read_only else self._write_lock
+        return MemoryUnitOfWork(self._tables, lock, self.deployment_id)
 
 
 class MemoryUnitOfWork(UnitOfWork):
     """A transaction over the in-memory tables: changes are staged until commit."""
 
-    def __init__(self, tables: _Tables, lock: asyncio.Lock | None) -> None:
-        self._tables, self._lock = tables, lock
+    def __init__(self, tables: _Tables, lock: asyncio.Lock | None, deployment_id: UUID) -> None:
+        self._tables, self._lock, self._deployment_id = tables, lock, deployment_id
         self._staged = _Tables()
         self._deleted_keys: set[tuple[str, str]] = set()
         self._deleted_jobs: set[UUID] = set()
@@ -97,6 +100,9 @@ class MemoryUnitOfWork(UnitOfWork):
                 self._tables.detections.pop(job_id, None)
             self._tables.events[:] = [e for e in self._tables.events if e.job_id not in gone]
         self._rollback()
+
+    async def deployment_id(self) -> UUID:
+        return self._deployment_id
 
     def _rollback(self) -> None:
         self._staged.jobs.clear()

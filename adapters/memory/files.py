@@ -57,6 +57,7 @@ class MemoryFileStore(FileStore):
         self._clock = clock or SystemClock()
         self._files: dict[str, bytes] = {}
         self._folders: dict[UUID, datetime] = {}
+        self.owner: UUID | None = None  # the database the store belongs to, once claimed
 
     async def create(self, folder: UUID, safe_name: str) -> FileWriter:
         name = check_name(safe_name)
@@ -94,6 +95,11 @@ class MemoryFileStore(FileStore):
 
     async def check_writable(self) -> None:
         return None
+
+    async def claim_ownership(self, deployment_id: UUID) -> UUID:
+        if self.owner is None:
+            self.owner = deployment_id
+        return self.owner
 
     def keys(self) -> list[str]:
         """Keys of every finished file, sorted."""

@@ -4,6 +4,9 @@ Every listing index of `jobs` ends with the keyset columns `(created_at, id)`, s
 each list filter and sort walks an index in order and a keyset page starts by a seek.
 Two more serve the workers: claiming and the rescue of expired leases; and two
 retention: the purge of old finished jobs, and the storage folder of a content key.
+
+`deployment` holds one row: the id of this database, made by its migration, which the
+storage's ownership marker names.
 """
 
 from __future__ import annotations
@@ -202,3 +205,6 @@ job_events = Table(
 )
 
 Index(None, job_events.c.job_id, job_events.c.id)
+
+# One row, written by the migration that made the table and never again.
+deployment = Table("deployment", metadata, Column("id", Uuid(), primary_key=True))

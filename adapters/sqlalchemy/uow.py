@@ -27,8 +27,10 @@ from chute.adapters.sqlalchemy.repositories import (
     SqlJobEventRepository,
     SqlJobRepository,
 )
+from chute.adapters.sqlalchemy.tables import deployment
+from chute.application.errors import ServiceUnavailable
 from chute.application.ports import UnitOfWork, UnitOfWorkFactory
-from sqlalchemy import CursorResult, Executable
+from sqlalchemy import CursorResult, Executable, exc, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger("chute.adapters.sqlalchemy")
@@ -156,6 +158,19 @@ class SqlUnitOfWork(UnitOfWork):
         if held:
             await self._committer.commit(held)
 
+    async def deployment_id(self) -> UUID:
+        try:
+            found = (await self.read(select(deployment.c.id).limit(1))).scalar_one_or_none()
+        except (ServiceUnavailable, exc.DBAPIError) as e:
+            if not _missing_table(e):
+                raise
+            found = None
+        if found is None:
+            raise ServiceUnavailable(
+                "the database has no deployment id: apply its migrations (chute migrate)"
+            )
+        return UUID(str(found))
+
     # -- what the repositories run their statements on ----------------------------------
 
     async def read(self, stmt: Executable, params: Any = None) -> CursorResult[Any]:
@@ -266,3 +281,12 @@ class SqlUnitOfWork(UnitOfWork):
                 raise
             # Never hide the error that ended the unit of work behind a cleanup failure.
             log.warning("rollback after an error failed too", exc_info=True)
+
+
+def _missing_table(error: BaseException) -> bool:
+    """Whether a statement failed because a table does not exist (not migrated yet)."""
+    cause = error if isinstance(error, exc.DBAPIError) else error.__cause__
+    if not isinstance(cause, exc.DBAPIError):
+        return False
+    # SQLite says so in words; PostgreSQL by SQLSTATE 42P01 (undefined_table).
+    return "no such table" in str(cause.orig) or getattr(cause.orig, "sqlstate", None) == "42P01"

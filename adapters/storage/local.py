@@ -22,7 +22,8 @@ from typing import BinaryIO, TypeVar
 from uuid import UUID
 
 from chute.adapters.storage.folders import old_folders
-from chute.application.errors import ContentNotFound, InsufficientStorage, ServiceUnavailable
+from chute.adapters.storage.ownership import MARKER, marker_content, marker_owner
+from chute.application.errors import ContentNotFound, InsufficientStorage, StorageUnavailable
 from chute.application.ports import ContentSample, FileStore, FileWriter, StoredFile
 from chute.domain.errors import ChuteError
 
@@ -64,7 +65,7 @@ def storage_error(exc: OSError) -> ChuteError:
     """The application error for a failed disk operation (no path: it may reach clients)."""
     if exc.errno in _FULL:
         return InsufficientStorage("The storage folder is full.")
-    return ServiceUnavailable("The storage folder cannot be written.")
+    return StorageUnavailable("The storage folder cannot be written.")
 
 
 class ContentDigest:
@@ -246,7 +247,10 @@ class LocalFileStore(FileStore):
         try:
             await asyncio.to_thread(self._probe)
         except OSError as exc:
-            raise ServiceUnavailable("The storage folder cannot be written.") from exc
+            raise StorageUnavailable("The storage folder cannot be written.") from exc
+
+    async def claim_ownership(self, deployment_id: UUID) -> UUID:
+        return await self._io(self._claim, deployment_id)
 
     def keys(self) -> list[str]:
         """Keys of every finished file, sorted.
@@ -312,6 +316,30 @@ class LocalFileStore(FileStore):
     def _remove_folder(self, folder: UUID) -> None:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self._inside(self._root / str(folder)))
+
+    def _claim(self, deployment_id: UUID) -> UUID:
+        self._root.mkdir(parents=True, exist_ok=True)
+        marker = self._root / MARKER
+        try:
+            return marker_owner(marker.read_bytes())
+        except FileNotFoundError:
+            pass
+        # Written whole under a temporary name, then linked to the marker's name: a link
+        # is create-if-absent, so of two first claims at once exactly one lands, and no
+        # reader ever sees half a marker.
+        temp = self._root / f".claim-{secrets.token_hex(8)}"
+        try:
+            with open(temp, "xb") as handle:
+                handle.write(marker_content(deployment_id))
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):  # another claim came first: it stands
+                os.link(temp, marker)
+        finally:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        _fsync_dir(self._root)
+        return marker_owner(marker.read_bytes())
 
     def _probe(self) -> None:
         self._root.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from chute.application.errors import FieldError, ValidationFailed
-from chute.application.use_cases.base import EngineBase
 from chute.application.use_cases.creating import IDEMPOTENCY_TTL
+from chute.application.use_cases.owning import Owning
 from chute.domain import ChuteError, Job, JobStatus
 
 log = logging.getLogger("chute.engine")
@@ -19,7 +19,7 @@ MAX_PURGE_BATCH = 10_000
 SWEEP_BATCH = 500  # folders looked up in one query
 
 
-class Purging(EngineBase):
+class Purging(Owning):
     async def purge_jobs(
         self,
         *,
@@ -52,9 +52,12 @@ class Purging(EngineBase):
     async def sweep_orphans(self, *, grace: timedelta = timedelta(hours=1)) -> int:
         """Remove storage folders that no job refers to and that nothing touched for
         `grace` (so that content still being stored, whose job is not committed yet, is
-        kept). Returns how many folders went."""
+        kept). Returns how many folders went. Only a storage that belongs to this
+        database is swept (`StorageOwnedElsewhere` otherwise): to any other, every
+        folder would look orphaned."""
         if grace < timedelta(0):
             raise ValidationFailed([FieldError(("grace",), "must not be negative")])
+        await self.claim_storage()
         removed = 0
         batch: list[UUID] = []
         async for folder in self._files.folders(self._clock.now() - grace):

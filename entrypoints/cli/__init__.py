@@ -8,6 +8,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from chute.adapters.s3 import settle
 from chute.entrypoints.bootstrap import chute_version
 from chute.entrypoints.cli import keygen, migrate, purge, serve, worker
 from chute.entrypoints.logging import configure_logging
@@ -49,4 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chute: invalid settings:\n{lines}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
-    return COMMANDS[args.command](args, settings)
+    try:
+        return COMMANDS[args.command](args, settings)
+    finally:
+        settle()  # an S3 client's threads must be done before the interpreter ends

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chute.domain import JobStatus
 from chute.entrypoints.bootstrap import build_container, engine_of, settled
+from chute.entrypoints.cli.startup import StartRefused, claim_storage
 from chute.entrypoints.settings import Settings
 
 TERMINAL = frozenset(status for status in JobStatus if status.is_terminal)
@@ -64,7 +66,11 @@ def statuses(text: str) -> frozenset[JobStatus]:
 
 def purge(args: argparse.Namespace, settings: Settings) -> int:
     """Run `chute purge` and print how many jobs it deleted."""
-    count = asyncio.run(_purge(args, settings))
+    try:
+        count = asyncio.run(_purge(args, settings))
+    except StartRefused as e:
+        print(f"chute purge: {e}", file=sys.stderr)
+        return e.exit_code
     print(f"purged {count} jobs")
     return 0
 
@@ -73,6 +79,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
     container = build_container(settings)
     try:
         engine = await engine_of(container)
+        await claim_storage(engine, settings)
         return await engine.purge_jobs(
             older_than=datetime.now(UTC) - args.older_than,
             statuses=args.status,

@@ -1,15 +1,22 @@
-"""`chute serve`: the HTTP service (SQLite is migrated first; PostgreSQL never is)."""
+"""`chute serve`: the HTTP service (SQLite is migrated first; PostgreSQL never is).
+
+It starts only on a storage that belongs to its database (see `startup`), and a stop by
+SIGTERM or SIGINT, which uvicorn drains gracefully, ends with exit code 0.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
+import signal
+import sys
 from typing import Any
 
 import uvicorn
 from chute.adapters.sqlalchemy import upgrade
 from chute.entrypoints.bootstrap import build_container
+from chute.entrypoints.cli.startup import StartRefused, check_storage
 from chute.entrypoints.http.app import create_app
 from chute.entrypoints.settings import Settings
 
@@ -27,8 +34,14 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         # fresh machine just works. A shared PostgreSQL is migrated by its operators
         # (`chute migrate`), never by whichever API process starts first.
         asyncio.run(upgrade(settings.database_url))
+    try:
+        asyncio.run(check_storage(settings))
+    except StartRefused as e:
+        print(f"chute serve: {e}", file=sys.stderr)
+        return e.exit_code
     app = create_app(build_container(settings))
     tune_garbage_collector()
+    return_after_stop_signals()
     uvicorn.run(
         app,
         host=args.host or settings.host,
@@ -44,6 +57,18 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         limit_concurrency=settings.limit_concurrency,
     )
     return 0
+
+
+def return_after_stop_signals() -> None:
+    """Make SIGTERM and SIGINT end `uvicorn.run` with a return, not a death by signal.
+
+    uvicorn catches them, shuts down gracefully, then raises the signal again for the
+    handler it found when it started: the default one would kill the process (exit code
+    -15, or a KeyboardInterrupt traceback for SIGINT). This one does nothing, so that the
+    command returns 0 and the process exits normally, its clients closed first.
+    """
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: None)
 
 
 def tune_garbage_collector() -> None:

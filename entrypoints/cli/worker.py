@@ -8,10 +8,10 @@ The processor is the built-in `ingest` unless `--processor module:name` names an
 - any other callable taking no arguments (a factory, e.g. a class): called once at
   start, it must return such a processor.
 
-The module must be importable (installed, or on PYTHONPATH). SIGTERM or SIGINT stops
-the worker: it claims no more, gives running jobs the grace period, releases what is
-left, and exits 0. A second signal exits at once (its jobs come back when their leases
-end).
+The module must be importable (installed, or on PYTHONPATH). The worker starts only on a
+storage that belongs to its database (see `startup`). SIGTERM or SIGINT stops the
+worker: it claims no more, gives running jobs the grace period, releases what is left,
+and exits 0. A second signal exits at once (its jobs come back when their leases end).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from chute.application.worker import Processor, Worker, default_worker_id
 from chute.domain import InvalidValue, Mode, SourceType
 from chute.domain.validation import check_mime_pattern, check_worker_id
 from chute.entrypoints.bootstrap import Container, build_container, engine_of, settled
+from chute.entrypoints.cli.startup import StartRefused, claim_storage
 from chute.entrypoints.settings import Settings
 
 log = logging.getLogger("chute.worker")
@@ -75,7 +76,11 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         source_types=frozenset(args.source_type or ()),
         mime_type=mime_type,
     )
-    asyncio.run(_run(args, settings, processor, worker_id, claim))
+    try:
+        asyncio.run(_run(args, settings, processor, worker_id, claim))
+    except StartRefused as e:
+        print(f"chute worker: {e}", file=sys.stderr)
+        return e.exit_code
     return 0
 
 
@@ -127,6 +132,7 @@ async def _run(
     container = build_container(settings)
     try:
         engine = await engine_of(container)
+        await claim_storage(engine, settings)
         running = Worker(
             engine,
             processor or ingest(await _readers(container)),

@@ -64,7 +64,7 @@ PROBLEMS: dict[type[Exception], tuple[int, str, str]] = {
 }
 # Their messages may come from drivers or the file system: keep them in the log only.
 _FIXED_DETAIL = {
-    ServiceUnavailable: "The database or the storage folder cannot be reached; try again later.",
+    ServiceUnavailable: "The database or the storage cannot be reached; try again later.",
     InsufficientStorage: "The storage folder is full.",
     ClientDisconnect: "The client closed the connection before the request body ended.",
 }

@@ -64,8 +64,8 @@ def test_serve_answers_over_loopback_and_stops_on_sigterm(
         assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
 
     process.send_signal(signal.SIGTERM)
-    # uvicorn shuts down gracefully, then re-raises the signal it caught.
-    assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    # uvicorn shuts down gracefully; chute serve then returns 0.
+    assert process.wait(timeout=30) == 0
     assert (tmp_path / "var" / "chute.db").exists()
     lines = [json.loads(line) for line in (tmp_path / "server.log").read_text().splitlines()]
     assert any(line["event"] == "Application shutdown complete." for line in lines)

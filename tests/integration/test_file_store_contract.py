@@ -1,38 +1,55 @@
-"""One contract for every FileStore, then what only the local disk store must also do."""
+"""One contract for every FileStore (the local folder, memory, and an S3 bucket on a real
+SeaweedFS), then what only the local disk store must also do. What only S3 must do is in
+`test_s3_file_store.py`."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
 import random
 import tracemalloc
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 import pytest
 from chute.adapters.memory.files import MemoryFileStore
-from chute.adapters.storage import local
+from chute.adapters.s3 import S3Connection
+from chute.adapters.storage import S3FileStore, local
 from chute.adapters.storage.local import HEAD_SIZE, TAIL_SIZE, LocalFileStore
+from chute.adapters.storage.ownership import MARKER
 from chute.application.errors import ContentNotFound, InsufficientStorage, ServiceUnavailable
 from chute.application.ports import FileStore
+
+from tests.s3 import S3Server
 
 KIB = 1024
 BAD_NAMES = ["", ".", "..", "a/b", "a\\b", ".hidden", "x\x00y"]
 
 
 class Store(FileStore, Protocol):
-    """Both stores also list their keys, for tests."""
+    """Every store also lists its keys, for tests."""
 
     def keys(self) -> list[str]: ...
 
 
-@pytest.fixture(params=["local", "memory"])
+def s3_store(server: S3Server, prefix: str | None = None) -> S3FileStore:
+    """A store in the test server's bucket, under a prefix of its own (a new one unless
+    `prefix` is given), so that tests see only their own objects."""
+    connection = S3Connection.from_env(server.env())
+    return S3FileStore(connection.bucket(server.bucket, prefix or f"test-{uuid4()}"))
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if request.param == "local":
         return LocalFileStore(tmp_path / "store")
+    if request.param == "s3":
+        return s3_store(request.getfixturevalue("s3_server"))
     return MemoryFileStore()
 
 
@@ -160,8 +177,48 @@ async def test_malformed_keys_are_refused(store: FileStore, key: str) -> None:
         await store.delete(key)
 
 
-async def test_check_writable_passes_on_a_working_store(store: FileStore) -> None:
+async def test_check_writable_passes_on_a_working_store(store: Store) -> None:
     await store.check_writable()
+    assert store.keys() == []  # the probe is gone
+
+
+async def test_describe_gives_the_digest_and_sample_of_a_stored_file(store: FileStore) -> None:
+    data = content(3 * HEAD_SIZE + 5)
+    writer = await store.create(uuid4(), "a.bin")
+    await writer.write(data)
+    stored = await writer.finish()
+    assert await store.describe(stored.key) == stored
+    with pytest.raises(ContentNotFound):
+        await store.describe(f"{uuid4()}/missing.bin")
+
+
+# -- ownership: one storage, one database ---------------------------------------------
+
+
+async def test_the_first_claim_marks_the_store_and_later_ones_get_its_owner(
+    store: FileStore,
+) -> None:
+    first, second = uuid4(), uuid4()
+    assert await store.claim_ownership(first) == first
+    assert await store.claim_ownership(first) == first
+    assert await store.claim_ownership(second) == first
+
+
+async def test_of_concurrent_first_claims_exactly_one_wins(store: FileStore) -> None:
+    claims = [uuid4() for _ in range(8)]
+    owners = await asyncio.gather(*(store.claim_ownership(claim) for claim in claims))
+    assert len(set(owners)) == 1 and owners[0] in claims
+    assert await store.claim_ownership(uuid4()) == owners[0]
+
+
+async def test_the_ownership_marker_is_never_a_folder_or_a_file(store: Store) -> None:
+    await store.claim_ownership(uuid4())
+    key = await put(store, b"x")
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert [folder async for folder in store.folders(future)] == [UUID(key.split("/")[0])]
+    assert store.keys() == [key]
+    with pytest.raises(ContentNotFound):
+        await read(store, MARKER)
 
 
 # -- the local disk store ------------------------------------------------------------

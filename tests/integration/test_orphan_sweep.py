@@ -1,5 +1,10 @@
-"""The sweep of orphan storage folders, on both file stores and every database: a folder
-goes only when no job refers to it and nothing touched it for the grace period."""
+"""The sweep of orphan storage folders, on every file store and every database: a folder
+goes only when no job refers to it and nothing touched it for the grace period.
+
+The S3 store's folder times are the server's, which a test cannot set back: there, a
+file is made old by moving the test's clock on instead, so the S3 cases are those whose
+files are all of one age (`aged_store` runs the others on the local and memory stores).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
+import obstore
 import pytest
 from chute.adapters.memory.files import MemoryFileStore
+from chute.adapters.storage import S3FileStore
 from chute.adapters.storage.local import LocalFileStore
+from chute.adapters.storage.ownership import MARKER
 from chute.adapters.system import ManualClock
 from chute.application import (
     ContentNotFound,
@@ -23,6 +31,7 @@ from chute.application.use_cases import purging
 from chute.domain import SourceType
 
 from tests.factories import make_engine, make_job
+from tests.integration.test_file_store_contract import s3_store
 
 HOUR = timedelta(hours=1)
 
@@ -33,11 +42,23 @@ def clock() -> ManualClock:
     return ManualClock(datetime.now(UTC))
 
 
-@pytest.fixture(params=["local", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock) -> FileStore:
-    if request.param == "local":
-        return LocalFileStore(tmp_path / "store")
+def make_store(kind: str, request: pytest.FixtureRequest, clock: ManualClock) -> FileStore:
+    if kind == "local":
+        return LocalFileStore(request.getfixturevalue("tmp_path") / "store")
+    if kind == "s3":
+        return s3_store(request.getfixturevalue("s3_server"))
     return MemoryFileStore(clock)
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def store(request: pytest.FixtureRequest, clock: ManualClock) -> FileStore:
+    return make_store(request.param, request, clock)
+
+
+@pytest.fixture(params=["local", "memory"])
+def aged_store(request: pytest.FixtureRequest, clock: ManualClock) -> FileStore:
+    """A store whose files can be given ages that differ (not S3: see above)."""
+    return make_store(request.param, request, clock)
 
 
 @pytest.fixture
@@ -50,7 +71,8 @@ def engine(
 async def stored(
     store: FileStore, clock: ManualClock, age: timedelta, folder: UUID | None = None
 ) -> str:
-    """The key of a new file whose folder was last touched `age` ago."""
+    """The key of a new file whose folder was last touched `age` ago (on S3: at least
+    `age` ago, by the clock moved on)."""
     clock.advance(-age.total_seconds())  # the memory store reads the clock
     try:
         writer = await store.create(folder or uuid4(), "page.html")
@@ -60,6 +82,10 @@ async def stored(
         clock.advance(age.total_seconds())
     if isinstance(store, LocalFileStore):
         set_age(store.root / key.split("/")[0], age)
+    if isinstance(store, S3FileStore):
+        written = (await obstore.head_async(store.client, key))["last_modified"]
+        # One second more: S3 times are whole seconds, rounded down.
+        clock.advance(max(0, (written + age - clock.now()).total_seconds() + 1))
     return key
 
 
@@ -77,21 +103,22 @@ async def add_jobs(database: UnitOfWorkFactory, *keys: str) -> None:
 
 
 def folders_of(store: FileStore) -> set[str]:
-    assert isinstance(store, LocalFileStore | MemoryFileStore)
+    assert isinstance(store, LocalFileStore | MemoryFileStore | S3FileStore)
     return {key.split("/")[0] for key in store.keys()}
 
 
 async def test_sweep_removes_old_folders_no_job_refers_to_and_keeps_young_ones(
-    engine: OrchestrationEngine, store: FileStore, clock: ManualClock
+    database: UnitOfWorkFactory, aged_store: FileStore, clock: ManualClock
 ) -> None:
-    orphan = await stored(store, clock, 2 * HOUR)
-    young = await stored(store, clock, HOUR / 2)
+    engine = make_engine(uow=database, files=aged_store, clock=clock)
+    orphan = await stored(aged_store, clock, 2 * HOUR)
+    young = await stored(aged_store, clock, HOUR / 2)
     assert await engine.sweep_orphans() == 1  # a grace of one hour
-    assert store.keys() == [young]  # type: ignore[attr-defined]
+    assert aged_store.keys() == [young]  # type: ignore[attr-defined]
     with pytest.raises(ContentNotFound):
-        await anext(store.open(orphan))
+        await anext(aged_store.open(orphan))
     assert await engine.sweep_orphans(grace=HOUR / 4) == 1
-    assert folders_of(store) == set()
+    assert folders_of(aged_store) == set()
 
 
 async def test_sweep_keeps_folders_of_uploaded_and_of_fetched_content(
@@ -131,6 +158,14 @@ async def test_sweep_looks_folders_up_in_batches(
     assert store.keys() == sorted(used)  # type: ignore[attr-defined]
 
 
+async def test_sweep_keeps_an_orphan_younger_than_the_grace(
+    engine: OrchestrationEngine, store: FileStore, clock: ManualClock
+) -> None:
+    young = await stored(store, clock, timedelta(0))
+    assert await engine.sweep_orphans() == 0
+    assert store.keys() == [young]  # type: ignore[attr-defined]
+
+
 async def test_sweep_refuses_a_negative_grace(engine: OrchestrationEngine) -> None:
     with pytest.raises(ValidationFailed):
         await engine.sweep_orphans(grace=-HOUR)
@@ -140,18 +175,18 @@ async def test_sweep_refuses_a_negative_grace(engine: OrchestrationEngine) -> No
 
 
 async def test_store_lists_the_folders_untouched_since_a_time_and_deletes_them(
-    store: FileStore, clock: ManualClock
+    aged_store: FileStore, clock: ManualClock
 ) -> None:
-    old = [await stored(store, clock, 2 * HOUR) for _ in range(3)]
-    young = await stored(store, clock, HOUR / 2)
-    listed = {str(folder) async for folder in store.folders(clock.now() - HOUR)}
+    old = [await stored(aged_store, clock, 2 * HOUR) for _ in range(3)]
+    young = await stored(aged_store, clock, HOUR / 2)
+    listed = {str(folder) async for folder in aged_store.folders(clock.now() - HOUR)}
     assert listed == {key.split("/")[0] for key in old}
 
     for folder in listed:
-        await store.delete_folder(UUID(folder))
-    await store.delete_folder(UUID(folder))  # absent already: nothing to do
-    assert folders_of(store) == {young.split("/")[0]}
-    assert [f async for f in store.folders(clock.now() + HOUR)] == [UUID(young.split("/")[0])]
+        await aged_store.delete_folder(UUID(folder))
+    await aged_store.delete_folder(UUID(folder))  # absent already: nothing to do
+    assert folders_of(aged_store) == {young.split("/")[0]}
+    assert [f async for f in aged_store.folders(clock.now() + HOUR)] == [UUID(young.split("/")[0])]
 
 
 async def test_store_lists_a_folder_being_written_as_young_however_old_the_folder(
@@ -210,7 +245,8 @@ async def test_local_sweep_leaves_everything_but_old_uuid_folders_alone(
 
     assert await local.sweep_orphans() == 2
 
-    assert sorted(p.name for p in root.iterdir()) == sorted(others)
+    # The ownership marker the sweep claimed the folder with is no folder either.
+    assert sorted(p.name for p in root.iterdir()) == sorted([*others, MARKER])
     assert not (root / orphan.split("/")[0]).exists()
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert (outside / "secret.txt").read_text() == "secret"

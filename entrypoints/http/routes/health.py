@@ -25,7 +25,7 @@ async def healthz() -> StatusResponse:
     responses=problem_responses(503),
 )
 async def readyz(engine: Engine) -> StatusResponse:
-    """200 when the database answers a query and the storage folder accepts a write."""
+    """200 when the database answers a query and the storage accepts a write and a delete."""
     try:
         await engine.check_ready()
     except ServiceUnavailable:

@@ -193,3 +193,31 @@ async def test_the_folder_lookup_walks_the_content_folder_index(empty_url: str) 
             assert "ix_jobs_content_folder" in await conn.run_sync(folder_lookup_plan)
     finally:
         await engine.dispose()
+
+
+def insert_typed_jobs(conn: Connection) -> None:
+    """Jobs stored under names a detector gave before chute kept one name per format."""
+    stmt = text(
+        f"INSERT INTO jobs ({JOB_COLUMNS}, mime_type) "
+        "VALUES (:id, 'pending', 'url', 'https://example.org/x', 1, 'auto', '{}', 0, 3, :t, :t, "
+        ":mime)"
+    ).bindparams(bindparam("id", type_=Uuid()), bindparam("t", type_=UtcDateTime()))
+    for n, mime in enumerate(["application/x-pie-executable", "text/xml", "application/pdf"]):
+        conn.execute(stmt, {"id": UUID(int=100 + n), "t": at(n), "mime": mime})
+
+
+def mime_types(conn: Connection) -> list[str]:
+    return [row[0] for row in conn.execute(text("SELECT mime_type FROM jobs ORDER BY id"))]
+
+
+async def test_the_media_types_revision_stores_every_format_under_one_name(
+    empty_url: str,
+) -> None:
+    await upgrade(empty_url, "0004")
+    await run_on(empty_url, insert_typed_jobs)
+    await upgrade(empty_url, "0005")
+    assert await on(empty_url, mime_types) == [
+        "application/x-executable",
+        "application/xml",
+        "application/pdf",
+    ]

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,11 +94,16 @@ def migrate(database_url: str) -> None:
 
 @contextmanager
 def chute_server(
-    folder: Path, database_url: str, storage: Path, log_level: str = "WARNING"
+    folder: Path,
+    database_url: str,
+    storage: Path,
+    log_level: str = "WARNING",
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
-    """`chute serve` on a free port, on `database_url`, storing files under `storage`."""
+    """`chute serve` on a free port, on `database_url`, storing files under `storage`
+    (or where `extra_env` says: CHUTE_STORAGE_URL and AWS_* for a bucket)."""
     port = free_port()
-    env = chute_env(database_url, storage, log_level)
+    env = chute_env(database_url, storage, log_level) | dict(extra_env or {})
     with serving("chute", chute("serve", "--port", str(port)), env, port, folder) as server:
         yield server
 

@@ -17,14 +17,20 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.core import Context, Figure, Target, recorded
 from bench.procs import Server, chute_server
-from bench.uploading import concurrently, random_block, raw_write, small_pdf, upload
+from bench.uploading import (
+    RssSampler,
+    concurrently,
+    random_block,
+    raw_write,
+    small_pdf,
+    upload,
+)
 
 MIB = 1024 * 1024
 
@@ -49,7 +55,7 @@ def _large(chute: Server, storage: Path, size: int) -> dict[str, Any]:
     raw = [raw_write(storage / "raw-1.bin", size, block)]
     idle = chute.memory_kib("VmRSS")
     reset = chute.reset_peak_memory()
-    with _Sampler(chute) as sampler:
+    with RssSampler(chute) as sampler:
         started = time.perf_counter()
         status, _ = upload(chute, "large.bin", size, block)
         seconds = time.perf_counter() - started
@@ -96,27 +102,6 @@ def _small(chute: Server, storage: Path, count: int, clients: int) -> dict[str, 
         "p50_ms": latencies[len(latencies) // 2],
         "p99_ms": latencies[int(len(latencies) * 0.99)],
     }
-
-
-class _Sampler:
-    """The largest VmRSS of a server seen every 10 ms while the block runs."""
-
-    def __init__(self, server: Server) -> None:
-        self.server, self.peak = server, 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._done.wait(0.01):
-            self.peak = max(self.peak, self.server.memory_kib("VmRSS"))
-
-    def __enter__(self) -> _Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._done.set()
-        self._thread.join()
 
 
 def _figures(data: dict[str, Any]) -> list[Figure]:

@@ -134,3 +134,24 @@ def concurrently(
     if failures:
         raise failures[0]
     return time.perf_counter() - started, latencies
+
+
+class RssSampler:
+    """The largest VmRSS of a server seen every 10 ms while the block runs."""
+
+    def __init__(self, server: Server) -> None:
+        self.server, self.peak = server, 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.01):
+            self.peak = max(self.peak, self.server.memory_kib("VmRSS"))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +28,8 @@ from fastapi import FastAPI
 
 from tests.e2e.helpers import CLOCK_START
 from tests.factories import sqlite_url
+from tests.faults import RestartablePostgres, restartable_postgres
+from tests.pg import PostgresUnavailable
 
 
 @pytest.fixture(scope="session")
@@ -121,3 +123,13 @@ async def engine(app: FastAPI, container: Container) -> OrchestrationEngine:
         engine = await engine
     assert isinstance(engine, OrchestrationEngine)
     return engine
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[RestartablePostgres]:
+    """A PostgreSQL of the module's own, which its tests stop, freeze and start again."""
+    try:
+        with restartable_postgres() as server:
+            yield server
+    except PostgresUnavailable as e:
+        pytest.fail(str(e), pytrace=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +21,8 @@ from tests.faults import (
     RestartablePostgres,
     chute,
     chute_env,
-    restartable_postgres,
 )
-from tests.pg import PostgresUnavailable, create_database
+from tests.pg import create_database
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +44,6 @@ class Probe:
     @property
     def seconds(self) -> float:
         return self.answered - self.sent
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[RestartablePostgres]:
-    try:
-        with restartable_postgres() as server:
-            yield server
-    except PostgresUnavailable as e:
-        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from chute.application import NewJob, OrchestrationEngine, ServiceUnavailable
 from chute.domain import SourceType
 from sqlalchemy import text
 
-from tests.faults import RestartablePostgres, chute, restartable_postgres
-from tests.pg import PostgresUnavailable, create_database
+from tests.faults import RestartablePostgres, chute
+from tests.pg import create_database
 
 pytestmark = pytest.mark.slow
 
@@ -35,15 +35,6 @@ SLOTS = 4
 JOB_SECONDS = 2.0
 OUTAGE_SECONDS = 4.0
 LEASE_SECONDS = 30  # longer than the outage and the way back
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[RestartablePostgres]:
-    try:
-        with restartable_postgres() as server:
-            yield server
-    except PostgresUnavailable as e:
-        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture

@@ -107,12 +107,17 @@ async def deployment(
             await until(lambda log=log: started(log), 60, f"worker {name} started")
         yield Deployment(servers, workers, s3_server, prefix, env, files)
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            assert await asyncio.wait_for(worker.wait(), 30) == 0, "a worker ended badly"
-        for server in servers:
-            server.stop()
+        try:
+            for worker in workers:
+                worker.terminate()
+            codes = [await asyncio.wait_for(worker.wait(), 30) for worker in workers]
+        finally:
+            for worker in workers:
+                if worker.returncode is None:
+                    worker.kill()
+            for server in servers:
+                server.stop()
+        assert codes == [0] * len(workers), "a worker did not stop cleanly on SIGTERM"
 
 
 async def started(log: Path) -> bool:

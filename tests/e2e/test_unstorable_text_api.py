@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from chute.entrypoints.bootstrap import Container, build_container
 from chute.entrypoints.settings import Settings
 
 from tests.e2e.helpers import URL_JOB, error_locs
-from tests.pg import PostgresUnavailable, create_database, postgres_server
+from tests.pg import create_database
 
 # As a client's JSON encoder writes them: the escapes \u0000 and \ud800.
 BAD = {"nul": "a\x00b", "surrogate": "a\ud800b", "low-surrogate": "\udfffz"}
@@ -35,15 +34,6 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=list(BAD))
 def bad(request: pytest.FixtureRequest) -> str:
     return BAD[request.param]
-
-
-@pytest.fixture(scope="module")
-def postgres_server_url() -> Iterator[str]:
-    try:
-        with postgres_server() as url:
-            yield url
-    except PostgresUnavailable as e:
-        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture

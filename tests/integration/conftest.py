@@ -85,3 +85,13 @@ def detectors() -> dict[Mode, ContentDetector]:
     """The real detectors by mode, as `chute worker` has them (Magika loads once)."""
     libmagic, magika = LibmagicDetector(), MagikaDetector()
     return {Mode.FAST: libmagic, Mode.ACCURATE: magika, Mode.AUTO: AutoDetector(libmagic, magika)}
+
+
+@pytest.fixture
+async def sql_database(sql_url: str) -> AsyncIterator[SqlDatabase]:
+    """The SQL adapter on `sql_url`'s database (SQLite, then PostgreSQL)."""
+    db = SqlDatabase(create_engine_for(sql_url))
+    try:
+        yield db
+    finally:
+        await db.dispose()

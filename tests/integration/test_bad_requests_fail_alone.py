@@ -9,41 +9,28 @@ on its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from chute.adapters.memory.files import MemoryFileStore
-from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
+from chute.adapters.sqlalchemy import SqlDatabase
 from chute.adapters.sqlalchemy.errors import UNSTORABLE_VALUE
-from chute.adapters.system import SystemClock, UuidV7Generator
 from chute.application import FieldError, NewJob, OrchestrationEngine, ValidationFailed
 from chute.domain import Job, JobStatus
 from chute.domain import validation as rules
 
-from tests.factories import make_new_job
+from tests.factories import make_engine, make_new_job
 
 CLIENTS, CREATES = 8, 25
 
 
 @pytest.fixture
-async def database(sql_url: str) -> AsyncIterator[SqlDatabase]:
-    db = SqlDatabase(create_engine_for(sql_url))
-    try:
-        yield db
-    finally:
-        await db.dispose()
+def database(sql_database: SqlDatabase) -> SqlDatabase:
+    return sql_database  # the SQL adapter only: what is tested is its transactions
 
 
 @pytest.fixture
 def engine(database: SqlDatabase) -> OrchestrationEngine:
-    return OrchestrationEngine(
-        uow=database,
-        files=MemoryFileStore(),
-        detectors={},
-        clock=SystemClock(),
-        ids=UuidV7Generator(),
-    )
+    return make_engine(uow=database)
 
 
 @pytest.fixture

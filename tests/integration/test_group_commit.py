@@ -5,7 +5,7 @@ its rows are committed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -39,12 +39,8 @@ class Gate:
 
 
 @pytest.fixture
-async def database(sql_url: str) -> AsyncIterator[SqlDatabase]:
-    db = SqlDatabase(create_engine_for(sql_url))
-    try:
-        yield db
-    finally:
-        await db.dispose()
+def database(sql_database: SqlDatabase) -> SqlDatabase:
+    return sql_database  # the SQL adapter only: what is tested is its transactions
 
 
 @pytest.fixture

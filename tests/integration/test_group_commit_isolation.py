@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -56,12 +56,8 @@ class Turnstile:
 
 
 @pytest.fixture
-async def database(sql_url: str) -> AsyncIterator[SqlDatabase]:
-    db = SqlDatabase(create_engine_for(sql_url))
-    try:
-        yield db
-    finally:
-        await db.dispose()
+def database(sql_database: SqlDatabase) -> SqlDatabase:
+    return sql_database  # the SQL adapter only: what is tested is its transactions
 
 
 async def handed_over(database: SqlDatabase, count: int) -> None:

@@ -85,7 +85,10 @@ class S3Server:
             raise
         found = {}
         for entry in listing.get("Entries") or ():
-            key = base64.b64decode(entry["Extended"]["key"]).decode()
+            encoded = (entry.get("Extended") or {}).get("key")
+            if encoded is None:  # not (yet) an upload's folder: nothing it names
+                continue
+            key = base64.b64decode(encoded).decode()
             if key.startswith(prefix):
                 found[entry["FullPath"].rsplit("/", 1)[-1]] = key
         return found

@@ -9,23 +9,70 @@ from typing import Any
 from chute.adapters.sqlalchemy.tables import jobs
 from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset
 from chute.domain import JobStatus
-from sqlalchemy import ColumnElement, FromClause, Select, and_, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 
 HELD = tuple(sorted(status.value for status in JobStatus if status.is_held))
+FINISHED = (JobStatus.COMPLETED.value, JobStatus.FAILED.value)
 
 
 def claimable(filt: ClaimFilter, now: datetime, limit: int, dialect: str) -> Select[Any]:
     """Pending jobs due by `now` that `filt` accepts, in the order they are claimed."""
     c = jobs.c
-    same = JobFilter(modes=filt.modes, source_types=filt.source_types, mime_type=filt.mime_type)
+    same = JobFilter(
+        modes=filt.modes,
+        source_types=filt.source_types,
+        mime_type=filt.mime_type,
+        queues=filt.queues,
+    )
+    stmt = filtered(select(jobs), same, dialect)
+    if filt.skip_queues:
+        stmt = stmt.where(c.queue.not_in(sorted(filt.skip_queues)))
     return (
-        filtered(select(jobs), same, dialect)
-        .where(c.status == JobStatus.PENDING.value)
+        stmt.where(c.status == JobStatus.PENDING.value)
         .where(or_(c.run_after.is_(None), c.run_after <= now))
         # The order of ix_jobs_status_priority_desc_created_at_id, so that no sort runs.
         .order_by(c.priority.desc(), c.created_at, c.id)
         .limit(limit)
     )
+
+
+def queue_counts(now: datetime, since: datetime, queue: str | None) -> list[Select[Any]]:
+    """Two statements whose rows are (queue, kind, count, oldest created_at): the pending
+    and held jobs of each queue (few, by the queue index), and those that finished since
+    `since` (found by ix_jobs_status_updated_at: a finished job's updated_at is at least
+    its finished_at)."""
+    c = jobs.c
+    ready = or_(c.run_after.is_(None), c.run_after <= now)
+    kind = case(
+        (and_(c.status == JobStatus.PENDING.value, ready), literal("pending")),
+        (c.status == JobStatus.PENDING.value, literal("scheduled")),
+        else_=c.status,
+    )
+    live = (
+        select(c.queue, kind.label("kind"), func.count(), func.min(c.created_at))
+        .where(c.status.in_(sorted({JobStatus.PENDING.value, *HELD})))
+        .group_by(literal_column("1"), literal_column("2"))  # by position: `kind` has parameters
+    )
+    finished = (
+        select(c.queue, c.status, func.count(), literal(None, c.created_at.type))
+        .where(c.status.in_(FINISHED), c.updated_at >= since, c.finished_at >= since)
+        .group_by(c.queue, c.status)
+    )
+    if queue is not None:
+        live, finished = live.where(c.queue == queue), finished.where(c.queue == queue)
+    return [live, finished]
 
 
 def expired(now: datetime, limit: int) -> Select[Any]:
@@ -67,6 +114,8 @@ def filtered(stmt: Select[Any], f: JobFilter, dialect: str) -> Select[Any]:
         conditions.append(c.created_at >= f.created_after)
     if f.created_before is not None:
         conditions.append(c.created_at < f.created_before)
+    if f.queues:
+        conditions.append(c.queue.in_(sorted(f.queues)))
     return stmt.where(*conditions)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, make_url
 from tests.factories import at
 from tests.pg import create_database, drop_database
 
-CHUTE_TABLES = {"jobs", "detection_results", "idempotency_keys", "job_events"}
+CHUTE_TABLES = {"jobs", "detection_results", "idempotency_keys", "job_events", "queues"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -42,8 +42,8 @@ from tests.pg import create_database, drop_database
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-LIMITED, FREE = "limited", "free"
-LIMIT, JOBS, FREE_JOBS = 3, 500, 100
+LIMITED, FREE, ELSEWHERE = "limited", "free", "elsewhere"
+LIMIT, JOBS, FREE_JOBS, ELSEWHERE_JOBS = 3, 500, 100, 20
 WORKERS = {"postgresql": 8, "sqlite": 4}
 HELD = {JobStatus.RUNNING.value, JobStatus.CANCELLING.value}
 
@@ -99,9 +99,12 @@ def processes(env: dict[str, str], tmp_path: Path) -> Iterator[list[subprocess.P
                 process.wait(10)
 
 
-def start_worker(env: dict[str, str], logs: Path, worker_id: str) -> subprocess.Popen[bytes]:
+def start_worker(env: dict[str, str], logs: Path, n: int) -> subprocess.Popen[bytes]:
+    """Worker `w{n}`: the even ones claim only from the two queues of the test."""
+    queues = ["--queue", LIMITED, "--queue", FREE] if n % 2 == 0 else []
     command = chute("worker", "--processor", "tests.processors:sleepy", "--worker-id",
-                    worker_id, "--slots", "4", "--lease-seconds", "30")  # fmt: skip
+                    f"w{n}", "--slots", "4", "--lease-seconds", "30", *queues)  # fmt: skip
+    worker_id = f"w{n}"
     with (logs / f"{worker_id}.log").open("wb") as log:
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -134,13 +137,13 @@ async def test_a_limit_of_3_holds_across_worker_processes_and_no_job_is_claimed_
                                                    set_concurrency_limit=True))  # fmt: skip
     specs = [
         NewJob(source_type=SourceType.URL, source_uri=f"https://example.org/{i}", queue=queue)
-        for queue, n in ((LIMITED, JOBS), (FREE, FREE_JOBS))
+        for queue, n in ((LIMITED, JOBS), (FREE, FREE_JOBS), (ELSEWHERE, ELSEWHERE_JOBS))
         for i in range(n)
     ]
     await engine.create_jobs(specs)
     kind = database.engine.dialect.name
     started = time.monotonic()
-    processes += [start_worker(env, tmp_path, f"w{n}") for n in range(WORKERS[kind])]
+    processes += [start_worker(env, tmp_path, n) for n in range(WORKERS[kind])]
 
     sampled = 0
     deadline = time.monotonic() + 300
@@ -150,7 +153,7 @@ async def test_a_limit_of_3_holds_across_worker_processes_and_no_job_is_claimed_
                                            "GROUP BY status"))  # fmt: skip
         sampled = max(sampled, sum(counts.values()))
         done = await rows(database, "SELECT count(*) FROM jobs WHERE status = 'completed'")
-        if done[0][0] == JOBS + FREE_JOBS:
+        if done[0][0] == JOBS + FREE_JOBS + ELSEWHERE_JOBS:
             break
         await asyncio.sleep(0.05)
     seconds = time.monotonic() - started
@@ -170,8 +173,12 @@ async def test_a_limit_of_3_holds_across_worker_processes_and_no_job_is_claimed_
     print(f"\n{kind}: workers={WORKERS[kind]} jobs={JOBS}+{FREE_JOBS} limit={LIMIT} "
           f"most held (swept)={swept} (sampled)={sampled} seconds={seconds:.1f} "
           f"claims per worker={dict(sorted(claimers.items()))}")  # fmt: skip
-    assert statuses == {"completed": JOBS + FREE_JOBS}
+    assert statuses == {"completed": JOBS + FREE_JOBS + ELSEWHERE_JOBS}
     assert len(claims) == JOBS and set(claims.values()) == {1}  # each claimed once
     assert swept <= LIMIT
     assert sampled <= LIMIT
     assert len(claimers) > 1  # the queue really was shared
+    elsewhere = await rows(database, "SELECT DISTINCT e.actor FROM job_events e JOIN jobs j "
+                                     f"ON j.id = e.job_id WHERE j.queue = '{ELSEWHERE}' "
+                                     "AND e.to_status = 'running'")  # fmt: skip
+    assert {int(actor[1:]) % 2 for (actor,) in elsewhere} == {1}  # not by --queue workers

@@ -27,9 +27,11 @@ from chute.adapters.sqlalchemy.statements import (
     claimable,
     expired,
     filtered,
+    held_in,
     list_order,
     purgeable,
     queue_counts,
+    queue_names,
 )
 from chute.adapters.sqlalchemy.tables import (
     content_folder,
@@ -161,16 +163,13 @@ class SqlJobRepository(SqlRepository, JobRepository):
         return await self._lock(claimable(filt, now, limit, self._dialect))
 
     async def count_held(self, queue: str) -> int:
-        # Served by ix_jobs_queue_status_priority_desc_created_at_id. Run in the write
-        # transaction, after the lock of the queue's settings: on PostgreSQL this
-        # statement's snapshot is taken after the lock was granted, so it counts what
-        # the claim that held the lock before committed.
-        c = jobs.c
-        stmt = select(func.count()).where(c.queue == queue, c.status.in_(HELD))
-        return int((await self._db.write(stmt)).scalar_one())
+        # Run in the write transaction, after the lock of the queue's settings: on
+        # PostgreSQL this statement's snapshot is taken after the lock was granted, so
+        # it counts what the claim that held the lock before committed.
+        return int((await self._db.write(held_in(queue))).scalar_one())
 
     async def queue_names(self) -> set[str]:
-        return set((await self._db.read(select(jobs.c.queue).distinct())).scalars())
+        return set((await self._db.read(queue_names())).scalars())
 
     async def has_queue(self, queue: str) -> bool:
         one: Select[Any] = select(literal_column("1")).where(jobs.c.queue == queue).limit(1)

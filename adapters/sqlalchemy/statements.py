@@ -48,6 +48,22 @@ def claimable(filt: ClaimFilter, now: datetime, limit: int, dialect: str) -> Sel
     )
 
 
+def held_in(queue: str) -> Select[Any]:
+    """How many jobs of `queue` are held: a range of the queue index's prefix."""
+    c = jobs.c
+    return select(func.count()).where(c.queue == queue, c.status.in_(HELD))
+
+
+def queue_names() -> Select[Any]:
+    """Every queue a job is in, by a loose index scan: one seek of the queue index per
+    name (a DISTINCT would read an index entry per job)."""
+    c = jobs.c
+    found = select(func.min(c.queue).label("name")).cte("found", recursive=True)
+    following = select(func.min(c.queue)).where(c.queue > found.c.name).scalar_subquery()
+    found = found.union_all(select(following).where(found.c.name.is_not(None)))
+    return select(found.c.name).where(found.c.name.is_not(None))
+
+
 def queue_counts(now: datetime, since: datetime, queue: str | None) -> list[Select[Any]]:
     """Two statements whose rows are (queue, kind, count, oldest created_at): the pending
     and held jobs of each queue (few, by the queue index), and those that finished since

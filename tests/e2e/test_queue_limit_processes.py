@@ -3,10 +3,10 @@ of a queue's jobs running or cancelling at once, and no job claimed twice.
 
 8 workers on one PostgreSQL (and 4 on one SQLite file), each of several slots, share a
 queue limited to 3 and an unlimited one; half of them run with `--queue` for those two,
-and never claim the jobs of a third queue, which the others do. The check reads the history every worker wrote:
-each job's held interval (from its claim to the event that ended it), swept in the order
-the database recorded the events, so that no moment between two samples escapes it; a
-sampler watches the jobs table meanwhile as well.
+and never claim the jobs of a third queue, which the others do. The check reads the
+history every worker wrote: each job's held interval (from its claim to the event that
+ended it), swept in the order the database recorded the events, so that no moment
+between two samples escapes it; a sampler watches the jobs table meanwhile as well.
 
 The sweep orders events by their id, not by their `at`: a claim takes its time before it
 waits for the queue's lock, so a claim that waited may carry a time earlier than the

@@ -235,19 +235,22 @@ def _completed(
 async def _lock_claimable(
     uow: UnitOfWork, filt: ClaimFilter, now: datetime, limit: int
 ) -> list[Job]:
-    """The jobs to claim, locked: those of queues without settings that hold them back
-    in one pass, then, for each limited queue, at most its room left.
+    """The jobs to claim, locked: those of queues neither paused nor limited in one pass,
+    then, for each limited queue, at most its room left.
 
     A limited queue's room is counted under the lock of its settings row, so that two
     claims of it run one after the other and the second counts the first's jobs; claims
-    of other queues take no such lock. Queues are locked in name order (no deadlock).
+    of other queues take no such lock. Queues are locked in name order (no deadlock),
+    and their settings read again under the lock (a pause or a new limit that committed
+    meanwhile holds at once).
     """
     settings = await uow.queues.list()
     held_back = frozenset(s.name for s in settings if s.paused or s.concurrency_limit)
     found = await uow.jobs.lock_claimable(
         replace(filt, skip_queues=filt.skip_queues | held_back), now, limit
     )
-    for name in sorted(held_back):
+    limited = sorted(s.name for s in settings if s.concurrency_limit and not s.paused)
+    for name in limited:
         if (filt.queues and name not in filt.queues) or name in filt.skip_queues:
             continue
         locked = await uow.queues.lock(name)  # as last committed, under its lock

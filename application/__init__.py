@@ -12,6 +12,7 @@ from chute.application.errors import (
     InvalidCursor,
     JobNotFound,
     PayloadTooLarge,
+    QueueNotFound,
     ServiceUnavailable,
     StorageOwnedElsewhere,
     StorageUnavailable,
@@ -30,6 +31,7 @@ from chute.application.ports import (
     IdGenerator,
     JobEventRepository,
     JobRepository,
+    QueueRepository,
     Source,
     SourceReader,
     StoredFile,
@@ -37,11 +39,21 @@ from chute.application.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from chute.application.queries import ClaimFilter, JobFilter, JobPage, JobQuery, JobSort, Keyset
+from chute.application.queries import (
+    ClaimFilter,
+    JobFilter,
+    JobPage,
+    JobQuery,
+    JobSort,
+    Keyset,
+    QueueCounts,
+    QueueView,
+)
 from chute.application.upload_batch import UploadBatch, safe_filename
 from chute.application.use_cases.base import DEFAULT_COUNT_CAP, RetryPolicy
 from chute.application.use_cases.creating import Submission
 from chute.application.use_cases.managing import Cancellation
+from chute.application.use_cases.queuing import QueueChange
 
 __all__ = [
     "DEFAULT_COUNT_CAP",
@@ -74,6 +86,11 @@ __all__ = [
     "NewJob",
     "OrchestrationEngine",
     "PayloadTooLarge",
+    "QueueChange",
+    "QueueCounts",
+    "QueueNotFound",
+    "QueueRepository",
+    "QueueView",
     "RetryPolicy",
     "ServiceUnavailable",
     "Source",

@@ -6,10 +6,11 @@ import hashlib
 import json
 from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from chute.application.errors import FieldError, ValidationFailed
-from chute.domain import InvalidValue, Mode, Priority, SourceType
+from chute.domain import DEFAULT_QUEUE, InvalidValue, Mode, Priority, SourceType
 from chute.domain import validation as rules
 
 
@@ -26,9 +27,12 @@ class NewJob:
     mode: Mode = Mode.AUTO
     metadata: dict[str, Any] = field(default_factory=dict)
     max_attempts: int = 3
+    queue: str = DEFAULT_QUEUE
+    run_after: datetime | None = None  # not claimed before; a past time means now
 
-    def problems(self) -> list[FieldError]:
-        """Every rule this specification breaks, located by field name."""
+    def problems(self, now: datetime | None = None) -> list[FieldError]:
+        """Every rule this specification breaks, located by field name; `run_after` is
+        checked against `now` when it is given."""
         try:
             source_type = SourceType(self.source_type)
         except ValueError:
@@ -40,6 +44,8 @@ class NewJob:
             lambda: rules.check_file_size(self.file_size),
             lambda: rules.check_metadata(self.metadata),
             lambda: rules.check_max_attempts(self.max_attempts),
+            lambda: rules.check_queue_name(self.queue),
+            lambda: now is None or rules.check_run_after(self.run_after, now),
         )
 
 
@@ -54,12 +60,12 @@ def field_problems(*checks: Callable[[], object]) -> list[FieldError]:
     return found
 
 
-def validate_batch(jobs: Sequence[NewJob]) -> None:
+def validate_batch(jobs: Sequence[NewJob], now: datetime | None = None) -> None:
     """Raise `ValidationFailed` naming each bad item by its index, or return."""
     errors = [
         FieldError((index, *error.loc), error.msg, error.type)
         for index, job in enumerate(jobs)
-        for error in job.problems()
+        for error in job.problems(now)
     ]
     if errors:
         raise ValidationFailed(errors)
@@ -79,6 +85,15 @@ class UploadOptions:
     mode: Mode = Mode.AUTO
     detect: bool = True
     metadata: dict[str, Any] = field(default_factory=dict)
+    queue: str = DEFAULT_QUEUE
+    run_after: datetime | None = None
+
+    def problems(self, now: datetime) -> list[FieldError]:
+        """The rules on the queue and `run_after` that these options break."""
+        return field_problems(
+            lambda: rules.check_queue_name(self.queue),
+            lambda: rules.check_run_after(self.run_after, now),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

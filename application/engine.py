@@ -10,6 +10,7 @@ them over one set of ports (see `EngineBase` for its constructor):
 - `working`: claim_jobs, heartbeat, complete_job, complete_jobs, fail_job, release_job,
   rescue_expired_leases
 - `purging`: purge_jobs, sweep_orphans (retention, for operators and schedules)
+- `queuing`: list_queues, get_queue, update_queue (pause, resume, concurrency limit)
 - `owning`: claim_storage (at start, and before a sweep: one storage per database)
 """
 
@@ -20,8 +21,9 @@ from chute.application.use_cases.leasing import Working
 from chute.application.use_cases.managing import Managing
 from chute.application.use_cases.owning import Owning
 from chute.application.use_cases.purging import Purging
+from chute.application.use_cases.queuing import Queuing
 from chute.application.use_cases.uploading import Uploading
 
 
-class OrchestrationEngine(Creating, Uploading, Managing, Working, Purging, Owning):
+class OrchestrationEngine(Creating, Uploading, Managing, Working, Queuing, Purging, Owning):
     """The use cases of chute. Every port comes in through the constructor."""

@@ -13,8 +13,8 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
-from chute.application.queries import ClaimFilter, JobFilter, JobQuery
-from chute.domain import GENERIC_TYPES, DetectionResult, Job, JobEvent, JobStatus
+from chute.application.queries import ClaimFilter, JobFilter, JobQuery, QueueCounts
+from chute.domain import GENERIC_TYPES, DetectionResult, Job, JobEvent, JobStatus, QueueSettings
 
 
 class JobRepository(Protocol):
@@ -46,6 +46,23 @@ class JobRepository(Protocol):
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
         """Up to `limit` pending jobs due by `now`, highest priority then oldest first,
         locked until commit; rows another transaction holds are skipped, not waited for."""
+
+    async def count_held(self, queue: str) -> int:
+        """How many jobs of `queue` are `running` or `cancelling`, as this transaction sees
+        them after its last lock (call it after `QueueRepository.lock`)."""
+
+    async def queue_names(self) -> set[str]:
+        """The name of every queue some job is in."""
+
+    async def has_queue(self, queue: str) -> bool:
+        """Whether some job is in `queue`."""
+
+    async def queue_counts(
+        self, now: datetime, since: datetime, queue: str | None = None
+    ) -> dict[str, QueueCounts]:
+        """The counts of each queue (of `queue` only, when given) that has jobs in a
+        counted state: held and pending ones (ready by `now`, or scheduled later) and
+        those completed or failed since `since`. Queues with none are absent."""
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         """Up to `limit` running or cancelling jobs whose lease ended by `now`, locked
@@ -108,6 +125,27 @@ class IdempotencyKeyRepository(Protocol):
         """Forget every key stored before `created_before`; how many there were."""
 
 
+class QueueRepository(Protocol):
+    """The settings of queues (queues without settings have none here). Never commits."""
+
+    async def list(self) -> list[QueueSettings]:
+        """Every queue's settings, by name."""
+
+    async def get(self, name: str) -> QueueSettings | None:
+        """The settings of `name`, or None."""
+
+    async def lock(self, name: str) -> QueueSettings | None:
+        """The settings of `name` as last committed, locked until commit: claims of a
+        limited queue and changes of its settings take this lock, one at a time."""
+
+    async def add_if_absent(self, settings: QueueSettings) -> None:
+        """Store settings for a queue that has none; nothing when it has some already
+        (also when another transaction stored them meanwhile)."""
+
+    async def update(self, settings: QueueSettings) -> None:
+        """Write the settings of a queue that has some."""
+
+
 class UnitOfWork(Protocol):
     """One transaction: rolled back on exit unless `commit()` was called."""
 
@@ -115,6 +153,7 @@ class UnitOfWork(Protocol):
     detections: DetectionResultRepository
     idempotency: IdempotencyKeyRepository
     events: JobEventRepository
+    queues: QueueRepository
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

@@ -41,6 +41,7 @@ class JobFilter:
     mime_type: str | None = None  # exact, or "type/*"
     created_after: datetime | None = None  # inclusive
     created_before: datetime | None = None  # exclusive
+    queues: frozenset[str] = frozenset()
 
     def fingerprint(self) -> str:
         """A short digest that tells whether a cursor was made for these filters."""
@@ -53,6 +54,8 @@ class JobFilter:
             _utc(self.created_after),
             _utc(self.created_before),
         ]
+        if self.queues:  # only when set, so that cursors made before queues stay valid
+            parts.append(sorted(self.queues))
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
@@ -68,6 +71,32 @@ class ClaimFilter:
     modes: frozenset[Mode] = frozenset()
     source_types: frozenset[SourceType] = frozenset()
     mime_type: str | None = None  # exact, or "type/*"
+    queues: frozenset[str] = frozenset()  # only jobs of these queues
+    skip_queues: frozenset[str] = frozenset()  # never jobs of these (paused or limited ones)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """What is in one queue now, and what it finished in the last hour."""
+
+    pending: int = 0  # ready now
+    scheduled: int = 0  # pending, waiting for their run_after
+    running: int = 0
+    cancelling: int = 0
+    completed_last_hour: int = 0
+    failed_last_hour: int = 0
+    oldest_pending_at: datetime | None = None  # the creation of the oldest job ready now
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """A queue as the use cases show it: its settings (defaults when it has none) and
+    its counts."""
+
+    name: str
+    paused: bool
+    concurrency_limit: int | None
+    counts: QueueCounts
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -102,6 +102,7 @@ class Worker:
     grace_seconds: float = 10.0
     heartbeat_seconds: float | None = None  # default: a third of the lease
     filter: ClaimFilter = field(default_factory=ClaimFilter)
+    queues: Iterable[str] = ()  # claim only jobs of these queues; every queue when empty
     # The first and the longest wait before a report is sent again (the database away).
     report_retry_seconds: tuple[float, float] = (0.2, 5.0)
     monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)  # leases' clock
@@ -110,6 +111,8 @@ class Worker:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def __post_init__(self) -> None:
+        if self.queues:
+            self.filter = replace(self.filter, queues=self.filter.queues | frozenset(self.queues))
         self._reports = Reporter(
             self.engine, self.worker_id, self.report_retry_seconds, self.monotonic
         )

@@ -4,10 +4,12 @@ from chute.domain.detection import GENERIC_TYPES, DetectionResult
 from chute.domain.errors import ChuteError, InvalidTransition, InvalidValue, LeaseNotHeld
 from chute.domain.events import CLIENT, RESCUER, JobEvent
 from chute.domain.job import Job, backoff
+from chute.domain.queues import DEFAULT_QUEUE, QueueSettings
 from chute.domain.values import TRANSITIONS, JobStatus, Mode, Priority, SourceType
 
 __all__ = [
     "CLIENT",
+    "DEFAULT_QUEUE",
     "GENERIC_TYPES",
     "RESCUER",
     "TRANSITIONS",
@@ -21,6 +23,7 @@ __all__ = [
     "LeaseNotHeld",
     "Mode",
     "Priority",
+    "QueueSettings",
     "SourceType",
     "backoff",
 ]

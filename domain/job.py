@@ -9,6 +9,7 @@ from uuid import UUID
 
 from chute.domain.detection import DetectionResult
 from chute.domain.errors import InvalidTransition, LeaseNotHeld
+from chute.domain.queues import DEFAULT_QUEUE
 from chute.domain.values import TRANSITIONS, JobStatus, Mode, Priority, SourceType
 
 S = JobStatus
@@ -36,6 +37,8 @@ class Job:
     metadata: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
     max_attempts: int = 3
+    queue: str = DEFAULT_QUEUE
+    schedule: str | None = None  # the schedule that made the job, if one did
     last_error: str | None = None
     worker_id: str | None = None
     lease_seconds: int | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -262,3 +263,35 @@ def check_error(value: str) -> str:
 def check_result(value: Any) -> dict[str, Any]:
     """Return `value` when it is a JSON object of at most 1 MiB, else raise."""
     return _check_json_object("result", value, MAX_RESULT_BYTES)
+
+
+MAX_QUEUE_NAME = 64
+QUEUE_NAME_PATTERN = r"^[a-z0-9_.-]{1,64}$"
+_QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
+CONCURRENCY_LIMIT = (1, 10_000)
+MAX_RUN_AFTER = timedelta(days=366)
+
+
+def check_queue_name(value: str, field: str = "queue") -> str:
+    """Return `value` when it is 1 to 64 characters of a-z, 0-9, `_`, `.` and `-`, else raise."""
+    if not _QUEUE_NAME.fullmatch(value):
+        raise InvalidValue(field, "must be 1 to 64 characters of a-z, 0-9, _, . and -")
+    return value
+
+
+def check_concurrency_limit(value: int | None) -> int | None:
+    low, high = CONCURRENCY_LIMIT
+    if value is not None and not low <= value <= high:
+        raise InvalidValue("concurrency_limit", f"must be {low} to {high}, or null")
+    return value
+
+
+def check_run_after(value: datetime | None, now: datetime) -> datetime | None:
+    """Return `value` when it is absent or an aware time at most 366 days after `now`."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidValue("run_after", "must carry a UTC offset")
+    if value - now > MAX_RUN_AFTER:
+        raise InvalidValue("run_after", "at most 366 days ahead")
+    return value

@@ -19,7 +19,7 @@ from typing import Self
 from uuid import UUID, uuid4
 
 from chute.adapters.memory.files import MemoryFileStore
-from chute.adapters.memory.queries import claimable, keyset_key, matches, sort_key
+from chute.adapters.memory.queries import claimable, keyset_key, matches, queue_counts, sort_key
 from chute.application.errors import IdempotencyConflict
 from chute.application.ports import (
     DetectionResultRepository,
@@ -27,11 +27,12 @@ from chute.application.ports import (
     IdempotencyRecord,
     JobEventRepository,
     JobRepository,
+    QueueRepository,
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from chute.application.queries import ClaimFilter, JobFilter, JobQuery
-from chute.domain import DetectionResult, Job, JobEvent, JobStatus
+from chute.application.queries import ClaimFilter, JobFilter, JobQuery, QueueCounts
+from chute.domain import DetectionResult, Job, JobEvent, JobStatus, QueueSettings
 
 __all__ = ["MemoryDatabase", "MemoryFileStore", "MemoryUnitOfWork"]
 
@@ -42,6 +43,7 @@ class _Tables:
     detections: dict[UUID, DetectionResult] = field(default_factory=dict)
     keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     events: list[JobEvent] = field(default_factory=list)
+    queues: dict[str, QueueSettings] = field(default_factory=dict)
 
 
 class MemoryDatabase(UnitOfWorkFactory):
@@ -71,6 +73,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.detections = MemoryDetectionResultRepository(self._staged)
         self.idempotency = MemoryIdempotencyKeyRepository(tables, self._staged, self._deleted_keys)
         self.events = MemoryJobEventRepository(tables, self._staged, self._deleted_jobs)
+        self.queues = MemoryQueueRepository(tables, self._staged)
 
     async def __aenter__(self) -> Self:
         if self._lock is not None:
@@ -85,9 +88,13 @@ class MemoryUnitOfWork(UnitOfWork):
             self._lock.release()
 
     async def commit(self) -> None:
-        if self._lock is None and (self._staged.jobs or self._staged.events or self._deleted_jobs):
+        staged = self._staged
+        if self._lock is None and (
+            staged.jobs or staged.events or staged.queues or self._deleted_jobs
+        ):
             raise RuntimeError("a read-only unit of work cannot commit changes")
         self._tables.jobs.update(self._staged.jobs)
+        self._tables.queues.update(self._staged.queues)
         self._tables.detections.update(self._staged.detections)
         for key in self._deleted_keys:
             self._tables.keys.pop(key, None)
@@ -109,6 +116,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self._staged.detections.clear()
         self._staged.keys.clear()
         self._staged.events.clear()
+        self._staged.queues.clear()
         self._deleted_keys.clear()
         self._deleted_jobs.clear()
 
@@ -164,6 +172,21 @@ class MemoryJobRepository(JobRepository):
         due = [job for job in self._all() if claimable(job, filt, now)]
         due.sort(key=lambda job: (-job.priority.rank, job.created_at, job.id))
         return [self._out(job) for job in due[:limit]]
+
+    async def count_held(self, queue: str) -> int:
+        return sum(1 for job in self._all() if job.queue == queue and job.status.is_held)
+
+    async def queue_names(self) -> set[str]:
+        return {job.queue for job in self._all()}
+
+    async def has_queue(self, queue: str) -> bool:
+        return any(job.queue == queue for job in self._all())
+
+    async def queue_counts(
+        self, now: datetime, since: datetime, queue: str | None = None
+    ) -> dict[str, QueueCounts]:
+        jobs = [job for job in self._all() if queue is None or job.queue == queue]
+        return queue_counts(jobs, now, since)
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         expired = [
@@ -222,6 +245,32 @@ class MemoryJobEventRepository(JobEventRepository):
         if job_id in self._deleted_jobs:
             return []
         return [e for e in [*self._tables.events, *self._staged.events] if e.job_id == job_id]
+
+
+class MemoryQueueRepository(QueueRepository):
+    # Write units of work hold the one lock: `lock` needs none of its own.
+    def __init__(self, tables: _Tables, staged: _Tables) -> None:
+        self._tables, self._staged = tables, staged
+
+    async def list(self) -> list[QueueSettings]:
+        names = sorted({*self._tables.queues, *self._staged.queues})
+        return [found for name in names if (found := await self.get(name)) is not None]
+
+    async def get(self, name: str) -> QueueSettings | None:
+        found = self._staged.queues.get(name) or self._tables.queues.get(name)
+        return copy.copy(found) if found else None
+
+    async def lock(self, name: str) -> QueueSettings | None:
+        return await self.get(name)
+
+    async def add_if_absent(self, settings: QueueSettings) -> None:
+        if await self.get(settings.name) is None:
+            self._staged.queues[settings.name] = copy.copy(settings)
+
+    async def update(self, settings: QueueSettings) -> None:
+        if await self.get(settings.name) is None:
+            raise ValueError(f"queue {settings.name!r} has no settings")
+        self._staged.queues[settings.name] = copy.copy(settings)
 
 
 class MemoryDetectionResultRepository(DetectionResultRepository):

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset
+from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset, QueueCounts
 from chute.domain import Job, JobStatus
 from chute.domain.validation import mime_matches
 
@@ -19,6 +20,7 @@ def matches(job: Job, f: JobFilter) -> bool:
         and (f.mime_type is None or mime_matches(job.mime_type, f.mime_type))
         and (f.created_after is None or job.created_at >= f.created_after)
         and (f.created_before is None or job.created_at < f.created_before)
+        and (not f.queues or job.queue in f.queues)
     )
 
 
@@ -29,7 +31,36 @@ def claimable(job: Job, f: ClaimFilter, now: datetime) -> bool:
         and (not f.modes or job.mode in f.modes)
         and (not f.source_types or job.source_type in f.source_types)
         and (f.mime_type is None or mime_matches(job.mime_type, f.mime_type))
+        and (not f.queues or job.queue in f.queues)
+        and job.queue not in f.skip_queues
     )
+
+
+def queue_counts(jobs: list[Job], now: datetime, since: datetime) -> dict[str, QueueCounts]:
+    """The counts of each queue with a job in a counted state, as the SQL adapter's."""
+    found: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        key = _counted_as(job, now, since)
+        if key is None:
+            continue
+        counts = found.setdefault(job.queue, {})
+        counts[key] = counts.get(key, 0) + 1
+        if key == "pending":
+            oldest = counts.get("oldest_pending_at")
+            counts["oldest_pending_at"] = min(oldest or job.created_at, job.created_at)
+    return {name: QueueCounts(**counts) for name, counts in found.items()}
+
+
+def _counted_as(job: Job, now: datetime, since: datetime) -> str | None:
+    s = job.status
+    if s is JobStatus.PENDING:
+        return "pending" if job.run_after is None or job.run_after <= now else "scheduled"
+    if s in (JobStatus.RUNNING, JobStatus.CANCELLING):
+        return s.value
+    recent = job.finished_at is not None and job.finished_at >= since
+    if recent and s in (JobStatus.COMPLETED, JobStatus.FAILED):
+        return f"{s.value}_last_hour"
+    return None
 
 
 def sort_key(job: Job, sort: JobSort) -> tuple[object, ...]:

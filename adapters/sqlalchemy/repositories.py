@@ -22,12 +22,16 @@ from chute.adapters.sqlalchemy.rows import (
     to_job_with_detection,
 )
 from chute.adapters.sqlalchemy.statements import (
+    HELD,
     after,
     claimable,
     expired,
     filtered,
+    held_in,
     list_order,
     purgeable,
+    queue_counts,
+    queue_names,
 )
 from chute.adapters.sqlalchemy.tables import (
     content_folder,
@@ -40,7 +44,7 @@ from chute.application.ports import (
     JobEventRepository,
     JobRepository,
 )
-from chute.application.queries import ClaimFilter, JobFilter, JobQuery, JobSort
+from chute.application.queries import ClaimFilter, JobFilter, JobQuery, JobSort, QueueCounts
 from chute.domain import DetectionResult, Job, JobEvent, JobStatus
 from sqlalchemy import (
     CursorResult,
@@ -157,6 +161,34 @@ class SqlJobRepository(SqlRepository, JobRepository):
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
         return await self._lock(claimable(filt, now, limit, self._dialect))
+
+    async def count_held(self, queue: str) -> int:
+        # Run in the write transaction, after the lock of the queue's settings: on
+        # PostgreSQL this statement's snapshot is taken after the lock was granted, so
+        # it counts what the claim that held the lock before committed.
+        return int((await self._db.write(held_in(queue))).scalar_one())
+
+    async def queue_names(self) -> set[str]:
+        return set((await self._db.read(queue_names())).scalars())
+
+    async def has_queue(self, queue: str) -> bool:
+        one: Select[Any] = select(literal_column("1")).where(jobs.c.queue == queue).limit(1)
+        return (await self._db.read(one)).first() is not None
+
+    async def queue_counts(
+        self, now: datetime, since: datetime, queue: str | None = None
+    ) -> dict[str, QueueCounts]:
+        found: dict[str, dict[str, Any]] = {}
+        statements: list[Select[Any]] = queue_counts(now, since, queue)
+        for stmt in statements:
+            rows: list[Any] = list((await self._db.read(stmt)).all())
+            for name, kind, count, oldest in rows:
+                counts = found.setdefault(name, {})
+                key = kind if kind in _LIVE_KINDS else f"{kind}_last_hour"
+                counts[key] = int(count)
+                if kind == "pending":
+                    counts["oldest_pending_at"] = _aware(oldest)
+        return {name: QueueCounts(**counts) for name, counts in found.items()}
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         return await self._lock(expired(now, limit))
@@ -278,6 +310,16 @@ def _in_order(found: dict[UUID, Job], job_ids: Sequence[UUID]) -> list[Job]:
             ordered.append(copy.deepcopy(found[job_id]) if job_id in seen else found[job_id])
             seen.add(job_id)
     return ordered
+
+
+_LIVE_KINDS = frozenset({"pending", "scheduled", *HELD})
+
+
+def _aware(value: Any) -> datetime | None:
+    """MIN() of a time column, which SQLite answers as its stored text."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value) + "+00:00")
 
 
 def _chunks(ids: list[UUID]) -> Iterator[list[UUID]]:

@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from chute.domain import DetectionResult, Job, JobEvent, JobStatus, Mode, Priority, SourceType
+from chute.domain import (
+    DetectionResult,
+    Job,
+    JobEvent,
+    JobStatus,
+    Mode,
+    Priority,
+    QueueSettings,
+    SourceType,
+)
 from sqlalchemy import RowMapping
 
 JOB_COLUMNS = (
@@ -17,6 +26,7 @@ JOB_COLUMNS = (
     "priority", "mode", "metadata", "attempts", "max_attempts", "last_error", "worker_id",
     "lease_seconds", "lease_expires_at", "run_after", "started_at", "finished_at",
     "progress", "progress_message", "result", "created_at", "updated_at", "content_key",
+    "queue", "schedule",
 )  # fmt: skip
 
 
@@ -109,4 +119,22 @@ def to_event(row: RowMapping) -> JobEvent:
         to_status=JobStatus(row["to_status"]),
         actor=row["actor"],
         detail=row["detail"],
+    )
+
+
+def queue_row(settings: QueueSettings) -> dict[str, Any]:
+    return {
+        "name": settings.name,
+        "paused": settings.paused,
+        "concurrency_limit": settings.concurrency_limit,
+        "updated_at": settings.updated_at,
+    }
+
+
+def to_queue(row: RowMapping) -> QueueSettings:
+    return QueueSettings(
+        name=row["name"],
+        paused=bool(row["paused"]),
+        concurrency_limit=row["concurrency_limit"],
+        updated_at=row["updated_at"],
     )

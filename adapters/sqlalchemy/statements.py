@@ -9,23 +9,86 @@ from typing import Any
 from chute.adapters.sqlalchemy.tables import jobs
 from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset
 from chute.domain import JobStatus
-from sqlalchemy import ColumnElement, FromClause, Select, and_, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 
 HELD = tuple(sorted(status.value for status in JobStatus if status.is_held))
+FINISHED = (JobStatus.COMPLETED.value, JobStatus.FAILED.value)
 
 
 def claimable(filt: ClaimFilter, now: datetime, limit: int, dialect: str) -> Select[Any]:
     """Pending jobs due by `now` that `filt` accepts, in the order they are claimed."""
     c = jobs.c
-    same = JobFilter(modes=filt.modes, source_types=filt.source_types, mime_type=filt.mime_type)
+    same = JobFilter(
+        modes=filt.modes,
+        source_types=filt.source_types,
+        mime_type=filt.mime_type,
+        queues=filt.queues,
+    )
+    stmt = filtered(select(jobs), same, dialect)
+    if filt.skip_queues:
+        stmt = stmt.where(c.queue.not_in(sorted(filt.skip_queues)))
     return (
-        filtered(select(jobs), same, dialect)
-        .where(c.status == JobStatus.PENDING.value)
+        stmt.where(c.status == JobStatus.PENDING.value)
         .where(or_(c.run_after.is_(None), c.run_after <= now))
         # The order of ix_jobs_status_priority_desc_created_at_id, so that no sort runs.
         .order_by(c.priority.desc(), c.created_at, c.id)
         .limit(limit)
     )
+
+
+def held_in(queue: str) -> Select[Any]:
+    """How many jobs of `queue` are held: a range of the queue index's prefix."""
+    c = jobs.c
+    return select(func.count()).where(c.queue == queue, c.status.in_(HELD))
+
+
+def queue_names() -> Select[Any]:
+    """Every queue a job is in, by a loose index scan: one seek of the queue index per
+    name (a DISTINCT would read an index entry per job)."""
+    c = jobs.c
+    found = select(func.min(c.queue).label("name")).cte("found", recursive=True)
+    following = select(func.min(c.queue)).where(c.queue > found.c.name).scalar_subquery()
+    found = found.union_all(select(following).where(found.c.name.is_not(None)))
+    return select(found.c.name).where(found.c.name.is_not(None))
+
+
+def queue_counts(now: datetime, since: datetime, queue: str | None) -> list[Select[Any]]:
+    """Two statements whose rows are (queue, kind, count, oldest created_at): the pending
+    and held jobs of each queue (few, by the queue index), and those that finished since
+    `since` (found by ix_jobs_status_updated_at: a finished job's updated_at is at least
+    its finished_at)."""
+    c = jobs.c
+    ready = or_(c.run_after.is_(None), c.run_after <= now)
+    kind = case(
+        (and_(c.status == JobStatus.PENDING.value, ready), literal("pending")),
+        (c.status == JobStatus.PENDING.value, literal("scheduled")),
+        else_=c.status,
+    )
+    live = (
+        select(c.queue, kind.label("kind"), func.count(), func.min(c.created_at))
+        .where(c.status.in_(sorted({JobStatus.PENDING.value, *HELD})))
+        .group_by(literal_column("1"), literal_column("2"))  # by position: `kind` has parameters
+    )
+    finished = (
+        select(c.queue, c.status, func.count(), literal(None, c.created_at.type))
+        .where(c.status.in_(FINISHED), c.updated_at >= since, c.finished_at >= since)
+        .group_by(c.queue, c.status)
+    )
+    if queue is not None:
+        live, finished = live.where(c.queue == queue), finished.where(c.queue == queue)
+    return [live, finished]
 
 
 def expired(now: datetime, limit: int) -> Select[Any]:
@@ -67,6 +130,8 @@ def filtered(stmt: Select[Any], f: JobFilter, dialect: str) -> Select[Any]:
         conditions.append(c.created_at >= f.created_after)
     if f.created_before is not None:
         conditions.append(c.created_at < f.created_before)
+    if f.queues:
+        conditions.append(c.queue.in_(sorted(f.queues)))
     return stmt.where(*conditions)
 
 

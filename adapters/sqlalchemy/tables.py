@@ -2,7 +2,8 @@
 
 Every listing index of `jobs` ends with the keyset columns `(created_at, id)`, so that
 each list filter and sort walks an index in order and a keyset page starts by a seek.
-Two more serve the workers: claiming and the rescue of expired leases; and two
+More serve the workers: claiming (from any queue, and from one queue) and the rescue
+of expired leases; and two
 retention: the purge of old finished jobs, and the storage folder of a content key.
 
 `deployment` holds one row: the id of this database, made by its migration, which the
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     ColumnElement,
     DateTime,
@@ -133,6 +135,8 @@ jobs = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("content_key", Text()),  # the file store's key of the job's content, if any
+    Column("queue", String(64), nullable=False, server_default="default"),
+    Column("schedule", String(64)),  # the schedule that made the job, if one did
 )
 
 Index(None, jobs.c.created_at, jobs.c.id)
@@ -150,6 +154,17 @@ Index(
     jobs.c.created_at,
     jobs.c.id,
 )
+# Claiming from one queue (a limited one, or a worker's few), counting a queue's held
+# or pending jobs: all walk this index by its prefix.
+Index(
+    "ix_jobs_queue_status_priority_desc_created_at_id",
+    jobs.c.queue,
+    jobs.c.status,
+    jobs.c.priority.desc(),
+    jobs.c.created_at,
+    jobs.c.id,
+)
+Index(None, jobs.c.queue, jobs.c.created_at, jobs.c.id)  # lists of a queue
 Index(None, jobs.c.status, jobs.c.lease_expires_at)  # the rescue of expired leases
 Index(None, jobs.c.status, jobs.c.updated_at)  # the purge of old finished jobs
 
@@ -205,6 +220,17 @@ job_events = Table(
 )
 
 Index(None, job_events.c.job_id, job_events.c.id)
+
+# The settings of queues; a queue that has none is unpaused and unlimited. Claims of a
+# limited queue lock its row (PostgreSQL), so that they count its held jobs one by one.
+queues = Table(
+    "queues",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("paused", Boolean(), nullable=False),
+    Column("concurrency_limit", Integer()),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
 
 # One row, written by the migration that made the table and never again.
 deployment = Table("deployment", metadata, Column("id", Uuid(), primary_key=True))

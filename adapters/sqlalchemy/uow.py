@@ -22,6 +22,7 @@ from chute.adapters.sqlalchemy.group_commit import (
     insert_into,
 )
 from chute.adapters.sqlalchemy.idempotency import SqlIdempotencyKeyRepository
+from chute.adapters.sqlalchemy.queues import SqlQueueRepository
 from chute.adapters.sqlalchemy.repositories import (
     SqlDetectionResultRepository,
     SqlJobEventRepository,
@@ -104,6 +105,7 @@ class SqlUnitOfWork(UnitOfWork):
     detections: SqlDetectionResultRepository
     idempotency: SqlIdempotencyKeyRepository
     events: SqlJobEventRepository
+    queues: SqlQueueRepository
 
     def __init__(
         self, database: SqlDatabase, *, read_only: bool = False, deferred: bool = False
@@ -122,6 +124,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.detections = SqlDetectionResultRepository(self)
         self.idempotency = SqlIdempotencyKeyRepository(self)
         self.events = SqlJobEventRepository(self)
+        self.queues = SqlQueueRepository(self)
         if self._committer is None:
             await self._begin()
         return self
@@ -132,7 +135,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._held, self._new_jobs = [], set()
         # The repositories and their unit of work refer to each other: part now, so that
         # reference counting frees them at once rather than the garbage collector later.
-        del self.jobs, self.detections, self.idempotency, self.events
+        del self.jobs, self.detections, self.idempotency, self.events, self.queues
         try:
             reader, self._reader = self._reader, None
             await self._end(reader, e)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from uuid import UUID
 
 from chute.application.commands import UploadLimits, field_problems
@@ -95,3 +96,11 @@ def check_fields(*checks: Callable[[], object]) -> None:
     errors = field_problems(*checks)
     if errors:
         raise ValidationFailed(errors)
+
+
+def due_after(run_after: datetime | None, now: datetime) -> datetime | None:
+    """The `run_after` a new job is stored with: in UTC, and None (due now) for a time
+    that has come already."""
+    if run_after is None or run_after <= now:
+        return None
+    return run_after.astimezone(UTC)

@@ -16,7 +16,7 @@ from chute.application.errors import (
     ValidationFailed,
 )
 from chute.application.ports import IdempotencyRecord, UnitOfWork
-from chute.application.use_cases.base import EngineBase
+from chute.application.use_cases.base import EngineBase, due_after
 from chute.domain import CLIENT, Job, JobStatus, SourceType
 from chute.domain import validation as rules
 
@@ -41,7 +41,7 @@ class Submission:
 class Creating(EngineBase):
     async def create_job(self, new: NewJob, *, idempotency_key: str | None = None) -> Submission:
         """Create one job from a reference. A repeated idempotency key replays the first."""
-        problems = new.problems() + _key_problems(idempotency_key)
+        problems = new.problems(self._clock.now()) + _key_problems(idempotency_key)
         if problems:
             raise ValidationFailed(problems)
         return await self._create([new], "jobs", idempotency_key)
@@ -52,7 +52,7 @@ class Creating(EngineBase):
         """Create many jobs at once: all of them or, when any is invalid, none."""
         if not 1 <= len(new) <= MAX_BATCH:
             raise ValidationFailed([FieldError((), f"a batch holds 1 to {MAX_BATCH} jobs")])
-        validate_batch(new)
+        validate_batch(new, self._clock.now())
         if problems := _key_problems(idempotency_key):
             raise ValidationFailed(problems)
         return await self._create(new, "jobs/batch", idempotency_key)
@@ -131,6 +131,8 @@ class Creating(EngineBase):
             mode=spec.mode,
             metadata=dict(spec.metadata),
             max_attempts=spec.max_attempts,
+            queue=spec.queue,
+            run_after=due_after(spec.run_after, now),
             created_at=now,
             updated_at=now,
             changes=[(None, JobStatus.PENDING)],

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
 from chute.application.errors import JobNotFound, ServiceUnavailable
+from chute.application.ports import UnitOfWork
 from chute.application.queries import ClaimFilter
 from chute.application.use_cases.base import EngineBase, check_fields
 from chute.domain import RESCUER, ChuteError, Job, backoff
@@ -27,20 +30,20 @@ class Working(EngineBase):
         filter: ClaimFilter | None = None,
     ) -> list[Job]:
         """Hand up to `limit` due pending jobs to `worker_id`, highest priority then oldest
-        first, each under a lease of `lease_seconds`. Safe with any number of workers."""
+        first, each under a lease of `lease_seconds`. Safe with any number of workers:
+        no job of a paused queue is claimed, and a queue's concurrency limit holds across
+        all of them."""
+        filt = filter or ClaimFilter()
         check_fields(
             lambda: rules.check_worker_id(worker_id),
             lambda: rules.check_claim_limit(limit),
             lambda: rules.check_lease_seconds(lease_seconds),
-            lambda: (
-                filter is None
-                or filter.mime_type is None
-                or rules.check_mime_pattern(filter.mime_type)
-            ),
+            lambda: filt.mime_type is None or rules.check_mime_pattern(filt.mime_type),
         )
+        check_fields(*(partial(rules.check_queue_name, q, "queues") for q in filt.queues))
         now = self._clock.now()
         async with self._uow() as uow:
-            jobs = await uow.jobs.lock_claimable(filter or ClaimFilter(), now, limit)
+            jobs = await _lock_claimable(uow, filt, now, limit)
             for job in jobs:
                 job.claim(worker_id, lease_seconds, now)
             await self._save_many(uow, jobs, worker_id)
@@ -227,3 +230,34 @@ def _completed(
     except ChuteError as e:
         return e
     return job
+
+
+async def _lock_claimable(
+    uow: UnitOfWork, filt: ClaimFilter, now: datetime, limit: int
+) -> list[Job]:
+    """The jobs to claim, locked: those of queues neither paused nor limited in one pass,
+    then, for each limited queue, at most its room left.
+
+    A limited queue's room is counted under the lock of its settings row, so that two
+    claims of it run one after the other and the second counts the first's jobs; claims
+    of other queues take no such lock. Queues are locked in name order (no deadlock),
+    and their settings read again under the lock (a pause or a new limit that committed
+    meanwhile holds at once).
+    """
+    settings = await uow.queues.list()
+    held_back = frozenset(s.name for s in settings if s.paused or s.concurrency_limit)
+    found = await uow.jobs.lock_claimable(
+        replace(filt, skip_queues=filt.skip_queues | held_back), now, limit
+    )
+    limited = sorted(s.name for s in settings if s.concurrency_limit and not s.paused)
+    for name in limited:
+        if (filt.queues and name not in filt.queues) or name in filt.skip_queues:
+            continue
+        locked = await uow.queues.lock(name)  # as last committed, under its lock
+        room = locked.capacity(await uow.jobs.count_held(name)) if locked else None
+        if room == 0:
+            continue
+        one = replace(filt, queues=frozenset([name]))
+        found += await uow.jobs.lock_claimable(one, now, min(room or limit, limit))
+    found.sort(key=lambda job: (-job.priority.rank, job.created_at, job.id))
+    return found[:limit]

@@ -8,10 +8,15 @@ from contextlib import asynccontextmanager
 from uuid import UUID
 
 from chute.application.commands import UploadFile, UploadOptions
-from chute.application.errors import ContentNotFound, JobNotFound, PayloadTooLarge
+from chute.application.errors import (
+    ContentNotFound,
+    JobNotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from chute.application.ports import StoredFile
 from chute.application.upload_batch import ReceivedFile, UploadBatch, refuse_type, safe_filename
-from chute.application.use_cases.base import EngineBase, check_fields
+from chute.application.use_cases.base import EngineBase, check_fields, due_after
 from chute.domain import CLIENT, DetectionResult, Job, JobStatus, Mode, SourceType
 from chute.domain.validation import check_mime_type, check_text
 
@@ -43,8 +48,10 @@ class Uploading(EngineBase):
     async def _make_upload_jobs(
         self, received: Sequence[ReceivedFile], options: UploadOptions
     ) -> list[Job]:
-        detections = [await self._check_type(i, r, options) for i, r in enumerate(received)]
         now = self._clock.now()
+        if problems := options.problems(now):
+            raise ValidationFailed(problems)
+        detections = [await self._check_type(i, r, options) for i, r in enumerate(received)]
         jobs = []
         for item, detection in zip(received, detections, strict=True):
             assert item.stored is not None
@@ -61,6 +68,8 @@ class Uploading(EngineBase):
                     priority=options.priority,
                     mode=options.mode,
                     metadata=dict(options.metadata),
+                    queue=options.queue,
+                    run_after=due_after(options.run_after, now),
                     created_at=now,
                     updated_at=now,
                     detection=detection if options.detect else None,

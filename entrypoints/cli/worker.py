@@ -31,7 +31,7 @@ from chute.adapters.sqlalchemy import upgrade
 from chute.application import ClaimFilter, SourceReader
 from chute.application.worker import Processor, Worker, default_worker_id
 from chute.domain import InvalidValue, Mode, SourceType
-from chute.domain.validation import check_mime_pattern, check_worker_id
+from chute.domain.validation import check_mime_pattern, check_queue_name, check_worker_id
 from chute.entrypoints.bootstrap import Container, build_container, engine_of, settled
 from chute.entrypoints.cli.startup import StartRefused, claim_storage
 from chute.entrypoints.settings import Settings
@@ -60,6 +60,8 @@ def add_parser(commands: Any) -> None:
     run.add_argument("--source-type", action="append", type=SourceType, choices=list(SourceType),
                      help="claim only jobs of this source type (repeatable)")  # fmt: skip
     run.add_argument("--mime-type", help="claim only jobs of this type (exact, or type/*)")
+    run.add_argument("--queue", action="append", dest="queues", metavar="NAME",
+                     help="claim only jobs of this queue (repeatable; default: all)")  # fmt: skip
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -68,6 +70,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         processor = load_processor(args.processor)
         worker_id = check_worker_id(args.worker_id or default_worker_id())
         mime_type = check_mime_pattern(args.mime_type) if args.mime_type else None
+        queues = frozenset(_queue_name(name) for name in args.queues or ())
     except (BadProcessor, InvalidValue) as e:
         print(f"chute worker: {e}", file=sys.stderr)
         return 2
@@ -75,6 +78,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         modes=frozenset(args.mode or ()),
         source_types=frozenset(args.source_type or ()),
         mime_type=mime_type,
+        queues=queues,
     )
     try:
         asyncio.run(_run(args, settings, processor, worker_id, claim))
@@ -82,6 +86,13 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"chute worker: {e}", file=sys.stderr)
         return e.exit_code
     return 0
+
+
+def _queue_name(name: str) -> str:
+    try:
+        return check_queue_name(name)
+    except InvalidValue as e:
+        raise InvalidValue("queue", f"--queue {name!r}: {e.message}") from None
 
 
 def load_processor(spec: str) -> Processor | None:

@@ -10,12 +10,13 @@ from urllib.parse import unquote
 
 from chute.application import FieldError, UnsupportedMediaType, UploadOptions, ValidationFailed
 from chute.domain import InvalidValue, Mode, Priority
-from chute.domain.validation import check_metadata, check_text
+from chute.domain.validation import check_metadata, check_queue_name, check_text
 from chute.entrypoints.http.problems import LocatedValidationFailed
+from chute.entrypoints.http.values import parse_rfc3339
 from python_multipart.multipart import parse_options_header
 
 FILE_PART = "file"
-TEXT_FIELDS = ("priority", "mode", "detect", "metadata")
+TEXT_FIELDS = ("priority", "mode", "detect", "metadata", "queue", "run_after")
 # RFC 2046 section 5.1.1: 1 to 70 characters, the last one not a space.
 _BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]$")
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
@@ -122,4 +123,6 @@ _FIELD_PARSERS: dict[str, Callable[[str], Any]] = {
     "mode": _choice(Mode),
     "detect": _detect,
     "metadata": _metadata,
+    "queue": check_queue_name,
+    "run_after": parse_rfc3339,  # how far ahead is checked by the engine, against its clock
 }

@@ -74,6 +74,13 @@ MimePattern = Annotated[
         {"type": "string", "pattern": rules.MEDIA_RANGE_PATTERN, "examples": ["image/*"]}
     ),
 ]
+QueueName = Annotated[
+    str,
+    AfterValidator(rules.check_queue_name),
+    WithJsonSchema(
+        {"type": "string", "pattern": rules.QUEUE_NAME_PATTERN, "examples": ["default"]}
+    ),
+]
 
 
 def storable_text(value: str) -> str:

@@ -14,7 +14,7 @@ JOB_FIELDS = {
     "id", "status", "source_type", "source_uri", "file_name", "file_size", "mime_type",
     "priority", "mode", "metadata", "attempts", "max_attempts", "last_error", "created_at",
     "updated_at", "detection", "worker_id", "lease_expires_at", "run_after", "started_at",
-    "finished_at", "progress", "progress_message", "result",
+    "finished_at", "progress", "progress_message", "result", "queue", "schedule",
 }  # fmt: skip
 
 # Where the manual clock of the e2e apps starts (the conftest's `clock`).

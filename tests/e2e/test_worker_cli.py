@@ -53,11 +53,20 @@ def test_a_bad_processor_exits_2_with_a_message(
 
 @pytest.mark.parametrize(
     "argv",
-    [["--worker-id", "x" * 256], ["--mime-type", "not a type"]],
+    [
+        ["--worker-id", "x" * 256],
+        ["--mime-type", "not a type"],
+        ["--queue", "ok", "--queue", "Not.OK"],
+    ],
 )
 def test_bad_worker_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["worker", *argv]) == 2
     assert capsys.readouterr().err.startswith("chute worker: ")
+
+
+def test_a_bad_queue_is_named_in_the_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["worker", "--queue", "Not.OK"]) == 2
+    assert "--queue 'Not.OK': must be 1 to 64 characters" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

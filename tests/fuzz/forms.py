@@ -16,12 +16,17 @@ from tests import corpus
 
 BOUNDARY = "chute-fuzz-boundary-5e0c"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
-TEXT_FIELDS = ("priority", "mode", "detect", "metadata")
+TEXT_FIELDS = ("priority", "mode", "detect", "metadata", "queue", "run_after")
 CHOICES = {
     "priority": ("low", "normal", "high", "urgent"),
     "mode": ("auto", "fast", "accurate"),
     "detect": ("true", "false"),
+    "queue": ("default", "mail.out_2-b"),
+    # Times that have passed (due now), whatever the day the tests run.
+    "run_after": ("2020-01-01T00:00:00Z", "2021-06-01T12:00:00.5+02:00"),
 }
+# A queue's name: 1 to 64 of these characters (any other text a fuzzer draws may be one).
+QUEUE_NAME = re.compile(r"[a-z0-9_.-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,8 @@ def _field_ok(name: str, data: bytes) -> bool:
         return False
     if not storable(text):
         return False
+    if name == "queue":
+        return QUEUE_NAME.fullmatch(text) is not None
     if name in CHOICES:
         return text in CHOICES[name]
     try:

@@ -24,7 +24,13 @@ UPLOAD = "/api/v1/upload"
 BOUNDARY = "chute-fuzz-unstorable-5e0c"
 # What a client can send that no database stores: NUL, and surrogates from either half.
 BAD_CHARACTERS = ("\x00", "\ud800", "\udbff", "\udc00", "\udfff")
-CHOICES = {"priority": "normal", "mode": "auto", "detect": "true"}
+CHOICES = {
+    "priority": "normal",
+    "mode": "auto",
+    "detect": "true",
+    "queue": "default",
+    "run_after": "2020-01-01T00:00:00Z",  # passed: due now
+}
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,7 @@ def _form(draw: st.DrawFn, slot: Slot, drawn: Any) -> tuple[bytes, str]:
             name = draw(spoiled(name))
         disposition = b'form-data; name="file"; ' + _filename(draw, name)
         parts.append((disposition, data))
-    for field in ("priority", "mode", "detect", "metadata"):
+    for field in ("priority", "mode", "detect", "metadata", "queue", "run_after"):
         value = CHOICES.get(field, '{"tenant": "acme"}')
         if slot.where == "field" and slot.name == (field,):
             raw = draw(st.booleans()) and field == "metadata"

@@ -36,7 +36,7 @@ def engine(database: SqlDatabase) -> OrchestrationEngine:
 @pytest.fixture
 def unchecked(monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine's validation of job specs, results and worker ids turned off."""
-    monkeypatch.setattr(NewJob, "problems", lambda self: [])
+    monkeypatch.setattr(NewJob, "problems", lambda self, now=None: [])
     monkeypatch.setattr(rules, "check_result", lambda value: value)
     monkeypatch.setattr(rules, "check_worker_id", lambda value: value)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,14 +15,16 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from chute.adapters.sqlalchemy import create_engine_for, downgrade, upgrade
 from chute.adapters.sqlalchemy.migrate import alembic_config
-from chute.adapters.sqlalchemy.tables import UtcDateTime, content_folder, metadata
+from chute.adapters.sqlalchemy.statements import claimable, filtered, held_in, queue_names
+from chute.adapters.sqlalchemy.tables import UtcDateTime, content_folder, jobs, metadata
+from chute.application import ClaimFilter, JobFilter
 from sqlalchemy import Uuid, bindparam, inspect, select, text
 from sqlalchemy.engine import Connection, make_url
 
 from tests.factories import at
 from tests.pg import create_database, drop_database
 
-CHUTE_TABLES = {"jobs", "detection_results", "idempotency_keys", "job_events"}
+CHUTE_TABLES = {"jobs", "detection_results", "idempotency_keys", "job_events", "queues"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -193,6 +196,53 @@ async def test_the_folder_lookup_walks_the_content_folder_index(empty_url: str) 
             assert "ix_jobs_content_folder" in await conn.run_sync(folder_lookup_plan)
     finally:
         await engine.dispose()
+
+
+def plan(conn: Connection, stmt: Any) -> str:
+    """The plan of a statement, with its parameters written in (as literals)."""
+    sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
+    if conn.dialect.name == "sqlite":
+        return " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table is no measure
+    return " ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+
+
+def queue_plans(conn: Connection) -> dict[str, str]:
+    """The plans of what claims and queue views ask of one queue."""
+    one = ClaimFilter(queues=frozenset({"q"}))
+    return {
+        "held": plan(conn, held_in("q")),
+        "claim": plan(conn, claimable(one, at(0), 5, conn.dialect.name)),
+        "list": plan(conn, filtered(select(jobs), JobFilter(queues=frozenset({"q"})), "x")
+                     .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(50)),
+        "names": plan(conn, queue_names()),
+    }  # fmt: skip
+
+
+async def test_one_queue_is_counted_claimed_and_listed_by_its_indexes(empty_url: str) -> None:
+    await upgrade(empty_url)
+    engine = create_engine_for(empty_url)
+    try:
+        async with engine.begin() as conn:
+            plans = await conn.run_sync(queue_plans)
+    finally:
+        await engine.dispose()
+    # Each walks an index led by the queue (on an empty table PostgreSQL may take either
+    # of the two for a count), and no plan reads the whole table or sorts.
+    for what, found in plans.items():
+        assert "ix_jobs_queue_" in found, (what, found)
+        assert not re.search(r"Seq Scan|SCAN jobs(?! USING)", found), (what, found)
+    assert "ix_jobs_queue_status_priority_desc_created_at_id" in plans["claim"], plans
+    assert "SORT" not in plans["claim"].upper(), plans  # walked in claim order
+
+
+async def test_the_queues_revision_puts_every_job_in_queue_default(empty_url: str) -> None:
+    await upgrade(empty_url, "0005")
+    await run_on(empty_url, insert_old_jobs)
+    await upgrade(empty_url, "0006")
+
+    rows = await on(empty_url, lambda c: c.execute(text("SELECT queue, schedule FROM jobs")).all())
+    assert [tuple(row) for row in rows] == [("default", None)] * len(OLD_JOBS)
 
 
 def insert_typed_jobs(conn: Connection) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from chute.application import safe_filename
-from chute.domain import InvalidValue, SourceType
+from chute.domain import InvalidValue, QueueSettings, SourceType
 from chute.domain import validation as rules
 
 
@@ -171,3 +172,34 @@ def test_cursor_filters_match_the_same_instant_written_with_another_offset() -> 
     utc = JobFilter(created_after=datetime.fromisoformat("2026-01-01T00:00:00+00:00"))
     paris = JobFilter(created_after=datetime.fromisoformat("2026-01-01T01:00:00+01:00"))
     assert utc.fingerprint() == paris.fingerprint()
+
+
+@pytest.mark.parametrize("name", ["default", "a", "mail.out_2-b", "x" * 64, "0", "..", "-"])
+def test_queue_names_are_1_to_64_of_lowercase_digits_and_three_marks(name: str) -> None:
+    assert rules.check_queue_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "x" * 65, "Mail", "a b", "a/b", "é", "a\n", "a:b"])
+def test_other_queue_names_are_refused_naming_the_field(name: str) -> None:
+    with pytest.raises(InvalidValue) as e:
+        rules.check_queue_name(name)
+    assert e.value.field == "queue"
+
+
+def test_run_after_may_be_past_or_up_to_366_days_ahead() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for moment in (now - timedelta(days=9999), now, now + timedelta(days=366)):
+        assert rules.check_run_after(moment, now) == moment
+    assert rules.check_run_after(None, now) is None
+    with pytest.raises(InvalidValue, match="366 days"):
+        rules.check_run_after(now + timedelta(days=366, microseconds=1), now)
+    with pytest.raises(InvalidValue, match="offset"):
+        rules.check_run_after(datetime(2026, 1, 2), now)  # naive
+
+
+def test_a_paused_queue_has_no_room_and_a_limited_one_what_is_left() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert QueueSettings(name="q", updated_at=now).capacity(99) is None
+    assert QueueSettings(name="q", paused=True, updated_at=now).capacity(0) == 0
+    limited = QueueSettings(name="q", concurrency_limit=3, updated_at=now)
+    assert [limited.capacity(held) for held in (0, 2, 3, 5)] == [3, 1, 0, 0]

@@ -7,9 +7,26 @@ from typing import Annotated, Any, Self
 from uuid import UUID
 
 from chute.application import JobFilter, JobSort, NewJob
-from chute.domain import DetectionResult, Job, JobEvent, JobStatus, Mode, Priority, SourceType
+from chute.domain import (
+    DEFAULT_QUEUE,
+    DetectionResult,
+    Job,
+    JobEvent,
+    JobStatus,
+    Mode,
+    Priority,
+    SourceType,
+)
 from chute.domain import validation as rules
-from chute.entrypoints.http.values import AwareTime, JsonInt, MimePattern, MimeType, Text, UtcTime
+from chute.entrypoints.http.values import (
+    AwareTime,
+    JsonInt,
+    MimePattern,
+    MimeType,
+    QueueName,
+    Text,
+    UtcTime,
+)
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -93,6 +110,14 @@ class JobCreateRequest(BaseModel):
         description="1 to 20",
         json_schema_extra={"minimum": rules.MIN_ATTEMPTS, "maximum": rules.MAX_ATTEMPTS},
     )
+    queue: QueueName = Field(
+        DEFAULT_QUEUE, description="1 to 64 characters of a-z, 0-9, `_`, `.` and `-`"
+    )
+    run_after: AwareTime | None = Field(
+        None,
+        description="not claimed before this time (RFC 3339 with offset); a past time "
+        "means now; at most 366 days ahead",
+    )
 
     @field_validator("source_uri")
     @classmethod
@@ -150,6 +175,7 @@ class JobListQuery(BaseModel):
     mime_type: MimePattern | None = Field(None, description="exact, or type/*")
     created_after: AwareTime | None = Field(None, description="inclusive; RFC 3339 with offset")
     created_before: AwareTime | None = Field(None, description="exclusive; RFC 3339 with offset")
+    queue: list[QueueName] = Field(default_factory=list, description="jobs of this queue (or any)")
     sort: JobSort = JobSort.NEWEST
     cursor: Text | None = Field(None, max_length=1024, description="`next_cursor` of a page")
     count: bool = Field(True, description="false: no count is made; total and pages are null")
@@ -164,6 +190,7 @@ class JobListQuery(BaseModel):
             mime_type=self.mime_type,
             created_after=self.created_after,
             created_before=self.created_before,
+            queues=frozenset(self.queue),
         )
 
 
@@ -202,6 +229,8 @@ class JobResponse(BaseModel):
     metadata: dict[str, Any]
     attempts: int
     max_attempts: int
+    queue: str
+    schedule: str | None = Field(description="the schedule that made the job, if one did")
     last_error: str | None
     created_at: UtcTime
     updated_at: UtcTime

@@ -10,8 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from chute.domain import Mode, Priority
+from chute.domain import DEFAULT_QUEUE, Mode, Priority
 from chute.domain import validation as rules
+from chute.entrypoints.http.values import AwareTime, QueueName
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -45,6 +46,14 @@ class UploadForm(BaseModel):
         description=f"any JSON object of at most {rules.MAX_METADATA_BYTES // 1024} KiB, "
         "sent as a part of type application/json (or as text)",
         examples=[{"tenant": "acme"}],
+    )
+    queue: QueueName = Field(
+        DEFAULT_QUEUE, description="1 to 64 characters of a-z, 0-9, `_`, `.` and `-`"
+    )
+    run_after: AwareTime | None = Field(
+        None,
+        description="not claimed before this time (RFC 3339 with offset); a past time "
+        "means now; at most 366 days ahead",
     )
 
 

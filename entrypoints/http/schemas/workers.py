@@ -10,7 +10,7 @@ from chute.application import ClaimFilter
 from chute.domain import Mode, SourceType
 from chute.domain import validation as rules
 from chute.entrypoints.http.schemas.jobs import JobsResponse
-from chute.entrypoints.http.values import JsonInt, MimePattern, Text
+from chute.entrypoints.http.values import JsonInt, MimePattern, QueueName, Text
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -94,12 +94,18 @@ class ClaimRequest(BaseModel):
         default_factory=list, description="only jobs of this source type (or any of these)"
     )
     mime_type: MimePattern | None = Field(None, description="exact, or type/*")
+    queues: list[QueueName] = Field(
+        default_factory=list,
+        max_length=100,
+        description="only jobs of these queues; any when empty",
+    )
 
     def to_filter(self) -> ClaimFilter:
         return ClaimFilter(
             modes=frozenset(self.mode),
             source_types=frozenset(self.source_type),
             mime_type=self.mime_type,
+            queues=frozenset(self.queues),
         )
 
 

@@ -220,9 +220,11 @@ class S3FileStore(FileStore):
             async for batch in obstore.list(self.client, prefix=str(folder), chunk_size=LIST_CHUNK):
                 await obstore.delete_async(self.client, [meta["path"] for meta in batch])
         stale = self._stale.pop(folder, [])
+        if self.uploads is None:  # nothing was found without it
+            return
         for upload in stale:
             try:
-                await self.uploads.abort(upload)  # type: ignore[union-attr]  # set by folders
+                await self.uploads.abort(upload)
             except httpx.HTTPError as e:  # left for the next sweep
                 log.warning("files.upload_not_aborted", extra={"error": str(e)[:300]})
 

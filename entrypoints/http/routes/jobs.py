@@ -104,6 +104,10 @@ async def list_jobs(query: Annotated[JobListQuery, Query()], engine: Engine) -> 
     cap, `total_exact` is false and `pages` follows the cap. Walk large lists by
     `next_cursor` (each page costs the same however deep), with `count=false` when
     `total` is not needed; a deep `page` makes the database skip every row before it.
+
+    `metadata.<key>=<value>` (up to 5, each key once) keeps the jobs whose metadata has
+    the top-level key with that value: a JSON string equal to it, or a number, true,
+    false or null whose JSON text is exactly it.
     """
     with errors_located_at("query"):
         page = await engine.list_jobs(

@@ -1,4 +1,5 @@
-"""`/api/v1/jobs`: create (one or a batch), list, read, cancel and retry jobs."""
+"""`/api/v1/jobs`: create (one or a batch), list, read, cancel and retry jobs (one or
+many)."""
 
 # No `from __future__ import annotations` here: FastAPI reads the `Annotated[...]`
 # dependencies from the evaluated signature.
@@ -12,6 +13,7 @@ from chute.entrypoints.http.deps import Engine
 from chute.entrypoints.http.job_json import job_list_response, job_response, jobs_response
 from chute.entrypoints.http.openapi import problem_responses, success_response
 from chute.entrypoints.http.problems import errors_located_at
+from chute.entrypoints.http.schemas.bulk import BulkRequest, BulkResponse
 from chute.entrypoints.http.schemas.jobs import (
     BatchCreateRequest,
     BatchCreateResponse,
@@ -29,6 +31,8 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=BodyLimited
 # of at most 16 KiB); the bound keeps a client from making the server parse gigabytes.
 MAX_JOB_BODY = 1024 * 1024
 MAX_BATCH_BODY = 64 * 1024 * 1024
+# 1000 ids are about 40 KiB of JSON; a filter far less.
+MAX_BULK_BODY = 256 * 1024
 
 IdempotencyKey = Annotated[
     str | None,
@@ -88,6 +92,40 @@ async def create_jobs(
     return jobs_response(
         submission.jobs, status.HTTP_200_OK if replayed else status.HTTP_201_CREATED
     )
+
+
+@router.post(
+    "/cancel",
+    operation_id="cancel_jobs",
+    response_model=BulkResponse,
+    responses=problem_responses(413, 415, 422),
+    openapi_extra={LIMIT_KEY: MAX_BULK_BODY},
+)
+async def cancel_jobs(body: BulkRequest, engine: Engine) -> BulkResponse:
+    """Cancel many jobs, by `ids` (1 to 1000) or by `filter` (at most `limit`, oldest
+    first), each as `DELETE /api/v1/jobs/{job_id}` would; others are `unchanged`."""
+    with errors_located_at(*_bulk_loc(body)):
+        return BulkResponse.of(await engine.cancel_jobs(body.to_selection()))
+
+
+@router.post(
+    "/retry",
+    operation_id="retry_jobs",
+    response_model=BulkResponse,
+    responses=problem_responses(413, 415, 422),
+    openapi_extra={LIMIT_KEY: MAX_BULK_BODY},
+)
+async def retry_jobs(body: BulkRequest, engine: Engine) -> BulkResponse:
+    """Queue many failed or cancelled jobs again, by `ids` (1 to 1000) or by `filter`
+    (at most `limit`, oldest first), each as `POST /api/v1/jobs/{job_id}/retry` would;
+    others are `unchanged`."""
+    with errors_located_at(*_bulk_loc(body)):
+        return BulkResponse.of(await engine.retry_jobs(body.to_selection()))
+
+
+def _bulk_loc(body: BulkRequest) -> tuple[str, ...]:
+    # The engine names a filter's fields (metadata.<key>, mime_type) or `limit`.
+    return ("body",) if body.filter is None else ("body", "filter")
 
 
 @router.get(

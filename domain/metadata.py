@@ -31,10 +31,7 @@ def value_matches(stored: object, text: str) -> bool:
 
 def metadata_matches(metadata: Mapping[str, Any], filters: Iterable[tuple[str, str]]) -> bool:
     """Whether `metadata` matches every (key, text) filter."""
-    return all(
-        key in metadata and value_matches(metadata.get(key, _MISSING), text)
-        for key, text in filters
-    )
+    return all(key in metadata and value_matches(metadata[key], text) for key, text in filters)
 
 
 def json_scalar(text: str) -> object:

@@ -116,7 +116,8 @@ class Bulk(EngineBase):
         self, uow: UnitOfWork, ids: list[UUID], change: Callable[[Job, datetime], bool]
     ) -> tuple[int, int]:
         """Lock the jobs of `ids` that exist, change those that can: (found, changed)."""
-        jobs = await uow.jobs.get_many(ids, for_update=True)
+        # Sorted, so that the rows are locked in one order across the adapter's chunks.
+        jobs = await uow.jobs.get_many(sorted(ids), for_update=True)
         now = self._clock.now()
         moved = [job for job in jobs if _tried(change, job, now)]
         if moved:

@@ -51,12 +51,14 @@ from chute.application.queries import (
 )
 from chute.application.upload_batch import UploadBatch, safe_filename
 from chute.application.use_cases.base import DEFAULT_COUNT_CAP, RetryPolicy
+from chute.application.use_cases.bulk import BulkOutcome, JobSelection
 from chute.application.use_cases.creating import Submission
 from chute.application.use_cases.managing import Cancellation
 from chute.application.use_cases.queuing import QueueChange
 
 __all__ = [
     "DEFAULT_COUNT_CAP",
+    "BulkOutcome",
     "Cancellation",
     "ClaimFilter",
     "Clock",
@@ -81,6 +83,7 @@ __all__ = [
     "JobPage",
     "JobQuery",
     "JobRepository",
+    "JobSelection",
     "JobSort",
     "Keyset",
     "NewJob",

@@ -7,6 +7,7 @@ them over one set of ports (see `EngineBase` for its constructor):
 - `uploading`: upload, submit_upload; store_content, redetect_content for workers
 - `managing`: get_job, list_jobs, list_job_events, open_content, cancel_job, retry_job,
   update_job_status, check_ready
+- `bulk`: cancel_jobs, retry_jobs (by ids, or by a list filter)
 - `working`: claim_jobs, heartbeat, complete_job, complete_jobs, fail_job, release_job,
   rescue_expired_leases
 - `purging`: purge_jobs, sweep_orphans (retention, for operators and schedules)
@@ -16,6 +17,7 @@ them over one set of ports (see `EngineBase` for its constructor):
 
 from __future__ import annotations
 
+from chute.application.use_cases.bulk import Bulk
 from chute.application.use_cases.creating import Creating
 from chute.application.use_cases.leasing import Working
 from chute.application.use_cases.managing import Managing
@@ -25,5 +27,5 @@ from chute.application.use_cases.queuing import Queuing
 from chute.application.use_cases.uploading import Uploading
 
 
-class OrchestrationEngine(Creating, Uploading, Managing, Working, Queuing, Purging, Owning):
+class OrchestrationEngine(Creating, Uploading, Managing, Bulk, Working, Queuing, Purging, Owning):
     """The use cases of chute. Every port comes in through the constructor."""

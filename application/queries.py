@@ -42,6 +42,9 @@ class JobFilter:
     created_after: datetime | None = None  # inclusive
     created_before: datetime | None = None  # exclusive
     queues: frozenset[str] = frozenset()
+    # (key, text) pairs sorted by key, as `check_metadata_filters` returns them: see
+    # `chute.domain.metadata` for what matches.
+    metadata: tuple[tuple[str, str], ...] = ()
 
     def fingerprint(self) -> str:
         """A short digest that tells whether a cursor was made for these filters."""
@@ -56,6 +59,8 @@ class JobFilter:
         ]
         if self.queues:  # only when set, so that cursors made before queues stay valid
             parts.append(sorted(self.queues))
+        if self.metadata:  # likewise for metadata filters
+            parts.append({"metadata": sorted(self.metadata)})
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset, QueueCounts
 from chute.domain import Job, JobStatus
+from chute.domain.metadata import metadata_matches
 from chute.domain.validation import mime_matches
 
 
@@ -21,6 +22,7 @@ def matches(job: Job, f: JobFilter) -> bool:
         and (f.created_after is None or job.created_at >= f.created_after)
         and (f.created_before is None or job.created_at < f.created_before)
         and (not f.queues or job.queue in f.queues)
+        and (not f.metadata or metadata_matches(job.metadata, f.metadata))
     )
 
 

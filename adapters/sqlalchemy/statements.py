@@ -3,18 +3,22 @@ purge."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from chute.adapters.sqlalchemy.tables import jobs
 from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset
 from chute.domain import JobStatus
+from chute.domain.metadata import has_json_scalar, json_scalar
 from sqlalchemy import (
     ColumnElement,
     FromClause,
     Select,
+    Text,
     and_,
     case,
+    cast,
     func,
     literal,
     literal_column,
@@ -22,6 +26,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.dialects import postgresql
 
 HELD = tuple(sorted(status.value for status in JobStatus if status.is_held))
 FINISHED = (JobStatus.COMPLETED.value, JobStatus.FAILED.value)
@@ -132,7 +137,45 @@ def filtered(stmt: Select[Any], f: JobFilter, dialect: str) -> Select[Any]:
         conditions.append(c.created_at < f.created_before)
     if f.queues:
         conditions.append(c.queue.in_(sorted(f.queues)))
+    for key, text in f.metadata:
+        conditions.append(_metadata_matches(key, text, dialect))
     return stmt.where(*conditions)
+
+
+def _metadata_matches(key: str, text: str, dialect: str) -> ColumnElement[bool]:
+    """`chute.domain.metadata.value_matches` of the value at `key`, in SQL."""
+    if dialect == "postgresql":
+        return _jsonb_matches(key, text)
+    # SQLite: the top-level members of the object, by json_each, so that any key (dots,
+    # quotes) is compared as it is, not parsed as a path. `type` is the JSON type, and
+    # 'true', 'false', 'null' are also their JSON text; a number's text is its atom's.
+    member = func.json_each(jobs.c.metadata).table_valued("key", "type", "atom").alias("member")
+    scalar = or_(
+        and_(member.c.type == "text", member.c.atom == text),
+        and_(member.c.type.in_(("integer", "real")), cast(member.c.atom, Text) == text),
+        and_(member.c.type.in_(("true", "false", "null")), member.c.type == text),
+    )
+    found: Select[Any] = select(literal_column("1")).select_from(member)
+    return found.where(member.c.key == key, scalar).exists()
+
+
+def _jsonb_matches(key: str, text: str) -> ColumnElement[bool]:
+    """Containment (`@>`), which ix_jobs_metadata (GIN, jsonb_path_ops) answers, of the
+    string and, when `text` is the JSON text of one, of the number, boolean or null.
+    A number is also compared by its text (`->>`), since jsonb finds 7 and 7.0 equal."""
+    column = jobs.c.metadata
+    candidates: list[ColumnElement[bool]] = [column.op("@>")(_jsonb({key: text}))]
+    scalar = json_scalar(text)
+    if has_json_scalar(text):
+        contains: ColumnElement[bool] = column.op("@>")(_jsonb({key: scalar}))
+        if isinstance(scalar, int | float) and not isinstance(scalar, bool):
+            contains = and_(contains, column.op("->>")(literal(key, Text)) == text)
+        candidates.append(contains)
+    return or_(*candidates)
+
+
+def _jsonb(value: dict[str, object]) -> ColumnElement[Any]:
+    return cast(literal(json.dumps(value), Text), postgresql.JSONB)
 
 
 def _mime_matches(pattern: str, dialect: str) -> ColumnElement[bool]:

@@ -167,6 +167,15 @@ Index(
 Index(None, jobs.c.queue, jobs.c.created_at, jobs.c.id)  # lists of a queue
 Index(None, jobs.c.status, jobs.c.lease_expires_at)  # the rescue of expired leases
 Index(None, jobs.c.status, jobs.c.updated_at)  # the purge of old finished jobs
+# Metadata filters (`metadata @> '{"tenant": "acme"}'`) on PostgreSQL; jsonb_path_ops
+# answers containment only, in a smaller index than the default jsonb_ops. SQLite has
+# no index that could serve them.
+Index(
+    "ix_jobs_metadata",
+    jobs.c.metadata,
+    postgresql_using="gin",
+    postgresql_ops={"metadata": "jsonb_path_ops"},
+).ddl_if(dialect="postgresql")
 
 
 def content_folder() -> ColumnElement[str]:

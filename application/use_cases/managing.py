@@ -20,6 +20,7 @@ from chute.application.queries import (
 )
 from chute.application.use_cases.base import EngineBase, check_fields
 from chute.domain import CLIENT, Job, JobEvent, JobStatus
+from chute.domain.metadata import check_metadata_filters
 from chute.domain.validation import check_mime_pattern, check_result, check_text
 
 log = logging.getLogger("chute.engine")
@@ -64,6 +65,7 @@ class Managing(EngineBase):
         check_fields(
             lambda: filt.mime_type is None or check_mime_pattern(filt.mime_type),
             lambda: cursor is None or check_text("cursor", cursor),
+            lambda: check_metadata_filters(filt.metadata),
         )
         after = decode_cursor(cursor, sort, filt) if cursor is not None else None
         offset = 0 if after else (page - 1) * limit

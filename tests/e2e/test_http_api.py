@@ -205,7 +205,7 @@ async def test_openapi_has_stable_operation_ids_and_problem_responses(
         "create_job", "create_jobs", "list_jobs", "get_job", "cancel_job", "retry_job",
         "upload_files", "healthz", "readyz", "claim_jobs", "heartbeat_job", "complete_job",
         "fail_job", "list_job_events", "get_job_content", "list_queues", "get_queue",
-        "update_queue",
+        "update_queue", "cancel_jobs", "retry_jobs",
     }  # fmt: skip
     not_found = operations["get_job"]["responses"]["404"]["content"]
     assert list(not_found) == ["application/problem+json"]

@@ -321,3 +321,93 @@ async def test_a_mime_type_filter_finds_a_format_by_any_of_its_names(
 
     assert ids(by_magika_name["items"]) == [elf["id"]]
     assert ids(by_old_name["items"]) == [gzip["id"]]
+
+
+# -- metadata filters ------------------------------------------------------------------------
+
+
+async def test_metadata_filters_match_strings_numbers_booleans_and_null_by_their_text(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    jobs = await seed(
+        client,
+        clock,
+        {"metadata": {"tenant": "acme", "batch": 7, "ok": True}},
+        {"metadata": {"tenant": "acme", "batch": "7", "ok": "true", "note": None}},
+        {"metadata": {"tenant": "Acme", "batch": 7.5, "ok": False, "note": "null"}},
+        {"metadata": {"tenant": ["acme"], "batch": [7]}},
+    )
+    a, b, c, _ = ids(jobs)
+
+    async def found(**params: str) -> list[str]:
+        return ids((await listing(client, **params))["items"])
+
+    assert await found(**{"metadata.tenant": "acme"}) == [b, a]
+    assert await found(**{"metadata.batch": "7"}) == [b, a]
+    assert await found(**{"metadata.batch": "7.5"}) == [c]
+    assert await found(**{"metadata.ok": "true"}) == [b, a]
+    assert await found(**{"metadata.ok": "false"}) == [c]
+    assert await found(**{"metadata.note": "null"}) == [c, b]
+    assert await found(**{"metadata.tenant": "acme", "metadata.ok": "false"}) == []
+
+
+async def test_metadata_filters_combine_with_the_other_filters(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    jobs = await seed(
+        client,
+        clock,
+        {"metadata": {"tenant": "acme"}, "priority": "high"},
+        {"metadata": {"tenant": "acme"}, "priority": "low"},
+        {"metadata": {"tenant": "globex"}, "priority": "high"},
+    )
+    page = await listing(client, priority="high", **{"metadata.tenant": "acme"})
+
+    assert ids(page["items"]) == [jobs[0]["id"]]
+    assert page["total"] == 1
+
+
+async def test_cursor_pages_keep_the_metadata_filters_and_refuse_other_ones(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    specs = [{"metadata": {"tenant": "acme" if i % 2 else "globex"}} for i in range(7)]
+    jobs = await seed(client, clock, *specs)
+    acme = {"metadata.tenant": "acme"}
+
+    page = await listing(client, limit=2, **acme)
+    seen = ids(page["items"])
+    while page["next_cursor"]:
+        page = await listing(client, limit=2, cursor=page["next_cursor"], **acme)
+        seen += ids(page["items"])
+    assert seen == [job["id"] for job in reversed(jobs[1::2])]
+
+    cursor = (await listing(client, limit=1, **acme))["next_cursor"]
+    for other in ({}, {"metadata.tenant": "globex"}, {**acme, "metadata.x": "1"}):
+        response = await client.get("/api/v1/jobs", params={"cursor": cursor, **other})
+        assert error_locs(response) == [["query", "cursor"]], other
+
+
+async def test_at_most_five_metadata_filters_are_taken(client: httpx.AsyncClient) -> None:
+    five = {f"metadata.k{i}": "v" for i in range(5)}
+    assert (await listing(client, **five))["items"] == []
+
+    response = await client.get("/api/v1/jobs", params={**five, "metadata.k5": "v"})
+
+    assert error_locs(response) == [["query", "metadata.k5"]]
+
+
+@pytest.mark.parametrize(
+    ("query", "loc"),
+    [
+        ("metadata.tenant=a%00b", "metadata.tenant"),  # NUL in the value
+        ("metadata.ten%00ant=acme", "metadata.ten\x00ant"),  # NUL in the key
+        ("metadata.tenant=a&metadata.tenant=b", "metadata.tenant"),  # one value per key
+        ("metadata.=acme", "metadata."),  # no key: an unknown parameter
+    ],
+)
+async def test_metadata_filters_refuse_unstorable_repeated_or_empty_keys(
+    client: httpx.AsyncClient, query: str, loc: str
+) -> None:
+    response = await client.get(f"/api/v1/jobs?{query}")
+
+    assert [found[:2] for found in error_locs(response)] == [["query", loc]]

@@ -113,9 +113,12 @@ def _fields(
             found.append(((*at, name), "json"))
         elif any(o.get("type") == "string" for o in options):
             found.append(((*at, name), "text"))
-        elif any("properties" in o for o in options):  # an array of objects: its first item
+        elif any("properties" in o for o in options):  # an object, or an array of them
             item = next(o for o in options if "properties" in o)
-            found += _fields(description, item, (*at, name, 0))
+            nested = any(
+                "properties" in _resolve(description, o) for o in field.get("anyOf", [field])
+            )
+            found += _fields(description, item, (*at, name) if nested else (*at, name, 0))
     return found
 
 
@@ -206,8 +209,9 @@ def _put(draw: st.DrawFn, body: dict[str, Any], slot: Slot) -> dict[str, Any]:
                 parent.append({"source_type": "url", "source_uri": contract.SOURCES["url"]})
             parent = parent[int(step)]
         else:
-            default: Any = [] if isinstance(following, int) else {}
-            parent = parent.setdefault(step, default)
+            if parent.get(step) is None:  # left out, or null
+                parent[step] = [] if isinstance(following, int) else {}
+            parent = parent[step]
     last = slot.name[-1]
     value = parent.get(last) if isinstance(parent, dict) else None
     if slot.kind == "json":

@@ -338,6 +338,53 @@ async def test_count_stops_at_its_bound(
         assert await count(database, filt, at_most=matching - 1) == matching - 1
 
 
+# -- metadata filters -----------------------------------------------------------------
+
+METADATA: list[dict[str, Any]] = [
+    {"tenant": "acme", "batch": 7},
+    {"tenant": "acme", "batch": "7"},
+    {"tenant": "ACME", "batch": 7.0},
+    {"tenant": "globex", "batch": [7], "flag": True},
+    {"flag": "true", "gone": None, "t.x": "dot"},
+    {"flag": False, "gone": "null", "nested": {"tenant": "acme"}, "batch": -1.5},
+    {},
+    {"tenant": ["acme"], "batch": {"7": 7}, 'quo"te': "é ü", "n": 12345678901234},
+]
+
+METADATA_CASES: list[tuple[list[tuple[str, str]], list[int]]] = [
+    ([("tenant", "acme")], [0, 1]),  # not ACME, not in an array, not nested deeper
+    ([("batch", "7")], [0, 1]),  # the number and the string, not 7.0, [7] or {"7": 7}
+    ([("batch", "7.0")], [2]),
+    ([("batch", "-1.5")], [5]),
+    ([("batch", "07")], []),
+    ([("flag", "true")], [3, 4]),
+    ([("flag", "false")], [5]),
+    ([("gone", "null")], [4, 5]),
+    ([("missing", "null")], []),
+    ([("t.x", "dot")], [4]),  # a dot is part of the key, not a path
+    ([('quo"te', "é ü")], [7]),
+    ([("n", "12345678901234")], [7]),
+    ([("tenant", "")], []),
+    ([("batch", "7"), ("tenant", "acme")], [0, 1]),
+    ([("flag", "true"), ("tenant", "globex")], [3]),
+    ([("flag", "true"), ("tenant", "acme")], []),
+]
+
+
+@pytest.mark.parametrize(("filters", "expected"), METADATA_CASES)
+async def test_metadata_filters_match_strings_and_the_json_text_of_scalars(
+    database: UnitOfWorkFactory, filters: list[tuple[str, str]], expected: list[int]
+) -> None:
+    made = [make_job(created_at=at(i), metadata=m) for i, m in enumerate(METADATA)]
+    await store(database, *made)
+    filt = JobFilter(metadata=tuple(sorted(filters)))
+    newest_first = [made[i].id for i in reversed(expected)]
+    assert ids(await find(database, filter=filt, limit=100)) == newest_first
+    assert await count(database, filt) == len(expected)
+    and_running = JobFilter(metadata=filt.metadata, statuses=frozenset({S.RUNNING}))
+    assert await find(database, filter=and_running, limit=100) == []
+
+
 # -- sorts and pages ------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""`/api/v1/jobs`: create (one or a batch), list, read, cancel and retry jobs."""
+"""`/api/v1/jobs`: create (one or a batch), list, read, cancel and retry jobs (one or
+many)."""
 
 # No `from __future__ import annotations` here: FastAPI reads the `Annotated[...]`
 # dependencies from the evaluated signature.
@@ -12,6 +13,7 @@ from chute.entrypoints.http.deps import Engine
 from chute.entrypoints.http.job_json import job_list_response, job_response, jobs_response
 from chute.entrypoints.http.openapi import problem_responses, success_response
 from chute.entrypoints.http.problems import errors_located_at
+from chute.entrypoints.http.schemas.bulk import BulkRequest, BulkResponse
 from chute.entrypoints.http.schemas.jobs import (
     BatchCreateRequest,
     BatchCreateResponse,
@@ -29,6 +31,8 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=BodyLimited
 # of at most 16 KiB); the bound keeps a client from making the server parse gigabytes.
 MAX_JOB_BODY = 1024 * 1024
 MAX_BATCH_BODY = 64 * 1024 * 1024
+# 1000 ids are about 40 KiB of JSON; a filter far less.
+MAX_BULK_BODY = 256 * 1024
 
 IdempotencyKey = Annotated[
     str | None,
@@ -90,6 +94,40 @@ async def create_jobs(
     )
 
 
+@router.post(
+    "/cancel",
+    operation_id="cancel_jobs",
+    response_model=BulkResponse,
+    responses=problem_responses(413, 415, 422),
+    openapi_extra={LIMIT_KEY: MAX_BULK_BODY},
+)
+async def cancel_jobs(body: BulkRequest, engine: Engine) -> BulkResponse:
+    """Cancel many jobs, by `ids` (1 to 1000) or by `filter` (at most `limit`, oldest
+    first), each as `DELETE /api/v1/jobs/{job_id}` would; others are `unchanged`."""
+    with errors_located_at(*_bulk_loc(body)):
+        return BulkResponse.of(await engine.cancel_jobs(body.to_selection()))
+
+
+@router.post(
+    "/retry",
+    operation_id="retry_jobs",
+    response_model=BulkResponse,
+    responses=problem_responses(413, 415, 422),
+    openapi_extra={LIMIT_KEY: MAX_BULK_BODY},
+)
+async def retry_jobs(body: BulkRequest, engine: Engine) -> BulkResponse:
+    """Queue many failed or cancelled jobs again, by `ids` (1 to 1000) or by `filter`
+    (at most `limit`, oldest first), each as `POST /api/v1/jobs/{job_id}/retry` would;
+    others are `unchanged`."""
+    with errors_located_at(*_bulk_loc(body)):
+        return BulkResponse.of(await engine.retry_jobs(body.to_selection()))
+
+
+def _bulk_loc(body: BulkRequest) -> tuple[str, ...]:
+    # The engine names a filter's fields (metadata.<key>, mime_type) or `limit`.
+    return ("body",) if body.filter is None else ("body", "filter")
+
+
 @router.get(
     "",
     operation_id="list_jobs",
@@ -104,6 +142,10 @@ async def list_jobs(query: Annotated[JobListQuery, Query()], engine: Engine) -> 
     cap, `total_exact` is false and `pages` follows the cap. Walk large lists by
     `next_cursor` (each page costs the same however deep), with `count=false` when
     `total` is not needed; a deep `page` makes the database skip every row before it.
+
+    `metadata.<key>=<value>` (up to 5, each key once) keeps the jobs whose metadata has
+    the top-level key with that value: a JSON string equal to it, or a number, true,
+    false or null whose JSON text is exactly it.
     """
     with errors_located_at("query"):
         page = await engine.list_jobs(

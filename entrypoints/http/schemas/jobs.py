@@ -32,9 +32,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 # -- requests ------------------------------------------------------------------------------
@@ -43,6 +46,8 @@ from pydantic import (
 
 # Far beyond any real listing (200 billion jobs at the largest `limit`).
 MAX_PAGE = 10**9
+
+METADATA_PREFIX = "metadata."
 
 
 class ReferenceSourceType(StrEnum):
@@ -180,6 +185,29 @@ class JobListQuery(BaseModel):
     cursor: Text | None = Field(None, max_length=1024, description="`next_cursor` of a page")
     count: bool = Field(True, description="false: no count is made; total and pages are null")
 
+    # `metadata.<key>=<value>` parameters, taken out before the fields are validated (a
+    # name per key cannot be a field); the engine checks them. Not in the OpenAPI
+    # description, which cannot describe parameter names made by the client.
+    _metadata: list[tuple[str, str]] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _metadata_parameters(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        if not isinstance(data, dict):
+            return handler(data)
+        pairs: list[tuple[str, str]] = []
+        rest: dict[str, Any] = {}
+        for name, value in data.items():
+            key = name.removeprefix(METADATA_PREFIX)
+            if key and key != name:
+                given = value if isinstance(value, list) else [value]
+                pairs += [(key, str(v)) for v in given]
+            else:  # `metadata.` with no key is refused as any unknown parameter
+                rest[name] = value
+        query = handler(rest)
+        query._metadata = pairs
+        return query
+
     def to_filter(self) -> JobFilter:
         """The application's filter for this query."""
         return JobFilter(
@@ -191,6 +219,7 @@ class JobListQuery(BaseModel):
             created_after=self.created_after,
             created_before=self.created_before,
             queues=frozenset(self.queue),
+            metadata=tuple(sorted(self._metadata)),
         )
 
 

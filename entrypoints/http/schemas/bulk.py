@@ -9,6 +9,7 @@ from uuid import UUID
 from chute.application import BulkOutcome, JobFilter, JobSelection
 from chute.domain import JobStatus, Mode, Priority, SourceType
 from chute.domain import validation as rules
+from chute.entrypoints.http.schemas.jobs import job_filter
 from chute.entrypoints.http.values import AwareTime, MimePattern, QueueName
 from pydantic import (
     BaseModel,
@@ -61,17 +62,7 @@ class BulkFilter(BaseModel):
 
     def to_filter(self) -> JobFilter:
         """The application's filter for these values."""
-        return JobFilter(
-            statuses=frozenset(self.status),
-            source_types=frozenset(self.source_type),
-            priorities=frozenset(self.priority),
-            modes=frozenset(self.mode),
-            mime_type=self.mime_type,
-            created_after=self.created_after,
-            created_before=self.created_before,
-            queues=frozenset(self.queue),
-            metadata=tuple(sorted((k, _text(v)) for k, v in self.metadata.items())),
-        )
+        return job_filter(self, ((k, _text(v)) for k, v in self.metadata.items()))
 
 
 def _text(value: MetadataValue) -> str:

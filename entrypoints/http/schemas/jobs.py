@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Protocol, Self
 from uuid import UUID
 
 from chute.application import JobFilter, JobSort, NewJob
@@ -163,6 +165,34 @@ class BatchCreateRequest(BaseModel):
         return [job.to_new_job() for job in self.jobs]
 
 
+class FilterFields(Protocol):
+    """The list's filters, as the list query and a bulk action's filter both carry them."""
+
+    status: list[JobStatus]
+    source_type: list[SourceType]
+    priority: list[Priority]
+    mode: list[Mode]
+    mime_type: str | None
+    created_after: datetime | None
+    created_before: datetime | None
+    queue: list[str]
+
+
+def job_filter(fields: FilterFields, metadata: Iterable[tuple[str, str]]) -> JobFilter:
+    """The application's filter for `fields` and the (key, value) metadata filters."""
+    return JobFilter(
+        statuses=frozenset(fields.status),
+        source_types=frozenset(fields.source_type),
+        priorities=frozenset(fields.priority),
+        modes=frozenset(fields.mode),
+        mime_type=fields.mime_type,
+        created_after=fields.created_after,
+        created_before=fields.created_before,
+        queues=frozenset(fields.queue),
+        metadata=tuple(sorted(metadata)),
+    )
+
+
 class JobListQuery(BaseModel):
     """The query of `GET /api/v1/jobs`. Unknown parameters are refused, as in bodies."""
 
@@ -210,17 +240,7 @@ class JobListQuery(BaseModel):
 
     def to_filter(self) -> JobFilter:
         """The application's filter for this query."""
-        return JobFilter(
-            statuses=frozenset(self.status),
-            source_types=frozenset(self.source_type),
-            priorities=frozenset(self.priority),
-            modes=frozenset(self.mode),
-            mime_type=self.mime_type,
-            created_after=self.created_after,
-            created_before=self.created_before,
-            queues=frozenset(self.queue),
-            metadata=tuple(sorted(self._metadata)),
-        )
+        return job_filter(self, self._metadata)
 
 
 # -- responses -----------------------------------------------------------------------------

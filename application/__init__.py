@@ -1,6 +1,12 @@
 """chute's application layer: the use cases (`OrchestrationEngine`) and the ports they need."""
 
-from chute.application.commands import NewJob, UploadFile, UploadLimits, UploadOptions
+from chute.application.commands import (
+    NewJob,
+    ScheduleSpec,
+    UploadFile,
+    UploadLimits,
+    UploadOptions,
+)
 from chute.application.engine import OrchestrationEngine
 from chute.application.errors import (
     ContentNotFound,
@@ -13,6 +19,7 @@ from chute.application.errors import (
     JobNotFound,
     PayloadTooLarge,
     QueueNotFound,
+    ScheduleNotFound,
     ServiceUnavailable,
     StorageOwnedElsewhere,
     StorageUnavailable,
@@ -20,6 +27,7 @@ from chute.application.errors import (
     ValidationFailed,
 )
 from chute.application.ports import (
+    Calendar,
     Clock,
     ContentDetector,
     ContentSample,
@@ -32,6 +40,7 @@ from chute.application.ports import (
     JobEventRepository,
     JobRepository,
     QueueRepository,
+    ScheduleRepository,
     Source,
     SourceReader,
     StoredFile,
@@ -55,10 +64,12 @@ from chute.application.use_cases.bulk import BulkOutcome, JobSelection
 from chute.application.use_cases.creating import Submission
 from chute.application.use_cases.managing import Cancellation
 from chute.application.use_cases.queuing import QueueChange
+from chute.application.use_cases.scheduling import ScheduleSaved
 
 __all__ = [
     "DEFAULT_COUNT_CAP",
     "BulkOutcome",
+    "Calendar",
     "Cancellation",
     "ClaimFilter",
     "Clock",
@@ -95,6 +106,10 @@ __all__ = [
     "QueueRepository",
     "QueueView",
     "RetryPolicy",
+    "ScheduleNotFound",
+    "ScheduleRepository",
+    "ScheduleSaved",
+    "ScheduleSpec",
     "ServiceUnavailable",
     "Source",
     "SourceReader",

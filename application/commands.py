@@ -49,6 +49,60 @@ class NewJob:
         )
 
 
+# The fields of a job that a schedule keeps, as JSON values: those of a create request
+# but `run_after` (each tick's job is due at its tick).
+TEMPLATE_FIELDS = (
+    "source_type", "source_uri", "file_name", "file_size", "mime_type", "priority", "mode",
+    "metadata", "max_attempts", "queue",
+)  # fmt: skip
+
+
+def job_template(new: NewJob) -> dict[str, Any]:
+    """The job of a schedule as JSON values, to store."""
+    values = asdict(new)
+    return {name: values[name] for name in TEMPLATE_FIELDS}
+
+
+def job_of_template(template: dict[str, Any]) -> NewJob:
+    """The job a schedule's tick creates, from its stored template."""
+    return NewJob(
+        **template
+        | {
+            "source_type": SourceType(template["source_type"]),
+            "priority": Priority(template["priority"]),
+            "mode": Mode(template["mode"]),
+        }
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleSpec:
+    """A schedule to create or replace: the job `job` at each time `cron` names in
+    `timezone`; none while `paused`."""
+
+    cron: str
+    job: NewJob
+    timezone: str = "UTC"
+    paused: bool = False
+
+    def problems(self) -> list[FieldError]:
+        """Every rule this specification breaks but the calendar's own reading of `cron`."""
+        job_problems = [FieldError(("job", *e.loc), e.msg, e.type) for e in self.job.problems()]
+        if self.job.run_after is not None:
+            job_problems.append(
+                FieldError(
+                    ("job", "run_after"), "a schedule's job is due at its tick: leave it out"
+                )
+            )
+        return (
+            field_problems(
+                lambda: rules.check_cron_shape(self.cron),
+                lambda: rules.check_time_zone(self.timezone),
+            )
+            + job_problems
+        )
+
+
 def field_problems(*checks: Callable[[], object]) -> list[FieldError]:
     """Run each rule; every value one refused, located by its field name."""
     found = []

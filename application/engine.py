@@ -12,6 +12,8 @@ them over one set of ports (see `EngineBase` for its constructor):
   rescue_expired_leases
 - `purging`: purge_jobs, sweep_orphans (retention, for operators and schedules)
 - `queuing`: list_queues, get_queue, update_queue (pause, resume, concurrency limit)
+- `scheduling`: put_schedule, list_schedules, get_schedule, delete_schedule,
+  run_due_schedules (each tick one job, however many processes run it)
 - `owning`: claim_storage (at start, and before a sweep: one storage per database)
 """
 
@@ -24,8 +26,11 @@ from chute.application.use_cases.managing import Managing
 from chute.application.use_cases.owning import Owning
 from chute.application.use_cases.purging import Purging
 from chute.application.use_cases.queuing import Queuing
+from chute.application.use_cases.scheduling import Scheduling
 from chute.application.use_cases.uploading import Uploading
 
 
-class OrchestrationEngine(Creating, Uploading, Managing, Bulk, Working, Queuing, Purging, Owning):
+class OrchestrationEngine(
+    Creating, Uploading, Managing, Bulk, Working, Queuing, Scheduling, Purging, Owning
+):
     """The use cases of chute. Every port comes in through the constructor."""

@@ -37,6 +37,12 @@ class QueueNotFound(ChuteError):
         super().__init__(f"No job or setting names the queue {name!r}.")
 
 
+class ScheduleNotFound(ChuteError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"No schedule is named {name!r}.")
+
+
 class ContentNotFound(ChuteError):
     def __init__(self, job_id: UUID | str) -> None:
         super().__init__(f"Job {job_id} has no stored content.")

@@ -14,7 +14,15 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from chute.application.queries import ClaimFilter, JobFilter, JobQuery, QueueCounts
-from chute.domain import GENERIC_TYPES, DetectionResult, Job, JobEvent, JobStatus, QueueSettings
+from chute.domain import (
+    GENERIC_TYPES,
+    DetectionResult,
+    Job,
+    JobEvent,
+    JobStatus,
+    QueueSettings,
+    Schedule,
+)
 
 
 class JobRepository(Protocol):
@@ -146,6 +154,34 @@ class QueueRepository(Protocol):
         """Write the settings of a queue that has some."""
 
 
+class ScheduleRepository(Protocol):
+    """Schedules, by name. Never commits."""
+
+    async def list(self) -> list[Schedule]:
+        """Every schedule, by name."""
+
+    async def get(self, name: str, *, for_update: bool = False) -> Schedule | None:
+        """The schedule `name`, or None; with `for_update`, as last committed and locked
+        until commit: two processes at one tick take it one at a time, so that the second
+        sees the tick taken."""
+
+    async def add(self, schedule: Schedule) -> bool:
+        """Store a schedule whose name is new: True; False (and nothing stored) when a
+        schedule of that name exists, also one another transaction stored meanwhile."""
+
+    async def update(self, schedule: Schedule) -> None:
+        """Write a schedule that exists."""
+
+    async def delete(self, name: str) -> bool:
+        """Remove the schedule `name`: whether there was one."""
+
+    async def due(self, now: datetime) -> Sequence[str]:
+        """The names of the unpaused schedules whose next run is at or before `now`."""
+
+    async def next_run(self) -> datetime | None:
+        """The earliest next run of any unpaused schedule, or None."""
+
+
 class UnitOfWork(Protocol):
     """One transaction: rolled back on exit unless `commit()` was called."""
 
@@ -154,6 +190,7 @@ class UnitOfWork(Protocol):
     idempotency: IdempotencyKeyRepository
     events: JobEventRepository
     queues: QueueRepository
+    schedules: ScheduleRepository
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""
@@ -301,6 +338,23 @@ class ContentDetector(Protocol):
 
     async def detect(self, sample: ContentSample) -> TypeGuess:
         """Detect the type of the sampled content."""
+
+
+class Calendar(Protocol):
+    """When a five-field cron expression falls, in an IANA time zone, across its
+    daylight-saving changes. Times in and out are aware; whole minutes."""
+
+    def check(self, cron: str) -> None:
+        """Raise `InvalidValue` for the field `cron` unless it is an expression this
+        calendar reads."""
+
+    def next_after(self, cron: str, timezone: str, after: datetime) -> datetime | None:
+        """The first time the expression names strictly after `after`; None when it names
+        none in the next 50 years."""
+
+    def latest(self, cron: str, timezone: str, at: datetime) -> datetime | None:
+        """The last time the expression names at or before `at`; None when none in the
+        last 50 years."""
 
 
 class Clock(Protocol):

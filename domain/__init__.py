@@ -2,9 +2,10 @@
 
 from chute.domain.detection import GENERIC_TYPES, DetectionResult
 from chute.domain.errors import ChuteError, InvalidTransition, InvalidValue, LeaseNotHeld
-from chute.domain.events import CLIENT, RESCUER, JobEvent
+from chute.domain.events import CLIENT, RESCUER, SCHEDULER, JobEvent
 from chute.domain.job import Job, backoff
 from chute.domain.queues import DEFAULT_QUEUE, QueueSettings
+from chute.domain.schedules import Schedule
 from chute.domain.values import TRANSITIONS, JobStatus, Mode, Priority, SourceType
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "DEFAULT_QUEUE",
     "GENERIC_TYPES",
     "RESCUER",
+    "SCHEDULER",
     "TRANSITIONS",
     "ChuteError",
     "DetectionResult",
@@ -24,6 +26,7 @@ __all__ = [
     "Mode",
     "Priority",
     "QueueSettings",
+    "Schedule",
     "SourceType",
     "backoff",
 ]

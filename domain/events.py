@@ -10,6 +10,7 @@ from chute.domain.values import JobStatus
 
 CLIENT = "client"
 RESCUER = "rescuer"
+SCHEDULER = "scheduler"  # a schedule's tick made the job (the event's detail names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,5 +21,5 @@ class JobEvent:
     at: datetime
     from_status: JobStatus | None
     to_status: JobStatus
-    actor: str  # "client", "rescuer", or the id of the worker that reported
+    actor: str  # "client", "rescuer", "scheduler", or the id of the worker that reported
     detail: str | None = None

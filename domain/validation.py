@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
+import zoneinfo
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -294,4 +296,34 @@ def check_run_after(value: datetime | None, now: datetime) -> datetime | None:
         raise InvalidValue("run_after", "must carry a UTC offset")
     if value - now > MAX_RUN_AFTER:
         raise InvalidValue("run_after", "at most 366 days ahead")
+    return value
+
+
+MAX_CRON_LENGTH = 255
+CRON_FIELDS = 5
+
+
+def check_cron_shape(value: str) -> str:
+    """Return `value` when it has the five fields of a crontab line (minute, hour, day of
+    month, month, day of week), else raise. Whether each field means anything is the
+    calendar's to say."""
+    if len(value) > MAX_CRON_LENGTH or _UNSTORABLE.search(value):
+        raise InvalidValue("cron", f"must be at most {MAX_CRON_LENGTH} characters of text")
+    if len(value.split()) != CRON_FIELDS:
+        raise InvalidValue(
+            "cron", "must have five fields: minute hour day-of-month month day-of-week"
+        )
+    return value
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_time_zone(value: str, field: str = "timezone") -> str:
+    """Return `value` when it names an IANA time zone (`UTC`, `Europe/Berlin`), else raise.
+    Only names from the time zone database count: never a path or a file's name."""
+    if value != "UTC" and value not in _time_zones():
+        raise InvalidValue(field, "must be an IANA time zone name, e.g. UTC or Europe/Berlin")
     return value

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from chute.adapters.cron import CronCalendar
 from chute.adapters.memory import MemoryDatabase, MemoryFileStore
 from chute.adapters.system import SystemClock, UuidV7Generator
 from chute.application import OrchestrationEngine
@@ -74,6 +75,7 @@ def make_engine(**overrides: Any) -> OrchestrationEngine:
         "detectors": {},
         "clock": SystemClock(),
         "ids": UuidV7Generator(),
+        "calendar": CronCalendar(),
     }
     return OrchestrationEngine(**ports | overrides)
 

@@ -28,11 +28,12 @@ from chute.application.ports import (
     JobEventRepository,
     JobRepository,
     QueueRepository,
+    ScheduleRepository,
     UnitOfWork,
     UnitOfWorkFactory,
 )
 from chute.application.queries import ClaimFilter, JobFilter, JobQuery, QueueCounts
-from chute.domain import DetectionResult, Job, JobEvent, JobStatus, QueueSettings
+from chute.domain import DetectionResult, Job, JobEvent, JobStatus, QueueSettings, Schedule
 
 __all__ = ["MemoryDatabase", "MemoryFileStore", "MemoryUnitOfWork"]
 
@@ -44,6 +45,7 @@ class _Tables:
     keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     events: list[JobEvent] = field(default_factory=list)
     queues: dict[str, QueueSettings] = field(default_factory=dict)
+    schedules: dict[str, Schedule | None] = field(default_factory=dict)  # staged None: deleted
 
 
 class MemoryDatabase(UnitOfWorkFactory):
@@ -74,6 +76,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.idempotency = MemoryIdempotencyKeyRepository(tables, self._staged, self._deleted_keys)
         self.events = MemoryJobEventRepository(tables, self._staged, self._deleted_jobs)
         self.queues = MemoryQueueRepository(tables, self._staged)
+        self.schedules = MemoryScheduleRepository(tables, self._staged)
 
     async def __aenter__(self) -> Self:
         if self._lock is not None:
@@ -90,11 +93,16 @@ class MemoryUnitOfWork(UnitOfWork):
     async def commit(self) -> None:
         staged = self._staged
         if self._lock is None and (
-            staged.jobs or staged.events or staged.queues or self._deleted_jobs
+            staged.jobs or staged.events or staged.queues or staged.schedules or self._deleted_jobs
         ):
             raise RuntimeError("a read-only unit of work cannot commit changes")
         self._tables.jobs.update(self._staged.jobs)
         self._tables.queues.update(self._staged.queues)
+        for name, schedule in self._staged.schedules.items():
+            if schedule is None:
+                self._tables.schedules.pop(name, None)
+            else:
+                self._tables.schedules[name] = schedule
         self._tables.detections.update(self._staged.detections)
         for key in self._deleted_keys:
             self._tables.keys.pop(key, None)
@@ -117,6 +125,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self._staged.keys.clear()
         self._staged.events.clear()
         self._staged.queues.clear()
+        self._staged.schedules.clear()
         self._deleted_keys.clear()
         self._deleted_jobs.clear()
 
@@ -271,6 +280,47 @@ class MemoryQueueRepository(QueueRepository):
         if await self.get(settings.name) is None:
             raise ValueError(f"queue {settings.name!r} has no settings")
         self._staged.queues[settings.name] = copy.copy(settings)
+
+
+class MemoryScheduleRepository(ScheduleRepository):
+    # Write units of work hold the one lock: `for_update` needs none of its own.
+    def __init__(self, tables: _Tables, staged: _Tables) -> None:
+        self._tables, self._staged = tables, staged
+
+    async def list(self) -> list[Schedule]:
+        names = sorted({*self._tables.schedules, *self._staged.schedules})
+        return [found for name in names if (found := await self.get(name)) is not None]
+
+    async def get(self, name: str, *, for_update: bool = False) -> Schedule | None:
+        if name in self._staged.schedules:
+            found = self._staged.schedules[name]
+        else:
+            found = self._tables.schedules.get(name)
+        return copy.deepcopy(found)
+
+    async def add(self, schedule: Schedule) -> bool:
+        if await self.get(schedule.name) is not None:
+            return False
+        self._staged.schedules[schedule.name] = copy.deepcopy(schedule)
+        return True
+
+    async def update(self, schedule: Schedule) -> None:
+        if await self.get(schedule.name) is None:
+            raise ValueError(f"no schedule is named {schedule.name!r}")
+        self._staged.schedules[schedule.name] = copy.deepcopy(schedule)
+
+    async def delete(self, name: str) -> bool:
+        if await self.get(name) is None:
+            return False
+        self._staged.schedules[name] = None
+        return True
+
+    async def due(self, now: datetime) -> Sequence[str]:
+        return [s.name for s in await self.list() if s.is_due(now)]
+
+    async def next_run(self) -> datetime | None:
+        runs = [s.next_run_at for s in await self.list() if not s.paused and s.next_run_at]
+        return min(runs, default=None)
 
 
 class MemoryDetectionResultRepository(DetectionResultRepository):

@@ -17,6 +17,7 @@ from chute.domain import (
     Mode,
     Priority,
     QueueSettings,
+    Schedule,
     SourceType,
 )
 from sqlalchemy import RowMapping
@@ -136,5 +137,33 @@ def to_queue(row: RowMapping) -> QueueSettings:
         name=row["name"],
         paused=bool(row["paused"]),
         concurrency_limit=row["concurrency_limit"],
+        updated_at=row["updated_at"],
+    )
+
+
+def schedule_row(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "job": schedule.job,
+        "paused": schedule.paused,
+        "next_run_at": schedule.next_run_at,
+        "last_run_at": schedule.last_run_at,
+        "created_at": schedule.created_at,
+        "updated_at": schedule.updated_at,
+    }
+
+
+def to_schedule(row: RowMapping) -> Schedule:
+    return Schedule(
+        name=row["name"],
+        cron=row["cron"],
+        timezone=row["timezone"],
+        job=row["job"],
+        paused=bool(row["paused"]),
+        next_run_at=row["next_run_at"],
+        last_run_at=row["last_run_at"],
+        created_at=row["created_at"],
         updated_at=row["updated_at"],
     )

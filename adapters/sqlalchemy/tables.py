@@ -241,5 +241,22 @@ queues = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
+# Schedules: the job each tick of `cron` creates, and when the next tick is. A tick is
+# taken by locking the row (PostgreSQL; SQLite's write transaction holds the file) and
+# moving `next_run_at` on, in the transaction that creates its job.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("cron", String(255), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("job", json_type(), nullable=False),
+    Column("paused", Boolean(), nullable=False),
+    Column("next_run_at", UtcDateTime()),  # NULL while paused
+    Column("last_run_at", UtcDateTime()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
 # One row, written by the migration that made the table and never again.
 deployment = Table("deployment", metadata, Column("id", Uuid(), primary_key=True))

@@ -28,6 +28,7 @@ from chute.adapters.sqlalchemy.repositories import (
     SqlJobEventRepository,
     SqlJobRepository,
 )
+from chute.adapters.sqlalchemy.schedules import SqlScheduleRepository
 from chute.adapters.sqlalchemy.tables import deployment
 from chute.application.errors import ServiceUnavailable
 from chute.application.ports import UnitOfWork, UnitOfWorkFactory
@@ -106,6 +107,7 @@ class SqlUnitOfWork(UnitOfWork):
     idempotency: SqlIdempotencyKeyRepository
     events: SqlJobEventRepository
     queues: SqlQueueRepository
+    schedules: SqlScheduleRepository
 
     def __init__(
         self, database: SqlDatabase, *, read_only: bool = False, deferred: bool = False
@@ -125,6 +127,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.idempotency = SqlIdempotencyKeyRepository(self)
         self.events = SqlJobEventRepository(self)
         self.queues = SqlQueueRepository(self)
+        self.schedules = SqlScheduleRepository(self)
         if self._committer is None:
             await self._begin()
         return self
@@ -135,7 +138,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._held, self._new_jobs = [], set()
         # The repositories and their unit of work refer to each other: part now, so that
         # reference counting frees them at once rather than the garbage collector later.
-        del self.jobs, self.detections, self.idempotency, self.events, self.queues
+        del self.jobs, self.detections, self.idempotency, self.events, self.queues, self.schedules
         try:
             reader, self._reader = self._reader, None
             await self._end(reader, e)

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from chute.application.commands import UploadLimits, field_problems
+from chute.application.commands import NewJob, UploadLimits, field_problems
 from chute.application.errors import JobNotFound, ValidationFailed
 from chute.application.ports import (
+    Calendar,
     Clock,
     ContentDetector,
     FileStore,
@@ -18,7 +19,7 @@ from chute.application.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from chute.domain import Job, JobEvent, Mode
+from chute.domain import Job, JobEvent, JobStatus, Mode, SourceType
 
 # The most jobs a list counts for its `total` (20 pages of 50, as search engines show
 # "1,000+"): past it a count would pass over every match, which at a million jobs
@@ -49,6 +50,7 @@ class EngineBase:
         retry: RetryPolicy | None = None,
         jitter: Callable[[], float] | None = None,
         count_cap: int = DEFAULT_COUNT_CAP,
+        calendar: Calendar | None = None,
     ) -> None:
         if count_cap < 1:
             raise ValueError(f"count_cap must be 1 or more, not {count_cap}")
@@ -58,6 +60,26 @@ class EngineBase:
         self.retry = retry or RetryPolicy()
         self._jitter = jitter or (lambda: random.uniform(0.5, 1.0))
         self.count_cap = count_cap
+        self._calendar = calendar  # schedules need one (chute's: adapters.cron)
+
+    def _new_job(self, spec: NewJob, now: datetime) -> Job:
+        return Job(
+            id=self._ids.new_id(),
+            source_type=SourceType(spec.source_type),
+            source_uri=spec.source_uri,
+            file_name=spec.file_name,
+            file_size=spec.file_size,
+            mime_type=spec.mime_type.lower() if spec.mime_type else None,
+            priority=spec.priority,
+            mode=spec.mode,
+            metadata=dict(spec.metadata),
+            max_attempts=spec.max_attempts,
+            queue=spec.queue,
+            run_after=due_after(spec.run_after, now),
+            created_at=now,
+            updated_at=now,
+            changes=[(None, JobStatus.PENDING)],
+        )
 
     @staticmethod
     async def _get_for_update(uow: UnitOfWork, job_id: UUID) -> Job:

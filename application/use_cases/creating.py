@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from chute.application.commands import NewJob, field_problems, fingerprint, validate_batch
 from chute.application.errors import (
@@ -16,8 +16,8 @@ from chute.application.errors import (
     ValidationFailed,
 )
 from chute.application.ports import IdempotencyRecord, UnitOfWork
-from chute.application.use_cases.base import EngineBase, due_after
-from chute.domain import CLIENT, Job, JobStatus, SourceType
+from chute.application.use_cases.base import EngineBase
+from chute.domain import CLIENT, Job
 from chute.domain import validation as rules
 
 log = logging.getLogger("chute.engine")
@@ -118,25 +118,6 @@ class Creating(EngineBase):
             return None
         log.info("job.create_replayed", extra={"job_ids": [str(j.id) for j in jobs]})
         return Submission(jobs, replayed=True)
-
-    def _new_job(self, spec: NewJob, now: datetime) -> Job:
-        return Job(
-            id=self._ids.new_id(),
-            source_type=SourceType(spec.source_type),
-            source_uri=spec.source_uri,
-            file_name=spec.file_name,
-            file_size=spec.file_size,
-            mime_type=spec.mime_type.lower() if spec.mime_type else None,
-            priority=spec.priority,
-            mode=spec.mode,
-            metadata=dict(spec.metadata),
-            max_attempts=spec.max_attempts,
-            queue=spec.queue,
-            run_after=due_after(spec.run_after, now),
-            created_at=now,
-            updated_at=now,
-            changes=[(None, JobStatus.PENDING)],
-        )
 
 
 def _key_problems(key: str | None) -> list[FieldError]:

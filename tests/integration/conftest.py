@@ -21,7 +21,7 @@ from sqlalchemy import text
 
 from tests.factories import sqlite_url
 
-TABLES = ("idempotency_keys", "job_events", "detection_results", "jobs", "queues")
+TABLES = ("idempotency_keys", "job_events", "detection_results", "jobs", "queues", "schedules")
 
 
 def migrated_url(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> str:

@@ -14,6 +14,7 @@ Which adapter implements each port here (provider: port -> adapter):
     magika         ContentDetector     chute.adapters.detection.MagikaDetector (mode accurate)
     auto_detector  ContentDetector     chute.adapters.detection.AutoDetector (mode auto)
     clock          Clock               chute.adapters.system.SystemClock
+    calendar       Calendar            chute.adapters.cron.CronCalendar (schedules' cron)
     ids            IdGenerator         chute.adapters.system.UuidV7Generator
     url_reader     SourceReader        chute.adapters.ingest.UrlSourceReader (url jobs; the
                                        SSRF-safe fetcher, CHUTE_FETCH_*)
@@ -37,6 +38,7 @@ from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
+from chute.adapters.cron import CronCalendar
 from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetector
 from chute.adapters.ingest import S3SourceReader, UrlFetcher, UrlSourceReader
 from chute.adapters.s3 import S3Connection
@@ -118,6 +120,7 @@ class Container(containers.DeclarativeContainer):
     )
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(UuidV7Generator)
+    calendar = providers.Singleton(CronCalendar)
     limits = providers.Singleton(
         UploadLimits,
         max_file_bytes=config.max_upload_bytes,
@@ -151,6 +154,7 @@ class Container(containers.DeclarativeContainer):
         limits=limits,
         retry=retry,
         count_cap=config.count_cap,
+        calendar=calendar,
     )
 
 

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     retry_cap_seconds: Annotated[float, Field(gt=0)] = 600
     rescue_interval_seconds: Annotated[float, Field(gt=0)] = 15
     sweep_interval_seconds: Annotated[float, Field(gt=0)] = 3600
+    schedule_interval_seconds: Annotated[float, Field(gt=0)] = 1
     orphan_grace_seconds: Annotated[float, Field(ge=0)] = 3600
     worker_slots: Annotated[int, Field(ge=1, le=100)] = 4
     worker_lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 60

@@ -1,8 +1,10 @@
-"""The background duties of `chute serve`: rescue expired leases, sweep orphan files.
+"""The background duties of `chute serve`: rescue expired leases, sweep orphan files,
+run the ticks of schedules.
 
-Both run in every API process and are safe to run in many at once: a rescue locks the
-jobs it takes back (SKIP LOCKED), and the sweep removes only folders that no job
-refers to and that are older than a grace period.
+All run in every API process and are safe to run in many at once: a rescue locks the
+jobs it takes back (SKIP LOCKED), the sweep removes only folders that no job refers to
+and that are older than a grace period, and a schedule's tick is taken by one process
+(the engine locks the schedule and moves its next run on in the job's transaction).
 """
 
 from __future__ import annotations
@@ -51,9 +53,27 @@ async def periodically(
         await asyncio.sleep(interval)
 
 
+async def run_schedules(container: Container, interval: float) -> None:
+    """Run the due ticks of schedules, forever: again at the next tick this process
+    knows of, and at least every `interval` seconds (so that schedules another process
+    created or changed are seen). A failed round is logged, as in `periodically`."""
+    while True:
+        next_run = None
+        try:
+            next_run = await (await engine_of(container)).run_due_schedules()
+        except Exception:
+            log.exception("schedules.failed")
+        delay = interval
+        if next_run is not None:
+            until = (next_run - container.clock().now()).total_seconds()
+            delay = min(interval, max(0.0, until))
+        await asyncio.sleep(delay)
+
+
 @contextlib.asynccontextmanager
 async def maintaining(container: Container) -> AsyncIterator[None]:
-    """Rescue and sweep in the background; cancel both and wait for them on exit."""
+    """Rescue, sweep and run schedules in the background; cancel them and wait for them on
+    exit."""
     config = container.config
     grace = timedelta(seconds=config.orphan_grace_seconds())
 
@@ -66,6 +86,8 @@ async def maintaining(container: Container) -> AsyncIterator[None]:
         asyncio.create_task(periodically(
             "sweep", container, sweep, config.sweep_interval_seconds(), at_start=True),
             name="chute-sweep"),
+        asyncio.create_task(
+            run_schedules(container, config.schedule_interval_seconds()), name="chute-schedules"),
     ]  # fmt: skip
     try:
         yield

@@ -9,6 +9,8 @@ model is slow to load.
 from __future__ import annotations
 
 import inspect
+import io
+import logging
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -16,12 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from chute.adapters.detection import LibmagicDetector, MagikaDetector
 from chute.adapters.memory import MemoryDatabase, MemoryFileStore
 from chute.adapters.system import ManualClock
 from chute.application import FileStore, OrchestrationEngine
 from chute.entrypoints.bootstrap import Container, build_container
 from chute.entrypoints.http.app import create_app
+from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.settings import Settings
 from dependency_injector import providers
 from fastapi import FastAPI
@@ -133,3 +137,19 @@ def postgres() -> Iterator[RestartablePostgres]:
             yield server
     except PostgresUnavailable as e:
         pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """JSON logging at INFO, written to a buffer, for one test; then the previous
+    configuration (read the lines with `helpers.log_lines`)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("json", "INFO")
+    buffer = io.StringIO()
+    ours = root.handlers[0]
+    assert isinstance(ours, logging.StreamHandler)
+    ours.setStream(buffer)
+    yield buffer
+    root.handlers, root.level = handlers, level
+    structlog.reset_defaults()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -84,3 +86,11 @@ async def get(client: httpx.AsyncClient, job_id: str) -> Any:
     response = await client.get(f"/api/v1/jobs/{job_id}")
     assert response.status_code == 200
     return response.json()
+
+
+def log_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    """The JSON lines logged into `buffer` (the `json_logs` fixture's) since last read."""
+    lines = buffer.getvalue().splitlines()
+    buffer.seek(0)
+    buffer.truncate()
+    return [json.loads(line) for line in lines]

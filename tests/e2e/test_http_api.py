@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import io
-import json
-import logging
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
 import pytest
-import structlog
 from chute.adapters.memory import MemoryFileStore
 from chute.application import ServiceUnavailable
 from chute.entrypoints.bootstrap import Container
-from chute.entrypoints.logging import configure_logging
 from dependency_injector import providers
 
-from tests.e2e.helpers import URL_JOB, assert_problem, create_job
+from tests.e2e.helpers import URL_JOB, assert_problem, create_job, log_lines
 
 # -- health ----------------------------------------------------------------------------------
 
@@ -135,28 +130,6 @@ async def test_unexpected_error_is_a_bare_500_problem(
 # -- logs ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """JSON logging, written to a buffer, for one test; then the previous configuration."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    configure_logging("json", "INFO")
-    buffer = io.StringIO()
-    ours = root.handlers[0]
-    assert isinstance(ours, logging.StreamHandler)
-    ours.setStream(buffer)
-    yield buffer
-    root.handlers, root.level = handlers, level
-    structlog.reset_defaults()
-
-
-def log_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
-    lines = buffer.getvalue().splitlines()
-    buffer.seek(0)
-    buffer.truncate()
-    return [json.loads(line) for line in lines]
-
-
 async def test_log_lines_carry_the_request_id_and_the_engines_fields(
     client: httpx.AsyncClient, json_logs: io.StringIO
 ) -> None:
@@ -205,7 +178,8 @@ async def test_openapi_has_stable_operation_ids_and_problem_responses(
         "create_job", "create_jobs", "list_jobs", "get_job", "cancel_job", "retry_job",
         "upload_files", "healthz", "readyz", "claim_jobs", "heartbeat_job", "complete_job",
         "fail_job", "list_job_events", "get_job_content", "list_queues", "get_queue",
-        "update_queue", "cancel_jobs", "retry_jobs",
+        "update_queue", "cancel_jobs", "retry_jobs", "list_schedules", "get_schedule",
+        "put_schedule", "delete_schedule",
     }  # fmt: skip
     not_found = operations["get_job"]["responses"]["404"]["content"]
     assert list(not_found) == ["application/problem+json"]

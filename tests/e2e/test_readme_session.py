@@ -1,6 +1,7 @@
 """The README's curl session runs as written, step by step, against a real `chute serve`.
 
-The session is the `sh` block(s) under the README's "A session with curl" heading. It
+The session is the `sh` block(s) under the README's "A session with curl" heading (and
+a second one, run on a server of its own, under "Queues, schedules and bulk actions"). It
 runs under `bash -euo pipefail` with a PATH that holds only curl and python3, so that
 it uses nothing else; the README's base URL and scratch file are replaced by the test
 server's and the test's own. Each step (a paragraph of the block) is followed by a
@@ -27,15 +28,16 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 HEADING = "## A session with curl"
+QUEUES_HEADING = "## Queues, schedules and bulk actions"
 BASE_URL = "http://127.0.0.1:8000"
 SCRATCH = "/tmp/hello.pdf"
 MARKER = "@@ step {} ok"
 
 
-def session_blocks(text: str) -> list[str]:
-    """The `sh` blocks of the README's curl session section."""
-    start = text.index(HEADING)
-    end = text.find("\n## ", start + len(HEADING))
+def session_blocks(text: str, heading: str = HEADING) -> list[str]:
+    """The `sh` blocks of the README's section under `heading`."""
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
     section = text[start : end if end != -1 else len(text)]
     return re.findall(r"```sh\n(.*?)```", section, re.S)
 
@@ -90,8 +92,8 @@ def test_the_readme_has_a_curl_session() -> None:
     assert all(BASE_URL in step for step in steps)
 
 
-def test_the_readme_curl_session_runs_as_written(server: str, tmp_path: Path) -> None:
-    steps = steps_of(session_blocks(README.read_text(encoding="utf-8")))
+def run_session(steps: list[str], server: str, tmp_path: Path) -> list[str]:
+    """Run the steps as one script; the lines it printed (a failure names its step)."""
     script = tmp_path / "session.sh"
     script.write_text(script_of(steps, server, tmp_path / "hello.pdf"))
     bash = shutil.which("bash")
@@ -112,6 +114,12 @@ def test_the_readme_curl_session_runs_as_written(server: str, tmp_path: Path) ->
         f"{steps[failed - 1] if failed <= len(steps) else ''}\n"
         f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
     )
+    return output
+
+
+def test_the_readme_curl_session_runs_as_written(server: str, tmp_path: Path) -> None:
+    steps = steps_of(session_blocks(README.read_text(encoding="utf-8")))
+    output = run_session(steps, server, tmp_path)
 
     # The last step lists every job, one line each: it shows the jobs the server holds.
     start = output.index(MARKER.format(len(steps) - 1)) + 1
@@ -123,3 +131,19 @@ def test_the_readme_curl_session_runs_as_written(server: str, tmp_path: Path) ->
         [job["id"], job["status"], job["source_type"]] for job in jobs
     ]
     assert {job["source_type"] for job in jobs} == {"url", "s3", "upload"}
+
+
+def test_the_readme_queues_session_runs_as_written(server: str, tmp_path: Path) -> None:
+    steps = steps_of(session_blocks(README.read_text(encoding="utf-8"), QUEUES_HEADING))
+    assert len(steps) >= 5 and all(BASE_URL in step for step in steps)
+    run_session(steps, server, tmp_path)
+
+    queues = httpx.get(f"{server}/api/v1/queues").json()["items"]
+    settings = {q["name"]: (q["paused"], q["concurrency_limit"]) for q in queues}
+    assert settings == {"nightly": (False, None), "thumbnails": (False, None)}
+    jobs = httpx.get(f"{server}/api/v1/jobs", params={"metadata.tenant": "acme"}).json()
+    assert [job["status"] for job in jobs["items"]] == ["pending", "pending"]  # retried
+    nightly = [job for job in jobs["items"] if job["queue"] == "nightly"]
+    events = httpx.get(f"{server}/api/v1/jobs/{nightly[0]['id']}/events").json()["items"]
+    assert [event["to_status"] for event in events] == ["pending", "cancelled", "pending"]
+    assert httpx.get(f"{server}/api/v1/schedules").json() == {"items": []}

@@ -172,11 +172,16 @@ class ScheduleRepository(Protocol):
     async def update(self, schedule: Schedule) -> None:
         """Write a schedule that exists."""
 
+    async def save_runs(self, schedules: Sequence[Schedule]) -> None:
+        """Write the next and last runs of schedules that exist (taken ticks), at once."""
+
     async def delete(self, name: str) -> bool:
         """Remove the schedule `name`: whether there was one."""
 
-    async def due(self, now: datetime) -> Sequence[str]:
-        """The names of the unpaused schedules whose next run is at or before `now`."""
+    async def take_due(self, now: datetime, limit: int) -> Sequence[Schedule]:
+        """At most `limit` unpaused schedules whose next run is at or before `now`, by
+        next run, locked until commit; schedules another transaction holds are skipped
+        (it is taking their tick), so that processes share the due ones."""
 
     async def next_run(self) -> datetime | None:
         """The earliest next run of any unpaused schedule, or None."""

@@ -95,6 +95,7 @@ class Sizes:
     detection_variants: int = 24  # files per format
     detection_passes: int = 3
     s3_objects: int = 1000  # s3ingest: objects put, then ingested by a worker
+    schedules: int = 100  # schedules: every-minute schedules whose tick delays are measured
 
     @classmethod
     def of(cls, *, full: bool, quick: bool) -> Sizes:
@@ -109,6 +110,7 @@ class Sizes:
             sizes.walk_pages, sizes.large_upload_mib, sizes.small_files = 10, 16, 50
             sizes.worker_jobs, sizes.detection_variants, sizes.detection_passes = 400, 3, 1
             sizes.s3_objects = 100
+            sizes.schedules = 20
         return sizes
 
 

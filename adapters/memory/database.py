@@ -309,14 +309,23 @@ class MemoryScheduleRepository(ScheduleRepository):
             raise ValueError(f"no schedule is named {schedule.name!r}")
         self._staged.schedules[schedule.name] = copy.deepcopy(schedule)
 
+    async def save_runs(self, schedules: Sequence[Schedule]) -> None:
+        for schedule in schedules:
+            stored = await self.get(schedule.name)
+            if stored is None:
+                raise ValueError(f"no schedule is named {schedule.name!r}")
+            stored.next_run_at, stored.last_run_at = schedule.next_run_at, schedule.last_run_at
+            self._staged.schedules[schedule.name] = stored
+
     async def delete(self, name: str) -> bool:
         if await self.get(name) is None:
             return False
         self._staged.schedules[name] = None
         return True
 
-    async def due(self, now: datetime) -> Sequence[str]:
-        return [s.name for s in await self.list() if s.is_due(now)]
+    async def take_due(self, now: datetime, limit: int) -> Sequence[Schedule]:
+        due = [s for s in await self.list() if s.is_due(now)]
+        return sorted(due, key=lambda s: (s.next_run_at, s.name))[:limit]
 
     async def next_run(self) -> datetime | None:
         runs = [s.next_run_at for s in await self.list() if not s.paused and s.next_run_at]

@@ -11,8 +11,10 @@ from chute.adapters.sqlalchemy.rows import schedule_row, to_schedule
 from chute.adapters.sqlalchemy.tables import schedules
 from chute.application.ports import ScheduleRepository
 from chute.domain import Schedule
-from sqlalchemy import Insert, delete, func, select, update
+from sqlalchemy import Insert, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+
+_SAVE_RUNS = update(schedules).where(schedules.c.name == bindparam("key"))
 
 
 class SqlScheduleRepository(SqlRepository, ScheduleRepository):
@@ -46,17 +48,34 @@ class SqlScheduleRepository(SqlRepository, ScheduleRepository):
         if (await self._db.write(stmt)).rowcount == 0:
             raise ValueError(f"no schedule is named {schedule.name!r}")
 
+    async def save_runs(self, schedules_: Sequence[Schedule]) -> None:
+        if not schedules_:
+            return
+        rows = [
+            {"key": s.name, "next_run_at": s.next_run_at, "last_run_at": s.last_run_at}
+            for s in schedules_
+        ]
+        result = await self._db.write(_SAVE_RUNS, rows)  # one executemany
+        if result.supports_sane_multi_rowcount() and result.rowcount != len(rows):
+            raise ValueError("runs not saved: some schedules do not exist")
+
     async def delete(self, name: str) -> bool:
         stmt = delete(schedules).where(schedules.c.name == name)
         return bool((await self._db.write(stmt)).rowcount)
 
-    async def due(self, now: datetime) -> Sequence[str]:
+    async def take_due(self, now: datetime, limit: int) -> Sequence[Schedule]:
+        c = schedules.c
         stmt = (
-            select(schedules.c.name)
-            .where(~schedules.c.paused, schedules.c.next_run_at <= now)
-            .order_by(schedules.c.next_run_at, schedules.c.name)
+            select(schedules)
+            .where(~c.paused, c.next_run_at <= now)
+            .order_by(c.next_run_at, c.name)
+            .limit(limit)
         )
-        return list((await self._db.read(stmt)).scalars())
+        if self._dialect == "postgresql":
+            # Another server taking a tick holds its row: leave it to that one, as
+            # claims do with jobs. SQLite's write transaction holds the whole file.
+            stmt = stmt.with_for_update(skip_locked=True)
+        return [to_schedule(row) for row in (await self._db.write(stmt)).mappings()]
 
     async def next_run(self) -> datetime | None:
         stmt = select(func.min(schedules.c.next_run_at)).where(~schedules.c.paused)

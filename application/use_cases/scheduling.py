@@ -1,14 +1,16 @@
 """Use cases of schedules: create or replace, see and delete them; run their due ticks.
 
-A tick is taken in one transaction that locks its schedule, checks that the tick is
-still due, creates the job and moves `next_run_at` on: however many processes run
-`run_due_schedules` at once, each tick creates one job. Ticks missed while nothing ran
-are not made up: the latest one runs once, and the next is the first after now.
+A tick is taken in a transaction that locks its schedule while it is due (skipping
+schedules another process holds), creates the job and moves `next_run_at` on: however
+many processes run `run_due_schedules` at once, each tick creates one job. Ticks
+missed while nothing ran are not made up: the latest one runs once, and the next is
+the first after now.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,10 +23,12 @@ from chute.application.commands import (
 from chute.application.errors import FieldError, ScheduleNotFound, ValidationFailed
 from chute.application.ports import Calendar
 from chute.application.use_cases.base import EngineBase
-from chute.domain import SCHEDULER, InvalidValue, Schedule
+from chute.domain import SCHEDULER, InvalidValue, Job, JobEvent, Schedule
 from chute.domain import validation as rules
 
 log = logging.getLogger("chute.engine")
+
+TICK_BATCH = 100  # due ticks taken in one transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,45 +100,69 @@ class Scheduling(EngineBase):
         next run of any schedule afterwards (None when none is to run), for the caller
         to sleep until."""
         calendar = self._schedules_calendar()
-        now = self._clock.now()
-        async with self._uow(read_only=True) as uow:
-            due = await uow.schedules.due(now)
-        for name in due:
-            await self._run_tick(calendar, name, now)
+        while len(await self._run_ticks(calendar)) == TICK_BATCH:
+            pass  # a full batch: more may be due
         async with self._uow(read_only=True) as uow:
             return await uow.schedules.next_run()
 
-    async def _run_tick(self, calendar: Calendar, name: str, now: datetime) -> None:
+    async def _run_ticks(self, calendar: Calendar) -> Sequence[Schedule]:
+        """Take up to `TICK_BATCH` due ticks in one transaction: the schedules taken,
+        each with its job created and its next run moved on."""
+        made: list[tuple[Schedule, Job | None, list[FieldError]]] = []
         async with self._uow() as uow:
-            schedule = await uow.schedules.get(name, for_update=True)
-            if schedule is None or not schedule.is_due(now):
-                return  # another process took this tick, or the schedule changed
-            assert schedule.next_run_at is not None  # is_due
-            tick = calendar.latest(schedule.cron, schedule.timezone, now)
-            tick = max(tick or schedule.next_run_at, schedule.next_run_at)
-            new = job_of_template(schedule.job)
-            problems = new.problems()
-            job = None
-            if not problems:
-                job = self._new_job(new, now)
-                job.schedule = name
-                await uow.jobs.add([job])
-                await self._record(uow, [job], SCHEDULER, name)
-            schedule.last_run_at = tick
-            schedule.next_run_at = calendar.next_after(schedule.cron, schedule.timezone, now)
-            await uow.schedules.update(schedule)
+            now = self._clock.now()
+            taken = await uow.schedules.take_due(now, TICK_BATCH)
+            for schedule in taken:
+                made.append((schedule, *self._tick(calendar, schedule, now)))
+            jobs = [job for _, job, _ in made if job is not None]
+            if jobs:
+                await uow.jobs.add(jobs)
+                await uow.events.add(
+                    [
+                        JobEvent(job.id, job.updated_at, before, after, SCHEDULER, job.schedule)
+                        for job in jobs
+                        for before, after in job.take_changes()
+                    ]
+                )
+            await uow.schedules.save_runs(taken)
             await uow.commit()
-        if job is None:
-            # Stored before a rule changed: the tick passes, and says why.
-            log.error(
-                "schedule.job_invalid",
-                extra={"schedule": name, "errors": [f"{p.loc}: {p.msg}" for p in problems]},
-            )
-        else:
-            log.info(
-                "schedule.ran",
-                extra={"schedule": name, "job_id": str(job.id), "tick": tick.isoformat()},
-            )
+        for schedule, made_job, problems in made:
+            if made_job is None:
+                # Stored before a rule changed: the tick passes, and the log says why.
+                log.error(
+                    "schedule.job_invalid",
+                    extra={
+                        "schedule": schedule.name,
+                        "errors": [f"{p.loc}: {p.msg}" for p in problems],
+                    },
+                )
+            else:
+                log.info(
+                    "schedule.ran",
+                    extra={
+                        "schedule": schedule.name,
+                        "job_id": str(made_job.id),
+                        "tick": schedule.last_run_at.isoformat() if schedule.last_run_at else None,
+                    },
+                )
+        return taken
+
+    def _tick(
+        self, calendar: Calendar, schedule: Schedule, now: datetime
+    ) -> tuple[Job | None, list[FieldError]]:
+        """The job of `schedule`'s due tick (None, with the reasons, when its stored job
+        breaks a rule now); moves the schedule's last and next runs on."""
+        assert schedule.next_run_at is not None  # due
+        tick = calendar.latest(schedule.cron, schedule.timezone, now)
+        schedule.last_run_at = max(tick or schedule.next_run_at, schedule.next_run_at)
+        schedule.next_run_at = calendar.next_after(schedule.cron, schedule.timezone, now)
+        new = job_of_template(schedule.job)
+        problems = new.problems()
+        if problems:
+            return None, problems
+        job = self._new_job(new, now)
+        job.schedule = schedule.name
+        return job, []
 
     def _checked_next_run(
         self, calendar: Calendar, name: str, spec: ScheduleSpec, now: datetime

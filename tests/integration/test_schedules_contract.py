@@ -23,6 +23,7 @@ from chute.application import (
     ValidationFailed,
 )
 from chute.application.ports import UnitOfWorkFactory
+from chute.application.use_cases.scheduling import TICK_BATCH
 from chute.domain import SCHEDULER, Job, JobStatus, Priority
 
 from tests.factories import make_engine, make_new_job
@@ -247,3 +248,16 @@ async def test_a_dst_day_in_autumn(engine: OrchestrationEngine, clock: ManualClo
     assert [t.strftime("%d %H:%M %Z") for t in daily] == ["25 02:30 CEST", "26 02:30 CET"]
     hourly = [j.created_at for j in await scheduled_jobs(engine, "hourly")]
     assert len([t for t in hourly if t.astimezone(BERLIN).date().day == 25]) == 25
+
+
+async def test_more_due_ticks_than_one_transaction_takes(
+    engine: OrchestrationEngine, clock: ManualClock
+) -> None:
+    for n in range(TICK_BATCH * 2 + 5):
+        await engine.put_schedule(f"s{n:03}", spec("* * * * *"))
+    clock._now = START + timedelta(minutes=1)
+    assert await engine.run_due_schedules() == START.replace(second=0) + timedelta(minutes=2)
+    page = await engine.list_jobs(limit=200, count=False)
+    assert page.next_cursor is not None  # more than a page: every schedule made its job
+    rest = await engine.list_jobs(limit=200, count=False, cursor=page.next_cursor)
+    assert len(page.items) + len(rest.items) == TICK_BATCH * 2 + 5

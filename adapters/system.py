@@ -1,14 +1,16 @@
-"""The real clock and id generator, and a settable clock for tests and simulations."""
+"""The real clock and id generator, a settable clock for tests and simulations, and the
+change signal of databases that cannot signal."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from chute.application.ports import Clock, IdGenerator
+from chute.application.ports import ChangeSignal, Clock, IdGenerator
 
 
 class SystemClock(Clock):
@@ -80,3 +82,17 @@ class UuidV7Generator(IdGenerator):
             self._random, self._used, self._drawn_in = os.urandom(self.RANDOM_BYTES), 0, _forks
         start, self._used = self._used, self._used + count
         return int.from_bytes(self._random[start : self._used])
+
+
+class PollingSignal(ChangeSignal):
+    """A change signal that knows nothing: readers look every `interval` seconds. For
+    databases that cannot tell (SQLite, which another process writes too; memory)."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+
+    async def wait(self, at_most: float) -> None:
+        await asyncio.sleep(min(at_most, self.interval))
+
+    async def close(self) -> None:
+        pass

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
-from chute.application.queries import ClaimFilter, JobFilter, JobQuery, QueueCounts
+from chute.application.queries import ClaimFilter, FedEvent, JobFilter, JobQuery, QueueCounts
 from chute.domain import (
     GENERIC_TYPES,
     DetectionResult,
@@ -44,6 +44,10 @@ class JobRepository(Protocol):
     async def update_many(self, jobs: Sequence[Job]) -> None:
         """Write every field of existing jobs, at once: jobs this unit of work locked
         (PostgreSQL cannot tell how many rows one batch of updates found)."""
+
+    async def running_since(self, since: datetime, limit: int) -> list[Job]:
+        """At most `limit` running jobs changed at or after `since` (a heartbeat changes
+        one), the least recently changed first: where progress is read from."""
 
     async def find(self, query: JobQuery) -> list[Job]:
         """At most `query.limit` jobs matching the query, in its order."""
@@ -96,6 +100,15 @@ class JobEventRepository(Protocol):
 
     async def list(self, job_id: UUID) -> list[JobEvent]:
         """Every event of a job, oldest first."""
+
+    async def feed(self, after: int | None, limit: int) -> Sequence[FedEvent]:
+        """At most `limit` committed events after the event `after` (None: from the
+        first) in the feed's order, which is commit order: an event this answers never
+        has one before it that a later call could still answer. (An `after` that names
+        no event, as one purged since, reads on from the first event with a greater id.)"""
+
+    async def feed_head(self) -> FedEvent | None:
+        """The last event `feed` would answer now, or None when there is none."""
 
 
 class DetectionResultRepository(Protocol):
@@ -343,6 +356,18 @@ class ContentDetector(Protocol):
 
     async def detect(self, sample: ContentSample) -> TypeGuess:
         """Detect the type of the sampled content."""
+
+
+class ChangeSignal(Protocol):
+    """Wakes readers of the event feed when events may have been committed, by this
+    process or another."""
+
+    async def wait(self, at_most: float) -> None:
+        """Return when events may have been committed since the last call, or after
+        `at_most` seconds (a reader then reads anyway)."""
+
+    async def close(self) -> None:
+        """Let go of what waiting holds (a connection)."""
 
 
 class Calendar(Protocol):

@@ -12,7 +12,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from chute.application.errors import InvalidCursor
-from chute.domain import Job, JobStatus, Mode, Priority, SourceType
+from chute.domain import Job, JobEvent, JobStatus, Mode, Priority, SourceType
 
 
 class JobSort(StrEnum):
@@ -170,3 +170,14 @@ def decode_cursor(token: str, sort: JobSort, filt: JobFilter) -> Keyset:
     if keyset.created_at.tzinfo is None or (keyset.priority is None) == sort.by_priority:
         raise InvalidCursor("it does not decode")
     return keyset
+
+
+@dataclass(frozen=True, slots=True)
+class FedEvent:
+    """An event as the live feed reads it: its id (what a stream sends, and a client
+    resumes from) and its place in the feed's order (`position`: events come in
+    position order, which is commit order; ids alone are not)."""
+
+    id: int
+    position: tuple[int, int]
+    event: JobEvent

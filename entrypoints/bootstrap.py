@@ -15,6 +15,8 @@ Which adapter implements each port here (provider: port -> adapter):
     auto_detector  ContentDetector     chute.adapters.detection.AutoDetector (mode auto)
     clock          Clock               chute.adapters.system.SystemClock
     calendar       Calendar            chute.adapters.cron.CronCalendar (schedules' cron)
+    change_signal  ChangeSignal        chute.adapters.sqlalchemy.PostgresChangeSignal (LISTEN)
+                                       or chute.adapters.system.PollingSignal (SQLite)
     ids            IdGenerator         chute.adapters.system.UuidV7Generator
     url_reader     SourceReader        chute.adapters.ingest.UrlSourceReader (url jobs; the
                                        SSRF-safe fetcher, CHUTE_FETCH_*)
@@ -43,10 +45,11 @@ from chute.adapters.detection import AutoDetector, LibmagicDetector, MagikaDetec
 from chute.adapters.ingest import S3SourceReader, UrlFetcher, UrlSourceReader
 from chute.adapters.s3 import S3Connection
 from chute.adapters.s3_multipart import MultipartUploads
-from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
+from chute.adapters.sqlalchemy import PostgresChangeSignal, SqlDatabase, create_engine_for
 from chute.adapters.storage import LocalFileStore, S3FileStore
-from chute.adapters.system import SystemClock, UuidV7Generator
+from chute.adapters.system import PollingSignal, SystemClock, UuidV7Generator
 from chute.application import OrchestrationEngine, RetryPolicy, UploadLimits
+from chute.application.ports import ChangeSignal
 from chute.domain import Mode, SourceType
 from chute.entrypoints.settings import Settings
 from dependency_injector import containers, providers
@@ -70,6 +73,18 @@ async def sql_database_resource(engine: AsyncEngine) -> AsyncIterator[SqlDatabas
         yield database
     finally:
         await database.close()
+
+
+async def change_signal_resource(url: str, poll_seconds: float) -> AsyncIterator[ChangeSignal]:
+    """How the live feed learns of new events: PostgreSQL's notifications, or looking
+    every `poll_seconds` (SQLite, written by other processes too, cannot tell)."""
+    signal: ChangeSignal = (
+        PostgresChangeSignal(url) if url.startswith("postgresql") else PollingSignal(poll_seconds)
+    )
+    try:
+        yield signal
+    finally:
+        await signal.close()
 
 
 async def s3_reader_resource(
@@ -101,6 +116,10 @@ class Container(containers.DeclarativeContainer):
     sql_engine = providers.Resource(sql_engine_resource, url=config.database_url)
     s3_reader = providers.Resource(
         s3_reader_resource, s3_connection, max_bytes=config.max_upload_bytes
+    )
+
+    change_signal = providers.Resource(
+        change_signal_resource, url=config.database_url, poll_seconds=config.stream_poll_seconds
     )
 
     # -- adapters -----------------------------------------------------------------------

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     rescue_interval_seconds: Annotated[float, Field(gt=0)] = 15
     sweep_interval_seconds: Annotated[float, Field(gt=0)] = 3600
     schedule_interval_seconds: Annotated[float, Field(gt=0)] = 1
+    stream_poll_seconds: Annotated[float, Field(gt=0)] = 0.2
+    stream_keepalive_seconds: Annotated[float, Field(gt=0)] = 15
+    stream_buffer: Annotated[int, Field(ge=10, le=100_000)] = 1000
     orphan_grace_seconds: Annotated[float, Field(ge=0)] = 3600
     worker_slots: Annotated[int, Field(ge=1, le=100)] = 4
     worker_lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 60

@@ -9,6 +9,7 @@ publish them only on `commit()`, as a database transaction would.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import copy
 import itertools
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from chute.application.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from chute.application.queries import ClaimFilter, JobFilter, JobQuery, QueueCounts
+from chute.application.queries import ClaimFilter, FedEvent, JobFilter, JobQuery, QueueCounts
 from chute.domain import DetectionResult, Job, JobEvent, JobStatus, QueueSettings, Schedule
 
 __all__ = ["MemoryDatabase", "MemoryFileStore", "MemoryUnitOfWork"]
@@ -44,6 +45,7 @@ class _Tables:
     detections: dict[UUID, DetectionResult] = field(default_factory=dict)
     keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     events: list[JobEvent] = field(default_factory=list)
+    event_ids: list[int] = field(default_factory=list)  # of `events`, given at commit
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     schedules: dict[str, Schedule | None] = field(default_factory=dict)  # staged None: deleted
 
@@ -107,13 +109,22 @@ class MemoryUnitOfWork(UnitOfWork):
         for key in self._deleted_keys:
             self._tables.keys.pop(key, None)
         self._tables.keys.update(self._staged.keys)
+        # Ids in commit order: the feed's order (commits are serialised by the lock).
+        last = self._tables.event_ids[-1] if self._tables.event_ids else 0
         self._tables.events.extend(self._staged.events)
+        self._tables.event_ids.extend(range(last + 1, last + 1 + len(self._staged.events)))
         if self._deleted_jobs:
             gone = self._deleted_jobs
             for job_id in gone:
                 self._tables.jobs.pop(job_id, None)
                 self._tables.detections.pop(job_id, None)
-            self._tables.events[:] = [e for e in self._tables.events if e.job_id not in gone]
+            kept = [
+                (i, e)
+                for i, e in zip(self._tables.event_ids, self._tables.events, strict=True)
+                if e.job_id not in gone
+            ]
+            self._tables.event_ids[:] = [i for i, _ in kept]
+            self._tables.events[:] = [e for _, e in kept]
         self._rollback()
 
     async def deployment_id(self) -> UUID:
@@ -158,6 +169,15 @@ class MemoryJobRepository(JobRepository):
     async def update_many(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
             await self.update(job)
+
+    async def running_since(self, since: datetime, limit: int) -> list[Job]:
+        running = [
+            job
+            for job in self._all()
+            if job.status is JobStatus.RUNNING and job.updated_at >= since
+        ]
+        running.sort(key=lambda job: (job.updated_at, job.id))
+        return [self._out(job) for job in running[:limit]]
 
     async def find(self, query: JobQuery) -> list[Job]:
         matching = [job for job in self._all() if matches(job, query.filter)]
@@ -254,6 +274,18 @@ class MemoryJobEventRepository(JobEventRepository):
         if job_id in self._deleted_jobs:
             return []
         return [e for e in [*self._tables.events, *self._staged.events] if e.job_id == job_id]
+
+    async def feed(self, after: int | None, limit: int) -> Sequence[FedEvent]:
+        ids, events = self._tables.event_ids, self._tables.events
+        start = 0 if after is None else bisect.bisect_right(ids, after)
+        return [
+            FedEvent(ids[i], (0, ids[i]), events[i])
+            for i in range(start, min(start + limit, len(ids)))
+        ]
+
+    async def feed_head(self) -> FedEvent | None:
+        ids, events = self._tables.event_ids, self._tables.events
+        return FedEvent(ids[-1], (0, ids[-1]), events[-1]) if ids else None
 
 
 class MemoryQueueRepository(QueueRepository):

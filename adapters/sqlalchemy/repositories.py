@@ -44,9 +44,17 @@ from chute.application.ports import (
     JobEventRepository,
     JobRepository,
 )
-from chute.application.queries import ClaimFilter, JobFilter, JobQuery, JobSort, QueueCounts
+from chute.application.queries import (
+    ClaimFilter,
+    FedEvent,
+    JobFilter,
+    JobQuery,
+    JobSort,
+    QueueCounts,
+)
 from chute.domain import DetectionResult, Job, JobEvent, JobStatus
 from sqlalchemy import (
+    ColumnElement,
     CursorResult,
     Executable,
     Select,
@@ -54,8 +62,10 @@ from sqlalchemy import (
     delete,
     exc,
     func,
+    literal,
     literal_column,
     select,
+    tuple_,
     update,
 )
 
@@ -137,6 +147,17 @@ class SqlJobRepository(SqlRepository, JobRepository):
         result = await self._db.write(_UPDATE_BY_ID, rows)  # one executemany
         if result.supports_sane_multi_rowcount() and result.rowcount != len(rows):
             raise ValueError("jobs not updated: some do not exist")
+
+    async def running_since(self, since: datetime, limit: int) -> list[Job]:
+        c = jobs.c
+        stmt = (
+            select(jobs)
+            .where(c.status == JobStatus.RUNNING.value, c.updated_at >= since)
+            .order_by(c.updated_at, c.id)
+            .limit(limit)
+        )
+        rows = (await self._db.read(_joined(stmt))).mappings()
+        return [to_job_with_detection(row) for row in rows]
 
     async def find(self, query: JobQuery) -> list[Job]:
         stmt = filtered(select(jobs), query.filter, self._dialect)
@@ -242,6 +263,36 @@ class SqlJobEventRepository(SqlRepository, JobEventRepository):
         stmt = select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
         return [to_event(row) for row in (await self._db.read(stmt)).mappings()]
 
+    async def feed(self, after: int | None, limit: int) -> Sequence[FedEvent]:
+        e = job_events.c
+        if self._dialect != "postgresql":
+            # One writer at a time commits, in id order: ids are the feed's order.
+            stmt = select(job_events).order_by(e.id).limit(limit)
+            if after is not None:
+                stmt = stmt.where(e.id > after)
+            rows = (await self._db.read(stmt)).mappings()
+            return [FedEvent(row["id"], (0, row["id"]), to_event(row)) for row in rows]
+        stmt = select(job_events).where(e.tx < _HORIZON).order_by(e.tx, e.id).limit(limit)
+        if after is not None:
+            start = (await self._db.read(select(e.tx).where(e.id == after))).first()
+            if start is not None:
+                stmt = stmt.where(tuple_(e.tx, e.id) > tuple_(literal(start[0]), literal(after)))
+            else:  # purged since: on from the next id
+                stmt = stmt.where(e.id > after)
+        rows = (await self._db.read(stmt)).mappings()
+        return [FedEvent(row["id"], (row["tx"], row["id"]), to_event(row)) for row in rows]
+
+    async def feed_head(self) -> FedEvent | None:
+        e = job_events.c
+        stmt = select(job_events).order_by(e.id.desc()).limit(1)
+        if self._dialect == "postgresql":
+            stmt = select(job_events).where(e.tx < _HORIZON)
+            stmt = stmt.order_by(e.tx.desc(), e.id.desc()).limit(1)
+        row = (await self._db.read(stmt)).mappings().first()
+        if row is None:
+            return None
+        return FedEvent(row["id"], (row["tx"] or 0, row["id"]), to_event(row))
+
 
 class SqlDetectionResultRepository(SqlRepository, DetectionResultRepository):
     """Detection results in the `detection_results` table, one per job."""
@@ -260,6 +311,13 @@ _DETECTION_COLUMNS = [
     for column in detection_results.c
     if column.name != "job_id"
 ]
+
+
+# The oldest transaction still running when the statement began (PostgreSQL): every
+# event of an older one is committed or gone, and no newer one can come before them.
+_HORIZON: ColumnElement[int] = literal_column(
+    "(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
+)
 
 
 def _joined(stmt: Select[Any]) -> Select[Any]:

@@ -226,9 +226,16 @@ job_events = Table(
     Column("to_status", String(16), nullable=False),
     Column("actor", String(255), nullable=False),
     Column("detail", Text()),
+    # PostgreSQL: the id of the transaction that wrote the event (its server default,
+    # pg_current_xact_id()). Ids are taken before commit, in another order than commits
+    # happen; the live feed reads events in (tx, id) order, only of transactions older
+    # than every one still running, so that none can appear behind a reader. SQLite
+    # commits one writer at a time, in id order: NULL there.
+    Column("tx", BigInteger()),
 )
 
 Index(None, job_events.c.job_id, job_events.c.id)
+Index("ix_job_events_tx_id", job_events.c.tx, job_events.c.id).ddl_if(dialect="postgresql")
 
 # The settings of queues; a queue that has none is unpaused and unlimited. Claims of a
 # limited queue lock its row (PostgreSQL), so that they count its held jobs one by one.

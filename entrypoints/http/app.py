@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,8 +18,9 @@ from chute.entrypoints.http.middleware import (
 )
 from chute.entrypoints.http.openapi import describe
 from chute.entrypoints.http.problems import register_problem_handlers
-from chute.entrypoints.http.routes import health, jobs, queues, schedules, upload, workers
+from chute.entrypoints.http.routes import health, jobs, queues, schedules, stream, upload, workers
 from chute.entrypoints.http.routing import wrong_methods
+from chute.entrypoints.http.stream import event_feed
 from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI
@@ -26,7 +28,7 @@ from fastapi.routing import APIRoute
 
 # Workers first, so that the description lists `/api/v1/jobs/claim` before the
 # `/api/v1/jobs/{job_id}` routes.
-ROUTE_MODULES = (workers, jobs, upload, queues, schedules, health, docs)
+ROUTE_MODULES = (workers, jobs, upload, queues, schedules, stream, health, docs)
 
 DESCRIPTION = """
 Job orchestration for content pipelines: upload or reference content, detect what it
@@ -73,16 +75,23 @@ DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the container's resources (the database engine) for the app's lifetime, and
-    rescue expired leases and sweep orphan files meanwhile (unless turned off)."""
+    """Open the container's resources (the database engine) for the app's lifetime, follow
+    the live feed for its streams, and do the background duties meanwhile (rescue, sweep,
+    schedules; unless turned off)."""
     container: Container = app.state.container
     await settled(container.init_resources())
     try:
-        if app.state.maintenance:
-            async with maintaining(container):
+        app.state.feed = await event_feed(container)
+        following = asyncio.create_task(app.state.feed.run(), name="chute-feed")
+        try:
+            if app.state.maintenance:
+                async with maintaining(container):
+                    yield
+            else:
                 yield
-        else:
-            yield
+        finally:
+            following.cancel()
+            await asyncio.wait([following])
     finally:
         await settled(container.shutdown_resources())
 

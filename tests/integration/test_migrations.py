@@ -41,7 +41,7 @@ async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 
 # Indexes that tables.py makes on PostgreSQL only (`ddl_if`), which Alembic's comparison
 # does not know of.
-POSTGRESQL_ONLY = {"ix_jobs_metadata"}
+POSTGRESQL_ONLY = {"ix_jobs_metadata", "ix_job_events_tx_id"}
 
 
 def differences(conn: Connection) -> list[Any]:

@@ -23,7 +23,8 @@ from chute.entrypoints.http.schemas.jobs import (
     JobListResponse,
     JobResponse,
 )
-from fastapi import APIRouter, Header, Query, Response, status
+from chute.entrypoints.http.stream import wait_for_end
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=BodyLimitedRoute)
 
@@ -174,9 +175,20 @@ async def list_jobs(query: Annotated[JobListQuery, Query()], engine: Engine) -> 
     response_model=JobResponse,
     responses=problem_responses(404, 422),
 )
-async def get_job(job_id: UUID, engine: Engine) -> Response:
-    """One job, with its detection result."""
+async def get_job(
+    job_id: UUID,
+    engine: Engine,
+    request: Request,
+    wait: Annotated[
+        int | None,
+        Query(ge=1, le=60, description="seconds to wait for the job to end before answering"),
+    ] = None,
+) -> Response:
+    """One job, with its detection result. With `wait`, the answer comes as soon as the
+    job is completed, failed or cancelled, or after `wait` seconds, as the job is then."""
     job = await engine.get_job(job_id)
+    if wait is not None and not job.status.is_terminal:
+        job = await wait_for_end(request.app.state.feed, engine, job_id, wait)
     return job_response(job)
 
 

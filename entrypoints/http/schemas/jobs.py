@@ -193,27 +193,11 @@ def job_filter(fields: FilterFields, metadata: Iterable[tuple[str, str]]) -> Job
     )
 
 
-class JobListQuery(BaseModel):
-    """The query of `GET /api/v1/jobs`. Unknown parameters are refused, as in bodies."""
+class MetadataParameters(BaseModel):
+    """A query that takes `metadata.<key>=<value>` filters besides its fields; unknown
+    parameters are refused, as in bodies."""
 
     model_config = ConfigDict(extra="forbid")
-
-    # Bounded so that the offset it makes fits the database's 64-bit integers.
-    page: int = Field(
-        1, ge=1, le=MAX_PAGE, description="ignored (and answered as null) with a cursor"
-    )
-    limit: int = Field(50, ge=1, le=200)
-    status: list[JobStatus] = Field(default_factory=list)
-    source_type: list[SourceType] = Field(default_factory=list)
-    priority: list[Priority] = Field(default_factory=list)
-    mode: list[Mode] = Field(default_factory=list)
-    mime_type: MimePattern | None = Field(None, description="exact, or type/*")
-    created_after: AwareTime | None = Field(None, description="inclusive; RFC 3339 with offset")
-    created_before: AwareTime | None = Field(None, description="exclusive; RFC 3339 with offset")
-    queue: list[QueueName] = Field(default_factory=list, description="jobs of this queue (or any)")
-    sort: JobSort = JobSort.NEWEST
-    cursor: Text | None = Field(None, max_length=1024, description="`next_cursor` of a page")
-    count: bool = Field(True, description="false: no count is made; total and pages are null")
 
     # `metadata.<key>=<value>` parameters, taken out before the fields are validated (a
     # name per key cannot be a field); the engine checks them. Not in the OpenAPI
@@ -237,6 +221,27 @@ class JobListQuery(BaseModel):
         query = handler(rest)
         query._metadata = pairs
         return query
+
+
+class JobListQuery(MetadataParameters):
+    """The query of `GET /api/v1/jobs`."""
+
+    # Bounded so that the offset it makes fits the database's 64-bit integers.
+    page: int = Field(
+        1, ge=1, le=MAX_PAGE, description="ignored (and answered as null) with a cursor"
+    )
+    limit: int = Field(50, ge=1, le=200)
+    status: list[JobStatus] = Field(default_factory=list)
+    source_type: list[SourceType] = Field(default_factory=list)
+    priority: list[Priority] = Field(default_factory=list)
+    mode: list[Mode] = Field(default_factory=list)
+    mime_type: MimePattern | None = Field(None, description="exact, or type/*")
+    created_after: AwareTime | None = Field(None, description="inclusive; RFC 3339 with offset")
+    created_before: AwareTime | None = Field(None, description="exclusive; RFC 3339 with offset")
+    queue: list[QueueName] = Field(default_factory=list, description="jobs of this queue (or any)")
+    sort: JobSort = JobSort.NEWEST
+    cursor: Text | None = Field(None, max_length=1024, description="`next_cursor` of a page")
+    count: bool = Field(True, description="false: no count is made; total and pages are null")
 
     def to_filter(self) -> JobFilter:
         """The application's filter for this query."""

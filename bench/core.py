@@ -96,6 +96,8 @@ class Sizes:
     detection_passes: int = 3
     s3_objects: int = 1000  # s3ingest: objects put, then ingested by a worker
     schedules: int = 100  # schedules: every-minute schedules whose tick delays are measured
+    stream_clients: int = 1000  # streams: clients reading at once
+    stream_jobs: int = 500  # streams: completions each client receives
 
     @classmethod
     def of(cls, *, full: bool, quick: bool) -> Sizes:
@@ -111,6 +113,7 @@ class Sizes:
             sizes.worker_jobs, sizes.detection_variants, sizes.detection_passes = 400, 3, 1
             sizes.s3_objects = 100
             sizes.schedules = 20
+            sizes.stream_clients, sizes.stream_jobs = 100, 100
         return sizes
 
 

@@ -20,7 +20,18 @@ from chute.adapters.s3 import settle
 from bench.core import Context, Figure, Sizes, environment, load_average, write_json
 from bench.report import markdown, table
 
-BENCHMARKS = ("create", "batch", "list", "upload", "workers", "detection", "s3ingest", "s3upload")
+BENCHMARKS = (
+    "create",
+    "batch",
+    "list",
+    "upload",
+    "workers",
+    "queues",
+    "bulkretry",
+    "detection",
+    "s3ingest",
+    "s3upload",
+)
 MODULES = {"list": "listing"}  # `list` is a builtin: the module is bench/listing.py
 
 

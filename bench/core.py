@@ -95,6 +95,8 @@ class Sizes:
     detection_variants: int = 24  # files per format
     detection_passes: int = 3
     s3_objects: int = 1000  # s3ingest: objects put, then ingested by a worker
+    queue_jobs: int = 3000  # queues: jobs of the measured queue, per side and round
+    retry_jobs: int = 10_000  # bulkretry: failed jobs retried, per side and round
 
     @classmethod
     def of(cls, *, full: bool, quick: bool) -> Sizes:
@@ -108,7 +110,7 @@ class Sizes:
             sizes.list_rows = tuple(max(2000, rows // 50) for rows in sizes.list_rows)
             sizes.walk_pages, sizes.large_upload_mib, sizes.small_files = 10, 16, 50
             sizes.worker_jobs, sizes.detection_variants, sizes.detection_passes = 400, 3, 1
-            sizes.s3_objects = 100
+            sizes.s3_objects, sizes.queue_jobs, sizes.retry_jobs = 100, 300, 2000
         return sizes
 
 

@@ -84,6 +84,7 @@ def run(ctx: Context) -> list[Figure]:
                     "no limit",
                     AT_LEAST_09,
                     note=f"q limited to {limit} (never binds); {setting}; "
+                    f"by round {_by_round(rounds, 'limited', 'unlimited')}; "
                     f"from launch {best['limited']['wall_rate']:.0f} vs "
                     f"{best['unlimited']['wall_rate']:.0f} jobs/s",
                 ),
@@ -94,12 +95,19 @@ def run(ctx: Context) -> list[Figure]:
                     best["other_alone"]["db_rate"],
                     "other alone",
                     note=f"`other` while q (backlog {s.queue_jobs}) is limited to 1; {setting}; "
+                    f"by round {_by_round(rounds, 'other_beside_q', 'other_alone')}; "
                     f"q jobs done meanwhile: "
                     f"{max(r['other_beside_q']['q_done'] for r in rounds)}",
                 ),
             ]
         data["figures"] = figures
         return figures
+
+
+def _by_round(rounds: list[dict[str, Any]], side: str, baseline: str) -> str:
+    """The ratio of each round: the sides of one round ran a few seconds apart."""
+    ratios = [r[side]["db_rate"] / r[baseline]["db_rate"] for r in rounds]
+    return " ".join(f"{ratio:.2f}" for ratio in ratios)
 
 
 def _best(rounds: list[dict[str, Any]], side: str) -> dict[str, float]:

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import asyncpg
@@ -25,14 +25,17 @@ from bench.postgres import dsn
 
 CHUNK = 50_000
 
+# (jobs row, detection_results row or None) for `count` jobs: `job_rows` or another.
+Rows = Callable[[int], Iterator[tuple[dict[str, Any], dict[str, Any] | None]]]
 
-def _chunks(count: int) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    rows = job_rows(count)
+
+def _chunks(count: int, made: Rows) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    rows = made(count)
     while chunk := list(itertools.islice(rows, CHUNK)):
         yield [job for job, _ in chunk], [found for _, found in chunk if found is not None]
 
 
-def load_sqlite(path: str, count: int) -> float:
+def load_sqlite(path: str, count: int, rows: Rows = job_rows) -> float:
     """Migrate a new SQLite file at `path` and load `count` jobs; the seconds it took."""
     asyncio.run(upgrade(f"sqlite+aiosqlite:///{path}"))
     started = time.monotonic()
@@ -40,7 +43,7 @@ def load_sqlite(path: str, count: int) -> float:
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql("PRAGMA synchronous=OFF")  # loading only; chute sets its own
-        for job_chunk, detection_chunk in _chunks(count):
+        for job_chunk, detection_chunk in _chunks(count, rows):
             with engine.begin() as conn:
                 conn.execute(jobs.insert(), job_chunk)
                 if detection_chunk:
@@ -50,13 +53,13 @@ def load_sqlite(path: str, count: int) -> float:
     return time.monotonic() - started
 
 
-async def load_postgres(url: str, count: int) -> float:
+async def load_postgres(url: str, count: int, rows: Rows = job_rows) -> float:
     """Migrate the (empty) database at `url` and COPY `count` jobs in; the seconds it took."""
     await upgrade(url)
     started = time.monotonic()
     conn = await asyncpg.connect(dsn(url))
     try:
-        for job_chunk, detection_chunk in _chunks(count):
+        for job_chunk, detection_chunk in _chunks(count, rows):
             await _copy(conn, "jobs", job_chunk)
             if detection_chunk:
                 await _copy(conn, "detection_results", detection_chunk)

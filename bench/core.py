@@ -98,6 +98,8 @@ class Sizes:
     schedules: int = 100  # schedules: every-minute schedules whose tick delays are measured
     stream_clients: int = 1000  # streams: clients reading at once
     stream_jobs: int = 500  # streams: completions each client receives
+    queue_jobs: int = 3000  # queues: jobs of the measured queue, per side and round
+    retry_jobs: int = 10_000  # bulkretry: failed jobs retried, per side and round
 
     @classmethod
     def of(cls, *, full: bool, quick: bool) -> Sizes:
@@ -111,7 +113,7 @@ class Sizes:
             sizes.list_rows = tuple(max(2000, rows // 50) for rows in sizes.list_rows)
             sizes.walk_pages, sizes.large_upload_mib, sizes.small_files = 10, 16, 50
             sizes.worker_jobs, sizes.detection_variants, sizes.detection_passes = 400, 3, 1
-            sizes.s3_objects = 100
+            sizes.s3_objects, sizes.queue_jobs, sizes.retry_jobs = 100, 300, 2000
             sizes.schedules = 20
             sizes.stream_clients, sizes.stream_jobs = 100, 100
         return sizes

@@ -3,7 +3,10 @@
 Cases, each a fixed URL sent by one connection back to back (p50/p99 by wrk):
 first page (with and without `count`), a filtered page (status=pending&mime_type=
 image/*, with and without `count`), a keyset page from a cursor half-way through the
-set, and the page-number page half-way through (a deep OFFSET). Baseline: the no-op
+set, and the page-number page half-way through (a deep OFFSET). Metadata filters:
+one tenant of the 7 `job_rows` spreads jobs over (1 job in 7, with and without
+`count`), and that tenant in one batch of 1,000 jobs half-way through the set (about
+143 jobs, at any size). Baseline: the no-op
 app parsing the same query with `JobListQuery` and answering the same bytes chute
 answered, measured right before chute on each case. A Python client also walks
 `walk_pages` pages by `next_cursor` from the half-way point (baseline: the same
@@ -24,6 +27,7 @@ from urllib.parse import urlencode
 
 from bench.bulk import load_postgres, load_sqlite
 from bench.core import Context, Figure, Target, recorded
+from bench.data import TENANTS
 from bench.listing_figures import figures_of, rows_name
 from bench.postgres import fresh_database
 from bench.procs import Server, chute_server, migrate, noop_server
@@ -83,6 +87,10 @@ def cases(chute: Server, rows: int) -> dict[str, str]:
     half = rows // 2
     start = get_json(chute, f"{PATH}?{urlencode({'page': half, 'limit': 1, 'count': 'false'})}")
     filtered = {"status": "pending", "mime_type": "image/*"}
+    # `job_rows`: tenant TENANTS[n % 7], batch n // 1000; a tenant is 1 job in 7, one of
+    # its batches about 143 jobs, wherever it is in the set.
+    tenant = {"metadata.tenant": TENANTS[1]}
+    batch = {**tenant, "metadata.batch": str(half // 1000)}
     return {
         "first": PATH,
         "first_nocount": f"{PATH}?count=false",
@@ -90,6 +98,9 @@ def cases(chute: Server, rows: int) -> dict[str, str]:
         "filtered_nocount": f"{PATH}?{urlencode({**filtered, 'count': 'false'})}",
         "cursor_deep": f"{PATH}?{urlencode({'count': 'false', 'cursor': start['next_cursor']})}",
         "offset_deep": f"{PATH}?{urlencode({'count': 'false', 'page': half // 50})}",
+        "metadata": f"{PATH}?{urlencode(tenant)}",
+        "metadata_nocount": f"{PATH}?{urlencode({**tenant, 'count': 'false'})}",
+        "metadata_two_nocount": f"{PATH}?{urlencode({**batch, 'count': 'false'})}",
     }
 
 

@@ -7,7 +7,14 @@ from typing import Any
 from bench.core import Figure, Target
 
 NO_TARGET = ("offset_deep",)  # OFFSET costs in proportion to its depth, by nature
-SCALED = ("cursor_deep", "filtered", "filtered_nocount")
+SCALED = (
+    "cursor_deep",
+    "filtered",
+    "filtered_nocount",
+    "metadata",
+    "metadata_nocount",
+    "metadata_two_nocount",
+)
 
 
 def rows_name(count: int) -> str:

@@ -59,9 +59,9 @@ class JobRepository(Protocol):
         """Up to `limit` pending jobs due by `now`, highest priority then oldest first,
         locked until commit; rows another transaction holds are skipped, not waited for."""
 
-    async def count_held(self, queue: str) -> int:
-        """How many jobs of `queue` are `running` or `cancelling`, as this transaction sees
-        them after its last lock (call it after `QueueRepository.lock`)."""
+    async def first_claimable(self, filt: ClaimFilter, now: datetime) -> Job | None:
+        """The job `lock_claimable` would take first, without a lock: to see whether a
+        claim of a limited queue is worth its lock."""
 
     async def queue_names(self) -> set[str]:
         """The name of every queue some job is in."""
@@ -146,6 +146,15 @@ class IdempotencyKeyRepository(Protocol):
         """Forget every key stored before `created_before`; how many there were."""
 
 
+@dataclass(frozen=True, slots=True)
+class Room:
+    """Room in a limited queue: `free` more jobs may be claimed into its part `part` of
+    the limit (adapters that count the whole queue at once use part 0)."""
+
+    part: int
+    free: int
+
+
 class QueueRepository(Protocol):
     """The settings of queues (queues without settings have none here). Never commits."""
 
@@ -165,6 +174,24 @@ class QueueRepository(Protocol):
 
     async def update(self, settings: QueueSettings) -> None:
         """Write the settings of a queue that has some."""
+
+    async def for_claims(self) -> Sequence[tuple[QueueSettings, int]]:
+        """Every queue's settings with how many jobs it holds now (`running` or
+        `cancelling`; 0 for unlimited queues, which are not counted): what a claim
+        reads first, in one read."""
+
+    async def take_room(self, name: str, wanted: int) -> Sequence[Room]:
+        """Room to claim up to `wanted` jobs of the limited queue `name` in now, locked
+        until commit (claims that take the same room wait for each other, others do
+        not); none when the queue is paused, unlimited or full. Reads the settings as
+        last committed."""
+
+    async def occupy(self, rooms: Sequence[Room], job_ids: Sequence[UUID]) -> None:
+        """Count the jobs just claimed with `rooms` against them while they are held."""
+
+    async def spread(self, name: str, limit: int | None) -> None:
+        """After `name`'s limit changed to `limit`: divide it into rooms again, and the
+        jobs the queue holds among them (those beyond it wait to end before any claim)."""
 
 
 class ScheduleRepository(Protocol):

@@ -29,6 +29,7 @@ from chute.application.ports import (
     JobEventRepository,
     JobRepository,
     QueueRepository,
+    Room,
     ScheduleRepository,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -202,8 +203,9 @@ class MemoryJobRepository(JobRepository):
         due.sort(key=lambda job: (-job.priority.rank, job.created_at, job.id))
         return [self._out(job) for job in due[:limit]]
 
-    async def count_held(self, queue: str) -> int:
-        return sum(1 for job in self._all() if job.queue == queue and job.status.is_held)
+    async def first_claimable(self, filt: ClaimFilter, now: datetime) -> Job | None:
+        found = await self.lock_claimable(filt, now, 1)
+        return found[0] if found else None
 
     async def queue_names(self) -> set[str]:
         return {job.queue for job in self._all()}
@@ -312,6 +314,29 @@ class MemoryQueueRepository(QueueRepository):
         if await self.get(settings.name) is None:
             raise ValueError(f"queue {settings.name!r} has no settings")
         self._staged.queues[settings.name] = copy.copy(settings)
+
+    async def for_claims(self) -> Sequence[tuple[QueueSettings, int]]:
+        jobs = [*{**self._tables.jobs, **self._staged.jobs}.values()]
+        return [
+            (s, sum(1 for j in jobs if j.queue == s.name and j.status.is_held))
+            for s in await self.list()
+        ]
+
+    async def take_room(self, name: str, wanted: int) -> Sequence[Room]:
+        # One writer at a time: the whole limit is one room, counted as it is now.
+        settings = await self.get(name)
+        if settings is None or settings.paused or settings.concurrency_limit is None:
+            return []
+        jobs = {**self._tables.jobs, **self._staged.jobs}.values()
+        held = sum(1 for job in jobs if job.queue == name and job.status.is_held)
+        free = settings.capacity(held) or 0
+        return [Room(0, free)] if free > 0 else []
+
+    async def occupy(self, rooms: Sequence[Room], job_ids: Sequence[UUID]) -> None:
+        pass  # counted from the jobs themselves
+
+    async def spread(self, name: str, limit: int | None) -> None:
+        pass  # one room, counted from the jobs themselves
 
 
 class MemoryScheduleRepository(ScheduleRepository):

@@ -19,6 +19,7 @@ from chute.adapters.sqlalchemy.rows import (
     event_row,
     job_row,
     to_event,
+    to_job,
     to_job_with_detection,
 )
 from chute.adapters.sqlalchemy.statements import (
@@ -27,7 +28,6 @@ from chute.adapters.sqlalchemy.statements import (
     claimable,
     expired,
     filtered,
-    held_in,
     list_order,
     purgeable,
     queue_counts,
@@ -183,11 +183,9 @@ class SqlJobRepository(SqlRepository, JobRepository):
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
         return await self._lock(claimable(filt, now, limit, self._dialect))
 
-    async def count_held(self, queue: str) -> int:
-        # Run in the write transaction, after the lock of the queue's settings: on
-        # PostgreSQL this statement's snapshot is taken after the lock was granted, so
-        # it counts what the claim that held the lock before committed.
-        return int((await self._db.write(held_in(queue))).scalar_one())
+    async def first_claimable(self, filt: ClaimFilter, now: datetime) -> Job | None:
+        row = (await self._db.read(claimable(filt, now, 1, self._dialect))).mappings().first()
+        return to_job(row) if row else None
 
     async def queue_names(self) -> set[str]:
         return set((await self._db.read(queue_names())).scalars())

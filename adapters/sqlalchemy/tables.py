@@ -137,6 +137,9 @@ jobs = Table(
     Column("content_key", Text()),  # the file store's key of the job's content, if any
     Column("queue", String(64), nullable=False, server_default="default"),
     Column("schedule", String(64)),  # the schedule that made the job, if one did
+    # The part of its queue's concurrency limit a held job counts against (see
+    # `queue_parts`); NULL when its queue was unlimited at its claim.
+    Column("limit_part", SmallInteger()),
 )
 
 Index(None, jobs.c.created_at, jobs.c.id)
@@ -246,6 +249,19 @@ queues = Table(
     Column("paused", Boolean(), nullable=False),
     Column("concurrency_limit", Integer()),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# A limited queue's limit, divided into parts (at most 8) whose capacities add up to it.
+# A claim locks one part with room (SKIP LOCKED) and counts only the held jobs of that
+# part: claims of one queue run side by side instead of one after another, and the sum
+# of the parts keeps the limit. Held jobs of no part (beyond a lowered limit, -1) keep
+# every claim of their queue waiting until they end.
+queue_parts = Table(
+    "queue_parts",
+    metadata,
+    Column("queue", String(64), primary_key=True),
+    Column("part", SmallInteger(), primary_key=True),
+    Column("capacity", Integer(), nullable=False),
 )
 
 # Schedules: the job each tick of `cron` creates, and when the next tick is. A tick is

@@ -235,29 +235,56 @@ def _completed(
 async def _lock_claimable(
     uow: UnitOfWork, filt: ClaimFilter, now: datetime, limit: int
 ) -> list[Job]:
-    """The jobs to claim, locked: those of queues neither paused nor limited in one pass,
-    then, for each limited queue, at most its room left.
-
-    A limited queue's room is counted under the lock of its settings row, so that two
-    claims of it run one after the other and the second counts the first's jobs; claims
-    of other queues take no such lock. Queues are locked in name order (no deadlock),
-    and their settings read again under the lock (a pause or a new limit that committed
-    meanwhile holds at once).
+    """The jobs to claim, locked, in claim order across every queue the claim may take
+    from but paused ones. The jobs of a limited queue count against room taken in it
+    (`take_room`: a claim locks parts of the queue's limit, not the whole queue, and the
+    parts add up to the limit); those beyond its room are left. When some were left, the
+    claim looks again without the queues that were full, so that their backlog never
+    stands in front of other queues' jobs.
     """
-    settings = await uow.queues.list()
-    held_back = frozenset(s.name for s in settings if s.paused or s.concurrency_limit)
-    found = await uow.jobs.lock_claimable(
-        replace(filt, skip_queues=filt.skip_queues | held_back), now, limit
-    )
-    limited = sorted(s.name for s in settings if s.concurrency_limit and not s.paused)
-    for name in limited:
-        if (filt.queues and name not in filt.queues) or name in filt.skip_queues:
-            continue
-        locked = await uow.queues.lock(name)  # as last committed, under its lock
-        room = locked.capacity(await uow.jobs.count_held(name)) if locked else None
-        if room == 0:
-            continue
-        one = replace(filt, queues=frozenset([name]))
-        found += await uow.jobs.lock_claimable(one, now, min(room or limit, limit))
-    found.sort(key=lambda job: (-job.priority.rank, job.created_at, job.id))
-    return found[:limit]
+    settings = await uow.queues.for_claims()
+    paused = frozenset(s.name for s, _ in settings if s.paused)
+    limited = frozenset(s.name for s, _ in settings if s.concurrency_limit and not s.paused)
+    # Full as last committed: not worth a look (one that frees up meanwhile waits for
+    # the next claim; one that fills up meanwhile is caught by `take_room`).
+    full = frozenset(s.name for s, held in settings if s.capacity(held) == 0)
+    skip = filt.skip_queues | paused | full
+    found: list[Job] = []
+    while len(found) < limit:
+        candidates = await uow.jobs.lock_claimable(
+            replace(filt, skip_queues=skip), now, limit - len(found)
+        )
+        taken, full = await _within_limits(uow, candidates, limited)
+        found += taken
+        if not full:
+            break
+        skip |= full
+    return sorted(found, key=_claim_order)
+
+
+async def _within_limits(
+    uow: UnitOfWork, candidates: list[Job], limited: frozenset[str]
+) -> tuple[list[Job], frozenset[str]]:
+    """The candidates the limits let through (room taken for those of limited queues),
+    and the limited queues that had no room for all of theirs."""
+    taken: list[Job] = []
+    full: set[str] = set()
+    by_queue: dict[str, list[Job]] = {}
+    for job in candidates:
+        if job.queue in limited:
+            by_queue.setdefault(job.queue, []).append(job)
+        else:
+            taken.append(job)
+    for name, jobs in sorted(by_queue.items()):
+        rooms = await uow.queues.take_room(name, len(jobs))
+        room = sum(r.free for r in rooms)
+        if room < len(jobs):
+            full.add(name)
+        kept = jobs[:room]
+        await uow.queues.occupy(rooms, [job.id for job in kept])
+        taken += kept
+    return taken, frozenset(full)
+
+
+def _claim_order(job: Job) -> tuple[int, datetime, UUID]:
+    return (-job.priority.rank, job.created_at, job.id)

@@ -64,6 +64,8 @@ class Queuing(EngineBase):
                 settings.concurrency_limit = change.concurrency_limit
             settings.updated_at = now
             await uow.queues.update(settings)
+            if change.set_concurrency_limit:
+                await uow.queues.spread(name, settings.concurrency_limit)
             view = await self._view_in(uow, name)
             await uow.commit()
         log.info(

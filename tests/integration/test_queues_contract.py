@@ -211,6 +211,29 @@ async def test_a_lower_limit_than_the_jobs_held_claims_none_and_keeps_them(
     assert (await engine.get_queue("q")).counts.running == 3
 
 
+async def test_a_lowered_limit_holds_as_jobs_end_and_a_raised_one_at_once(
+    engine: OrchestrationEngine, clock: ManualClock
+) -> None:
+    """10 held of a queue limited to 12, lowered to 3: none is claimed until fewer than 3
+    are held (whichever end first), then the limit holds again; raised to 20, claims
+    fill it at once."""
+    await engine.update_queue("q", limit(12))
+    jobs = await new_jobs(engine, clock, 40, queue="q")
+    held = [job.id for job in await engine.claim_jobs("w1", limit=10)]
+    assert len(held) == 10
+    await engine.update_queue("q", limit(3))
+    for job_id in held[::-1][:7]:  # the newest first: any of them may end first
+        assert await claim_ids(engine, 10) == set()
+        await engine.complete_job(job_id, "w1")
+    assert await claim_ids(engine, 10) == set()  # 3 held: the limit
+    await engine.complete_job(held[0], "w1")
+    assert len(await claim_ids(engine, 10)) == 1
+    await engine.update_queue("q", limit(20))
+    assert len(await claim_ids(engine, 100)) == 17  # 3 held, 17 more
+    assert (await engine.get_queue("q")).counts.running == 20
+    assert len(jobs) - 10 - 1 - 17 == (await engine.get_queue("q")).counts.pending
+
+
 @pytest.mark.parametrize("bad", [0, 10_001, -1])
 async def test_a_limit_outside_1_to_10000_is_refused(engine: OrchestrationEngine, bad: int) -> None:
     with pytest.raises(ValidationFailed) as e:

@@ -19,6 +19,8 @@ Which adapter implements each port here (provider: port -> adapter):
     url_reader     SourceReader        chute.adapters.ingest.UrlSourceReader (url jobs; the
                                        SSRF-safe fetcher, CHUTE_FETCH_*)
     s3_reader      SourceReader        chute.adapters.ingest.S3SourceReader (s3 jobs; AWS_*)
+    webhook_sender WebhookSender       chute.adapters.webhooks.HttpWebhookSender (signed
+                                       POSTs on the fetcher's address rules, CHUTE_WEBHOOK_*)
 
 Workers get their processor from `chute worker` (`chute.adapters.ingest.ingest` on
 `source_readers` unless `--processor` names another). The in-memory adapters
@@ -46,7 +48,8 @@ from chute.adapters.s3_multipart import MultipartUploads
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
 from chute.adapters.storage import LocalFileStore, S3FileStore
 from chute.adapters.system import SystemClock, UuidV7Generator
-from chute.application import OrchestrationEngine, RetryPolicy, UploadLimits
+from chute.adapters.webhooks import HttpWebhookSender
+from chute.application import OrchestrationEngine, RetryPolicy, UploadLimits, WebhookPolicy
 from chute.domain import Mode, SourceType
 from chute.entrypoints.settings import Settings
 from dependency_injector import containers, providers
@@ -81,6 +84,15 @@ async def s3_reader_resource(
         yield reader
     finally:
         await reader.aclose()
+
+
+async def webhook_sender_resource(allow_private: bool) -> AsyncIterator[HttpWebhookSender]:
+    """The sender of webhook deliveries; its kept-alive connections are closed at the end."""
+    sender = HttpWebhookSender(allow_private=allow_private)
+    try:
+        yield sender
+    finally:
+        await sender.aclose()
 
 
 def s3_file_store(connection: S3Connection, bucket: str, prefix: str) -> S3FileStore:
@@ -141,6 +153,14 @@ class Container(containers.DeclarativeContainer):
         allow_private=config.fetch_allow_private,
     )
     url_reader = providers.Singleton(UrlSourceReader, fetcher)
+    webhook_sender = providers.Resource(
+        webhook_sender_resource, allow_private=config.fetch_allow_private
+    )
+    webhook_policy = providers.Singleton(
+        WebhookPolicy,
+        retry_base_seconds=config.webhook_retry_base_seconds,
+        timeout_seconds=config.webhook_timeout_seconds,
+    )
     source_readers = providers.Dict({SourceType.URL: url_reader, SourceType.S3: s3_reader})
 
     # -- use cases ----------------------------------------------------------------------
@@ -155,6 +175,8 @@ class Container(containers.DeclarativeContainer):
         retry=retry,
         count_cap=config.count_cap,
         calendar=calendar,
+        webhook_sender=webhook_sender,
+        webhook_policy=webhook_policy,
     )
 
 

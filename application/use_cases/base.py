@@ -18,8 +18,12 @@ from chute.application.ports import (
     IdGenerator,
     UnitOfWork,
     UnitOfWorkFactory,
+    WebhookSender,
 )
-from chute.domain import Job, JobEvent, JobStatus, Mode, SourceType
+from chute.application.queries import job_matches
+from chute.application.webhooks import WebhookPolicy
+from chute.domain import Job, JobEvent, JobStatus, Mode, SourceType, WebhookDelivery
+from chute.domain.webhooks import event_type
 
 # The most jobs a list counts for its `total` (20 pages of 50, as search engines show
 # "1,000+"): past it a count would pass over every match, which at a million jobs
@@ -51,6 +55,8 @@ class EngineBase:
         jitter: Callable[[], float] | None = None,
         count_cap: int = DEFAULT_COUNT_CAP,
         calendar: Calendar | None = None,
+        webhook_sender: WebhookSender | None = None,
+        webhook_policy: WebhookPolicy | None = None,
     ) -> None:
         if count_cap < 1:
             raise ValueError(f"count_cap must be 1 or more, not {count_cap}")
@@ -61,6 +67,11 @@ class EngineBase:
         self._jitter = jitter or (lambda: random.uniform(0.5, 1.0))
         self.count_cap = count_cap
         self._calendar = calendar  # schedules need one (chute's: adapters.cron)
+        self._webhook_sender = webhook_sender  # registering and sending webhooks need one
+        self.webhook_policy = webhook_policy or WebhookPolicy()
+        # Called with each delivery attempt's result (`delivered`, `failed`, `given_up`):
+        # where a metrics counter plugs in.
+        self.webhook_result_hooks: list[Callable[[str], None]] = []
 
     def _new_job(self, spec: NewJob, now: datetime) -> Job:
         return Job(
@@ -88,29 +99,62 @@ class EngineBase:
             raise JobNotFound(job_id)
         return job
 
-    @staticmethod
-    async def _save(uow: UnitOfWork, job: Job, actor: str, detail: str | None = None) -> None:
+    async def _save(self, uow: UnitOfWork, job: Job, actor: str, detail: str | None = None) -> None:
         """Write a changed job, and one event for each status change it went through."""
         await uow.jobs.update(job)
-        await EngineBase._record(uow, [job], actor, detail)
+        await self._record(uow, [job], actor, detail)
 
-    @staticmethod
     async def _save_many(
-        uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None = None
+        self, uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None = None
     ) -> None:
         """`_save` of many jobs: one write of the jobs, one of their events."""
         await uow.jobs.update_many(jobs)
-        await EngineBase._record(uow, jobs, actor, detail)
+        await self._record(uow, jobs, actor, detail)
 
-    @staticmethod
-    async def _record(uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None) -> None:
-        events = [
-            JobEvent(job.id, job.updated_at, before, after, actor, detail)
-            for job in jobs
-            for before, after in job.take_changes()
-        ]
-        if events:
-            await uow.events.add(events)
+    async def _record(
+        self, uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None
+    ) -> None:
+        """Write one event for each status change of `jobs`, and the webhook deliveries
+        they call for."""
+        await self._add_events(
+            uow,
+            [
+                (job, JobEvent(job.id, job.updated_at, before, after, actor, detail))
+                for job in jobs
+                for before, after in job.take_changes()
+            ],
+        )
+
+    async def _add_events(self, uow: UnitOfWork, changes: list[tuple[Job, JobEvent]]) -> None:
+        """Append the events, and in the same transaction one delivery per webhook that
+        asks for each (the outbox): a change committed is a change that will be told,
+        and a change rolled back is told to no one. Every path that writes a JobEvent
+        comes through here."""
+        if not changes:
+            return
+        await uow.events.add([event for _, event in changes])
+        webhooks = await uow.webhooks.list()
+        if not webhooks:
+            return
+        deliveries = []
+        for job, event in changes:
+            kind = event_type(event.from_status, event.to_status)
+            if kind is None:
+                continue
+            for webhook in webhooks:
+                if kind in webhook.events and job_matches(job, webhook.filter):
+                    deliveries.append(
+                        WebhookDelivery(
+                            id=self._ids.new_id(),
+                            webhook_id=webhook.id,
+                            event_type=kind,
+                            job_id=job.id,
+                            created_at=event.at,
+                            next_attempt_at=event.at,
+                        )
+                    )
+        if deliveries:
+            await uow.deliveries.add(deliveries)
 
 
 def check_fields(*checks: Callable[[], object]) -> None:

@@ -20,6 +20,10 @@ EventType = Literal[
 ]
 
 
+def _final_events() -> list[EventType]:
+    return ["job.completed", "job.failed", "job.cancelled"]
+
+
 class WebhookRequest(BaseModel):
     """A URL to post job events to, the events, and the jobs they are about."""
 
@@ -32,7 +36,7 @@ class WebhookRequest(BaseModel):
         max_length=MAX_URL_LENGTH,
     )
     events: list[EventType] = Field(
-        default_factory=lambda: ["job.completed", "job.failed", "job.cancelled"],
+        default_factory=_final_events,
         min_length=1,
         description="the event types to post; default: the three final ones",
     )

@@ -43,7 +43,7 @@ class WebhookPolicy:
 
     @property
     def lease_seconds(self) -> float:
-        return 2 * self.timeout_seconds + 30.0
+        return 2 * self.timeout_seconds + 5.0
 
 
 @dataclass(frozen=True, slots=True)

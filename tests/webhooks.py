@@ -53,7 +53,7 @@ class Receiver:
     `rejected`). `status` answers every request with another status instead; `delay`
     waits before answering."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.secret: str | None = None
         self.received: list[Received] = []
         self.rejected = 0
@@ -71,7 +71,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
@@ -102,6 +102,11 @@ class Receiver:
             handler.end_headers()
         except OSError:
             pass  # the sender gave up waiting
+
+    def ids(self) -> list[str]:
+        """The `webhook-id` of every delivery accepted, in order of arrival."""
+        with self._lock:
+            return [r.message_id for r in self.received]
 
     @contextmanager
     def running(self) -> Iterator[Receiver]:

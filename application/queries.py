@@ -92,8 +92,8 @@ def filter_to_json(f: JobFilter) -> dict[str, Any]:
         "priority": sorted(f.priorities),
         "mode": sorted(f.modes),
         "mime_type": f.mime_type,
-        "created_after": _utc(f.created_after),
-        "created_before": _utc(f.created_before),
+        "created_after": _rfc3339(f.created_after),
+        "created_before": _rfc3339(f.created_before),
         "queue": sorted(f.queues),
         "metadata": dict(f.metadata),
     }
@@ -118,6 +118,11 @@ def filter_from_json(data: dict[str, Any]) -> JobFilter:
         queues=frozenset(data.get("queue", ())),
         metadata=tuple(sorted(data.get("metadata", {}).items())),
     )
+
+
+def _rfc3339(moment: datetime | None) -> str | None:
+    """The instant as the API writes times: UTC, six digits of microseconds, `Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else None
 
 
 def _utc(moment: datetime | None) -> str | None:

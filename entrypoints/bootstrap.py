@@ -86,15 +86,6 @@ async def s3_reader_resource(
         await reader.aclose()
 
 
-async def webhook_sender_resource(allow_private: bool) -> AsyncIterator[HttpWebhookSender]:
-    """The sender of webhook deliveries; its kept-alive connections are closed at the end."""
-    sender = HttpWebhookSender(allow_private=allow_private)
-    try:
-        yield sender
-    finally:
-        await sender.aclose()
-
-
 def s3_file_store(connection: S3Connection, bucket: str, prefix: str) -> S3FileStore:
     """The file store in `bucket` under `prefix`, sweeping dead processes' unfinished
     multipart uploads too."""
@@ -153,8 +144,10 @@ class Container(containers.DeclarativeContainer):
         allow_private=config.fetch_allow_private,
     )
     url_reader = providers.Singleton(UrlSourceReader, fetcher)
-    webhook_sender = providers.Resource(
-        webhook_sender_resource, allow_private=config.fetch_allow_private
+    # A singleton, not a resource: an async resource would make the engine's provider
+    # async for every caller. `chute serve`'s webhook duty closes its connections.
+    webhook_sender = providers.Singleton(
+        HttpWebhookSender, allow_private=config.fetch_allow_private
     )
     webhook_policy = providers.Singleton(
         WebhookPolicy,

@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
+from chute.adapters.webhooks import HttpWebhookSender
 from chute.application import OrchestrationEngine
 from chute.domain import Job
 from chute.entrypoints.bootstrap import Container, engine_of
@@ -81,7 +82,17 @@ def job_json(job: Job) -> object:
 
 async def send_webhooks(container: Container, interval: float) -> None:
     """Send due webhook deliveries, forever: batch after batch while full ones come,
-    else again after `interval` seconds. A failed round is logged, as in `periodically`."""
+    else again after `interval` seconds. A failed round is logged, as in `periodically`.
+    The sender's kept-alive connections are closed when the duty ends."""
+    try:
+        await _send_webhooks(container, interval)
+    finally:
+        sender = container.webhook_sender()
+        if isinstance(sender, HttpWebhookSender):  # a test may put another in its place
+            await sender.aclose()
+
+
+async def _send_webhooks(container: Container, interval: float) -> None:
     while True:
         try:
             engine = await engine_of(container)

@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from chute.application import Webhook
 from chute.application.queries import filter_to_json
 from chute.domain import WebhookDelivery
-from chute.domain.webhooks import MAX_DESCRIPTION_LENGTH, MAX_URL_LENGTH
+from chute.domain.webhooks import (
+    DEFAULT_WEBHOOK_EVENTS,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_URL_LENGTH,
+)
 from chute.entrypoints.http.schemas.bulk import BulkFilter
 from chute.entrypoints.http.values import Text, UtcTime
 from pydantic import BaseModel, ConfigDict, Field
 
-# Spelled out (not built from WEBHOOK_EVENTS) so that the OpenAPI description lists them;
-# tests/e2e/test_webhooks_api.py checks the two agree.
-EventType = Literal[
-    "job.created", "job.pending", "job.running", "job.completed", "job.failed", "job.cancelled"
-]
+
+class WebhookEvent(StrEnum):
+    """The event types of webhooks (one shared component of the OpenAPI description);
+    tests/e2e/test_webhooks_api.py checks that they are the domain's."""
+
+    CREATED = "job.created"
+    PENDING = "job.pending"
+    RUNNING = "job.running"
+    COMPLETED = "job.completed"
+    FAILED = "job.failed"
+    CANCELLED = "job.cancelled"
 
 
-def _final_events() -> list[EventType]:
-    return ["job.completed", "job.failed", "job.cancelled"]
+def _final_events() -> list[WebhookEvent]:
+    return [WebhookEvent(name) for name in DEFAULT_WEBHOOK_EVENTS]
 
 
 class WebhookRequest(BaseModel):
@@ -35,7 +46,7 @@ class WebhookRequest(BaseModel):
         examples=["https://example.org/hooks/chute"],
         max_length=MAX_URL_LENGTH,
     )
-    events: list[EventType] = Field(
+    events: list[WebhookEvent] = Field(
         default_factory=_final_events,
         min_length=1,
         description="the event types to post; default: the three final ones",

@@ -22,7 +22,7 @@ from bench.report import markdown, table
 
 BENCHMARKS = (
     "create", "batch", "list", "upload", "workers", "detection", "s3ingest", "s3upload",
-    "schedules",
+    "schedules", "webhooks",
 )  # fmt: skip
 MODULES = {"list": "listing"}  # `list` is a builtin: the module is bench/listing.py
 

@@ -96,6 +96,7 @@ class Sizes:
     detection_passes: int = 3
     s3_objects: int = 1000  # s3ingest: objects put, then ingested by a worker
     schedules: int = 100  # schedules: every-minute schedules whose tick delays are measured
+    webhook_deliveries: int = 2000  # webhooks: deliveries sent to a local receiver
 
     @classmethod
     def of(cls, *, full: bool, quick: bool) -> Sizes:
@@ -111,6 +112,7 @@ class Sizes:
             sizes.worker_jobs, sizes.detection_variants, sizes.detection_passes = 400, 3, 1
             sizes.s3_objects = 100
             sizes.schedules = 20
+            sizes.webhook_deliveries = 200
         return sizes
 
 

@@ -199,7 +199,8 @@ class WebhookRepository(Protocol):
         """The webhook with this id, or None."""
 
     async def list(self) -> list[Webhook]:
-        """Every webhook, oldest first."""
+        """Every webhook, oldest first; in a deferred unit of work, as last committed
+        (it must not begin the unit's write transaction)."""
 
     async def delete(self, webhook_id: UUID) -> bool:
         """Remove a webhook and its deliveries: whether there was one."""

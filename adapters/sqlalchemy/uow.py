@@ -194,6 +194,11 @@ class SqlUnitOfWork(UnitOfWork):
         with database_errors():
             return await conn.execute(stmt, params)
 
+    async def read_committed(self, stmt: Executable) -> CursorResult[Any]:
+        conn = self._conn or await self._reading()
+        with database_errors():
+            return await conn.execute(stmt)
+
     async def write(self, stmt: Executable, params: Any = None) -> CursorResult[Any]:
         """Run a statement that must run in the write transaction now: a write whose
         result is needed, or a read that locks."""

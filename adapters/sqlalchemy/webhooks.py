@@ -52,8 +52,10 @@ class SqlWebhookRepository(SqlRepository, WebhookRepository):
         return to_webhook(row) if row else None
 
     async def list(self) -> list[Webhook]:
+        # Read as committed: a deferred create looks up the webhooks after its inserts,
+        # which must stay held for group commit (see `EngineBase._add_events`).
         stmt = select(webhooks).order_by(webhooks.c.created_at, webhooks.c.id)
-        return [to_webhook(row) for row in (await self._db.read(stmt)).mappings()]
+        return [to_webhook(row) for row in (await self._db.read_committed(stmt)).mappings()]
 
     async def delete(self, webhook_id: UUID) -> bool:
         await self._db.write(delete(webhook_deliveries).where(_d.webhook_id == webhook_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from chute.application.ports import (
     WebhookSender,
 )
 from chute.application.queries import job_matches
-from chute.application.webhooks import WebhookPolicy
+from chute.application.webhooks import Webhook, WebhookPolicy
 from chute.domain import Job, JobEvent, JobStatus, Mode, SourceType, WebhookDelivery
 from chute.domain.webhooks import event_type
 
@@ -29,6 +30,9 @@ from chute.domain.webhooks import event_type
 # "1,000+"): past it a count would pass over every match, which at a million jobs
 # costs more than the page itself.
 DEFAULT_COUNT_CAP = 1_000
+# How long an engine trusts the webhooks it read: how late a webhook registered through
+# another process hears of the first changes.
+WEBHOOK_CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +76,9 @@ class EngineBase:
         # Called with each delivery attempt's result (`delivered`, `failed`, `given_up`):
         # where a metrics counter plugs in.
         self.webhook_result_hooks: list[Callable[[str], None]] = []
+        self._webhooks_seen: tuple[float, list[Webhook]] | None = None  # (when, webhooks)
+        self._webhooks_reading = False  # a change is reading them again
+        self._webhooks_generation = 0  # one more at each create or delete of this engine
 
     def _new_job(self, spec: NewJob, now: datetime) -> Job:
         return Job(
@@ -133,7 +140,7 @@ class EngineBase:
         if not changes:
             return
         await uow.events.add([event for _, event in changes])
-        webhooks = await uow.webhooks.list()
+        webhooks = await self._current_webhooks(uow)
         if not webhooks:
             return
         deliveries = []
@@ -155,6 +162,30 @@ class EngineBase:
                     )
         if deliveries:
             await uow.deliveries.add(deliveries)
+
+    async def _current_webhooks(self, uow: UnitOfWork) -> list[Webhook]:
+        """The webhooks, read at most about once every `WEBHOOK_CACHE_SECONDS` by this
+        engine: a status change must not pay a read of its own (changes are many,
+        webhooks few and rarely changed). When the list is stale, one change reads it
+        again while the others go on with the stale one, so that no burst of reads
+        follows each expiry. This engine's own creates and deletes take effect at once;
+        another process's within about that time."""
+        now = time.monotonic()
+        seen = self._webhooks_seen
+        if seen is not None and (now - seen[0] < WEBHOOK_CACHE_SECONDS or self._webhooks_reading):
+            return seen[1]
+        self._webhooks_reading, generation = True, self._webhooks_generation
+        try:
+            found = await uow.webhooks.list()
+        finally:
+            self._webhooks_reading = False
+        if generation == self._webhooks_generation:  # no create or delete meanwhile
+            self._webhooks_seen = (now, found)
+        return found
+
+    def _forget_webhooks(self) -> None:
+        self._webhooks_seen = None
+        self._webhooks_generation += 1
 
 
 def check_fields(*checks: Callable[[], object]) -> None:

@@ -81,6 +81,7 @@ class Webhooks(EngineBase):
         async with self._uow() as uow:
             await uow.webhooks.add(webhook)
             await uow.commit()
+        self._forget_webhooks()
         # The URL may carry a token in its query: only its id and events are logged.
         log.info("webhook.created", extra={"webhook_id": str(webhook.id), "events": webhook.events})
         return webhook
@@ -104,6 +105,7 @@ class Webhooks(EngineBase):
             if not await uow.webhooks.delete(webhook_id):
                 raise WebhookNotFound(webhook_id)
             await uow.commit()
+        self._forget_webhooks()
         log.info("webhook.deleted", extra={"webhook_id": str(webhook_id)})
 
     async def list_webhook_deliveries(

@@ -25,6 +25,7 @@ from chute.application import (
     WebhookPolicy,
 )
 from chute.application.ports import UnitOfWork, UnitOfWorkFactory
+from chute.application.use_cases import base
 from chute.domain import Job, WebhookDelivery
 from chute.domain.webhooks import retry_delay
 
@@ -277,3 +278,19 @@ def test_the_retry_delay_doubles_from_the_base_and_stops_at_the_cap() -> None:
     assert delays[:5] == [5, 10, 20, 40, 80]
     assert delays[-1] == 3600 and max(delays) == 3600
     assert retry_delay(1000, base=5, cap=3600, jitter=1.2).total_seconds() == 3600
+
+
+async def test_a_webhook_registered_elsewhere_is_heard_within_the_cache_time(
+    engine: OrchestrationEngine,
+    database: UnitOfWorkFactory,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(base, "WEBHOOK_CACHE_SECONDS", 0.2)
+    await engine.create_job(make_new_job())  # the engine has read the webhooks: none
+    other = make_engine(uow=database, clock=clock, webhook_sender=ScriptedSender())
+    hook = await other.create_webhook("https://example.org/late", events=["job.created"])
+    await engine.create_job(make_new_job())
+    await asyncio.sleep(0.25)
+    heard = (await engine.create_job(make_new_job())).job
+    assert [d.job_id for d in await deliveries(engine, hook.id)] == [heard.id]

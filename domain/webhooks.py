@@ -89,6 +89,8 @@ class WebhookDelivery:
         self.lease_expires_at = None
         if now - self.created_at >= give_up_after:
             self.given_up_at, self.next_attempt_at = now, None
+            tries = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
+            self.last_error = f"given up after {tries}: {error}"
             return True
         self.next_attempt_at = now + retry_in
         return False

@@ -238,7 +238,9 @@ async def test_failed_attempts_back_off_doubling_and_give_up_after_a_day(
     given_up_at = clock.now()
     assert timedelta(hours=24) <= given_up_at - START < timedelta(hours=25)
     assert delivery.attempts == len(gaps) + 1 and delivery.delivered_at is None
-    assert delivery.last_status_code == 503 and delivery.last_error == "answered 503"
+    assert delivery.last_status_code == 503
+    assert delivery.last_error == f"given up after {delivery.attempts} attempts: answered 503"
+    assert delivery.given_up_at == given_up_at
     assert results == ["failed"] * len(gaps) + ["given_up"]
     clock.advance(7200)
     assert await engine.deliver_webhooks(render) == 0  # given up: never sent again

@@ -1,8 +1,9 @@
 """Webhooks sent by real `chute serve` processes to a real receiver on 127.0.0.1, which
 checks every signature with `standardwebhooks`: a receiver that is down for a while gets
 each delivery later, once; deliveries pending when the server is SIGKILLed are sent
-after its restart; a receiver slower than the timeout gets the delivery again; and a
-private address is refused unless the server allows private addresses.
+after its restart; a receiver slower than the timeout gets the delivery again; a
+private address is refused unless the server allows private addresses; and three
+servers on one PostgreSQL send each delivery once.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests import pg
 from tests.factories import sqlite_url
-from tests.faults import URL_JOB, ChuteServer, chute_env
+from tests.faults import URL_JOB, ChuteServer, chute, chute_env
+from tests.pg import create_database, drop_database
 from tests.webhooks import Receiver
 
 pytestmark = pytest.mark.slow
@@ -176,3 +179,46 @@ async def test_a_private_address_is_refused_unless_the_server_allows_it(
             assert (await client.get("/api/v1/webhooks")).json() == {"items": []}
     finally:
         strict.stop()
+
+
+async def test_three_servers_on_one_postgresql_send_each_delivery_once(
+    postgres_server_url: str, tmp_path: Path
+) -> None:
+    url = await create_database(postgres_server_url)
+    env = chute_env(url, tmp_path / "files", **FAST)
+    servers = [ChuteServer(env, tmp_path / f"serve-{n}.log") for n in range(3)]
+    try:
+        migrate = await asyncio.create_subprocess_exec(
+            *chute("migrate"), env=env, stderr=asyncio.subprocess.PIPE
+        )
+        _, errors = await migrate.communicate()
+        assert migrate.returncode == 0, errors.decode()
+        with Receiver().running() as receiver:
+            receiver.status = 503  # hold them until every server is up and racing
+            await asyncio.gather(*(server.start() for server in servers))
+            async with httpx.AsyncClient(base_url=servers[0].base_url, timeout=10) as client:
+                hook = await register(client, receiver.url)
+                receiver.secret = hook["secret"]
+                batch = {"jobs": [URL_JOB] * 60}
+                assert (await client.post("/api/v1/jobs/batch", json=batch)).status_code == 201
+
+                async def all_tried() -> bool:
+                    found = await deliveries(client, hook)
+                    return len(found) == 60 and all(d["attempts"] for d in found)
+
+                await until(all_tried)
+                receiver.status = None
+
+                async def all_delivered() -> bool:
+                    return all(d["delivered_at"] for d in await deliveries(client, hook))
+
+                await until(all_delivered)
+                await asyncio.sleep(1)
+                ids = receiver.ids()
+                assert len(ids) == len(set(ids)) == 60
+        senders = [s for s in servers if '"webhook.delivered"' in s.log_text()]
+        assert len(senders) >= 2, "one server sent every delivery: no race was tested"
+    finally:
+        for server in servers:
+            server.stop()
+        await drop_database(postgres_server_url, str(make_url(url).database))

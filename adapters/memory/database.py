@@ -34,8 +34,7 @@ from chute.application.ports import (
     WebhookDeliveryRepository,
     WebhookRepository,
 )
-from chute.application.queries import ClaimFilter, JobFilter, JobQuery, QueueCounts
-from chute.application.queries import job_matches as matches
+from chute.application.queries import ClaimFilter, JobFilter, JobQuery, QueueCounts, job_matches
 from chute.application.webhooks import Webhook
 from chute.domain import (
     DetectionResult,
@@ -193,7 +192,7 @@ class MemoryJobRepository(JobRepository):
             await self.update(job)
 
     async def find(self, query: JobQuery) -> list[Job]:
-        matching = [job for job in self._all() if matches(job, query.filter)]
+        matching = [job for job in self._all() if job_matches(job, query.filter)]
         matching.sort(key=lambda job: sort_key(job, query.sort), reverse=query.sort.descending)
         if query.after is not None:
             mark = keyset_key(query.after, query.sort)
@@ -206,7 +205,7 @@ class MemoryJobRepository(JobRepository):
         return [self._out(job) for job in matching[: query.limit]]
 
     async def count(self, filt: JobFilter, *, at_most: int | None = None) -> int:
-        matching = (job for job in self._all() if matches(job, filt))
+        matching = (job for job in self._all() if job_matches(job, filt))
         return sum(1 for _ in itertools.islice(matching, at_most))
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:

@@ -1,5 +1,6 @@
-"""How the in-memory job repository filters and orders jobs: the twin of the SQL adapter's
-`statements.py`, so that both answer every query alike."""
+"""How the in-memory job repository claims, counts and orders jobs: the twin of the SQL
+adapter's `statements.py`, so that both answer every query alike. Whether a job matches
+a list filter is `chute.application.queries.job_matches`, which webhook filters use too."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 checks every signature with `standardwebhooks`: a receiver that is down for a while gets
 each delivery later, once; deliveries pending when the server is SIGKILLed are sent
 after its restart; a receiver slower than the timeout gets the delivery again; a
-private address is refused unless the server allows private addresses; and three
+private address is refused unless the server allows private addresses; and two
 servers on one PostgreSQL send each delivery once.
 """
 
@@ -102,7 +102,7 @@ async def test_a_receiver_down_for_a_while_gets_each_delivery_later_once(
                 return all(d["delivered_at"] for d in await deliveries(client, hook))
 
             await until(all_delivered)
-            await asyncio.sleep(1)  # time for a second copy, were one to come
+            await asyncio.sleep(0.5)  # time for a second copy, were one to come
             assert sorted(receiver.ids()) == sorted(d["id"] for d in await deliveries(client, hook))
             assert receiver.rejected == 0
     assert '"webhook.failed"' in server.log_text() and '"webhook.delivered"' in server.log_text()
@@ -133,7 +133,7 @@ async def test_deliveries_pending_at_a_sigkill_are_sent_after_the_restart(
                 return all(d["delivered_at"] for d in await deliveries(client, hook))
 
             await until(all_delivered)
-            await asyncio.sleep(1)
+            await asyncio.sleep(0.5)
             assert sorted(receiver.ids()) == sorted(d["id"] for d in await deliveries(client, hook))
 
 
@@ -181,12 +181,12 @@ async def test_a_private_address_is_refused_unless_the_server_allows_it(
         strict.stop()
 
 
-async def test_three_servers_on_one_postgresql_send_each_delivery_once(
+async def test_two_servers_on_one_postgresql_send_each_delivery_once(
     postgres_server_url: str, tmp_path: Path
 ) -> None:
     url = await create_database(postgres_server_url)
     env = chute_env(url, tmp_path / "files", **FAST)
-    servers = [ChuteServer(env, tmp_path / f"serve-{n}.log") for n in range(3)]
+    servers = [ChuteServer(env, tmp_path / f"serve-{n}.log") for n in range(2)]
     try:
         migrate = await asyncio.create_subprocess_exec(
             *chute("migrate"), env=env, stderr=asyncio.subprocess.PIPE
@@ -213,11 +213,11 @@ async def test_three_servers_on_one_postgresql_send_each_delivery_once(
                     return all(d["delivered_at"] for d in await deliveries(client, hook))
 
                 await until(all_delivered)
-                await asyncio.sleep(1)
+                await asyncio.sleep(0.5)
                 ids = receiver.ids()
                 assert len(ids) == len(set(ids)) == 60
         senders = [s for s in servers if '"webhook.delivered"' in s.log_text()]
-        assert len(senders) >= 2, "one server sent every delivery: no race was tested"
+        assert len(senders) == 2, "one server sent every delivery: no race was tested"
     finally:
         for server in servers:
             server.stop()

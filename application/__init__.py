@@ -25,6 +25,7 @@ from chute.application.errors import (
     StorageUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
+    WebhookNotFound,
 )
 from chute.application.ports import (
     Calendar,
@@ -48,6 +49,9 @@ from chute.application.ports import (
     TypeGuess,
     UnitOfWork,
     UnitOfWorkFactory,
+    WebhookDeliveryRepository,
+    WebhookRepository,
+    WebhookSender,
 )
 from chute.application.queries import (
     ClaimFilter,
@@ -66,6 +70,7 @@ from chute.application.use_cases.creating import Submission
 from chute.application.use_cases.managing import Cancellation
 from chute.application.use_cases.queuing import QueueChange
 from chute.application.use_cases.scheduling import ScheduleSaved
+from chute.application.webhooks import SendResult, Webhook, WebhookPolicy
 
 __all__ = [
     "DEFAULT_COUNT_CAP",
@@ -112,6 +117,7 @@ __all__ = [
     "ScheduleRepository",
     "ScheduleSaved",
     "ScheduleSpec",
+    "SendResult",
     "ServiceUnavailable",
     "Source",
     "SourceReader",
@@ -128,5 +134,11 @@ __all__ = [
     "UploadLimits",
     "UploadOptions",
     "ValidationFailed",
+    "Webhook",
+    "WebhookDeliveryRepository",
+    "WebhookNotFound",
+    "WebhookPolicy",
+    "WebhookRepository",
+    "WebhookSender",
     "safe_filename",
 ]

@@ -14,6 +14,8 @@ them over one set of ports (see `EngineBase` for its constructor):
 - `queuing`: list_queues, get_queue, update_queue (pause, resume, concurrency limit)
 - `scheduling`: put_schedule, list_schedules, get_schedule, delete_schedule,
   run_due_schedules (each tick one job, however many processes run it)
+- `webhooks`: create_webhook, list_webhooks, get_webhook, delete_webhook,
+  list_webhook_deliveries, deliver_webhooks (the outbox of status changes, sent signed)
 - `owning`: claim_storage (at start, and before a sweep: one storage per database)
 """
 
@@ -28,9 +30,19 @@ from chute.application.use_cases.purging import Purging
 from chute.application.use_cases.queuing import Queuing
 from chute.application.use_cases.scheduling import Scheduling
 from chute.application.use_cases.uploading import Uploading
+from chute.application.use_cases.webhooks import Webhooks
 
 
 class OrchestrationEngine(
-    Creating, Uploading, Managing, Bulk, Working, Queuing, Scheduling, Purging, Owning
+    Creating,
+    Uploading,
+    Managing,
+    Bulk,
+    Working,
+    Queuing,
+    Scheduling,
+    Webhooks,
+    Purging,
+    Owning,
 ):
     """The use cases of chute. Every port comes in through the constructor."""

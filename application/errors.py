@@ -43,6 +43,12 @@ class ScheduleNotFound(ChuteError):
         super().__init__(f"No schedule is named {name!r}.")
 
 
+class WebhookNotFound(ChuteError):
+    def __init__(self, webhook_id: UUID) -> None:
+        self.webhook_id = webhook_id
+        super().__init__(f"No webhook has id {webhook_id}.")
+
+
 class ContentNotFound(ChuteError):
     def __init__(self, job_id: UUID | str) -> None:
         super().__init__(f"Job {job_id} has no stored content.")

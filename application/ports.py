@@ -14,6 +14,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from chute.application.queries import ClaimFilter, FedEvent, JobFilter, JobQuery, QueueCounts
+from chute.application.webhooks import SendResult, Webhook
 from chute.domain import (
     GENERIC_TYPES,
     DetectionResult,
@@ -22,6 +23,7 @@ from chute.domain import (
     JobStatus,
     QueueSettings,
     Schedule,
+    WebhookDelivery,
 )
 
 
@@ -227,6 +229,42 @@ class ScheduleRepository(Protocol):
         """The earliest next run of any unpaused schedule, or None."""
 
 
+class WebhookRepository(Protocol):
+    """Webhooks, by id. Never commits."""
+
+    async def add(self, webhook: Webhook) -> None:
+        """Store a new webhook."""
+
+    async def get(self, webhook_id: UUID) -> Webhook | None:
+        """The webhook with this id, or None."""
+
+    async def list(self) -> list[Webhook]:
+        """Every webhook, oldest first; in a deferred unit of work, as last committed
+        (it must not begin the unit's write transaction)."""
+
+    async def delete(self, webhook_id: UUID) -> bool:
+        """Remove a webhook and its deliveries: whether there was one."""
+
+
+class WebhookDeliveryRepository(Protocol):
+    """Deliveries of webhooks: the outbox of job events. Never commits."""
+
+    async def add(self, deliveries: Sequence[WebhookDelivery]) -> None:
+        """Insert new deliveries (in the transaction of the change they report)."""
+
+    async def latest(self, webhook_id: UUID, limit: int) -> list[WebhookDelivery]:
+        """The latest `limit` deliveries of a webhook, newest first."""
+
+    async def claim_due(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[WebhookDelivery]:
+        """Up to `limit` deliveries due by `now` (oldest due first) that no sender holds,
+        now held until `lease_until`; rows another transaction locks are skipped."""
+
+    async def update_many(self, deliveries: Sequence[WebhookDelivery]) -> None:
+        """Write the attempts, results, next attempt and lease of existing deliveries."""
+
+
 class UnitOfWork(Protocol):
     """One transaction: rolled back on exit unless `commit()` was called."""
 
@@ -236,6 +274,8 @@ class UnitOfWork(Protocol):
     events: JobEventRepository
     queues: QueueRepository
     schedules: ScheduleRepository
+    webhooks: WebhookRepository
+    deliveries: WebhookDeliveryRepository
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""
@@ -412,6 +452,20 @@ class Calendar(Protocol):
     def latest(self, cron: str, timezone: str, at: datetime) -> datetime | None:
         """The last time the expression names at or before `at`; None when none in the
         last 50 years."""
+
+
+class WebhookSender(Protocol):
+    """Posts signed deliveries to webhook URLs, on the SSRF rules of the fetcher."""
+
+    def refusal(self, url: str) -> str | None:
+        """Why `url` is no webhook URL (not http(s), no host, a literal address that is
+        not public unless allowed), or None. Names are not resolved here."""
+
+    async def send(
+        self, url: str, secret: str, message_id: str, body: bytes, *, timeout_seconds: float
+    ) -> SendResult:
+        """POST `body` to `url`, signed; never raises for what the network or the
+        receiver does (that is the result), nor follows a redirect."""
 
 
 class Clock(Protocol):

@@ -9,10 +9,13 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from chute.application.errors import InvalidCursor
 from chute.domain import Job, JobEvent, JobStatus, Mode, Priority, SourceType
+from chute.domain.metadata import metadata_matches
+from chute.domain.validation import mime_matches
 
 
 class JobSort(StrEnum):
@@ -62,6 +65,64 @@ class JobFilter:
         if self.metadata:  # likewise for metadata filters
             parts.append({"metadata": sorted(self.metadata)})
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def job_matches(job: Job, f: JobFilter) -> bool:
+    """Whether `job` is one that `f` selects: the rule of every list, bulk action and
+    webhook filter, which the SQL adapter's `statements.filtered` spells in SQL."""
+    return (
+        (not f.statuses or job.status in f.statuses)
+        and (not f.source_types or job.source_type in f.source_types)
+        and (not f.priorities or job.priority in f.priorities)
+        and (not f.modes or job.mode in f.modes)
+        and (f.mime_type is None or mime_matches(job.mime_type, f.mime_type))
+        and (f.created_after is None or job.created_at >= f.created_after)
+        and (f.created_before is None or job.created_at < f.created_before)
+        and (not f.queues or job.queue in f.queues)
+        and (not f.metadata or metadata_matches(job.metadata, f.metadata))
+    )
+
+
+def filter_to_json(f: JobFilter) -> dict[str, Any]:
+    """`f` as the JSON filter object of the bulk actions (only the fields it sets), so
+    that a stored filter reads back as it was given."""
+    found: dict[str, Any] = {
+        "status": sorted(f.statuses),
+        "source_type": sorted(f.source_types),
+        "priority": sorted(f.priorities),
+        "mode": sorted(f.modes),
+        "mime_type": f.mime_type,
+        "created_after": _rfc3339(f.created_after),
+        "created_before": _rfc3339(f.created_before),
+        "queue": sorted(f.queues),
+        "metadata": dict(f.metadata),
+    }
+    return {key: value for key, value in found.items() if value}
+
+
+def filter_from_json(data: dict[str, Any]) -> JobFilter:
+    """The filter `filter_to_json` wrote."""
+
+    def moment(key: str) -> datetime | None:
+        value = data.get(key)
+        return datetime.fromisoformat(value) if value else None
+
+    return JobFilter(
+        statuses=frozenset(JobStatus(v) for v in data.get("status", ())),
+        source_types=frozenset(SourceType(v) for v in data.get("source_type", ())),
+        priorities=frozenset(Priority(v) for v in data.get("priority", ())),
+        modes=frozenset(Mode(v) for v in data.get("mode", ())),
+        mime_type=data.get("mime_type"),
+        created_after=moment("created_after"),
+        created_before=moment("created_before"),
+        queues=frozenset(data.get("queue", ())),
+        metadata=tuple(sorted(data.get("metadata", {}).items())),
+    )
+
+
+def _rfc3339(moment: datetime | None) -> str | None:
+    """The instant as the API writes times: UTC, six digits of microseconds, `Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else None
 
 
 def _utc(moment: datetime | None) -> str | None:

@@ -100,6 +100,7 @@ class Sizes:
     stream_jobs: int = 500  # streams: completions each client receives
     queue_jobs: int = 3000  # queues: jobs of the measured queue, per side and round
     retry_jobs: int = 10_000  # bulkretry: failed jobs retried, per side and round
+    webhook_deliveries: int = 2000  # webhooks: deliveries sent to a local receiver
 
     @classmethod
     def of(cls, *, full: bool, quick: bool) -> Sizes:
@@ -116,6 +117,7 @@ class Sizes:
             sizes.s3_objects, sizes.queue_jobs, sizes.retry_jobs = 100, 300, 2000
             sizes.schedules = 20
             sizes.stream_clients, sizes.stream_jobs = 100, 100
+            sizes.webhook_deliveries = 200
         return sizes
 
 

@@ -7,14 +7,21 @@ from chute.domain.job import Job, backoff
 from chute.domain.queues import DEFAULT_QUEUE, QueueSettings
 from chute.domain.schedules import Schedule
 from chute.domain.values import TRANSITIONS, JobStatus, Mode, Priority, SourceType
+from chute.domain.webhooks import (
+    DEFAULT_WEBHOOK_EVENTS,
+    WEBHOOK_EVENTS,
+    WebhookDelivery,
+)
 
 __all__ = [
     "CLIENT",
     "DEFAULT_QUEUE",
+    "DEFAULT_WEBHOOK_EVENTS",
     "GENERIC_TYPES",
     "RESCUER",
     "SCHEDULER",
     "TRANSITIONS",
+    "WEBHOOK_EVENTS",
     "ChuteError",
     "DetectionResult",
     "InvalidTransition",
@@ -28,5 +35,6 @@ __all__ = [
     "QueueSettings",
     "Schedule",
     "SourceType",
+    "WebhookDelivery",
     "backoff",
 ]

@@ -21,6 +21,8 @@ Which adapter implements each port here (provider: port -> adapter):
     url_reader     SourceReader        chute.adapters.ingest.UrlSourceReader (url jobs; the
                                        SSRF-safe fetcher, CHUTE_FETCH_*)
     s3_reader      SourceReader        chute.adapters.ingest.S3SourceReader (s3 jobs; AWS_*)
+    webhook_sender WebhookSender       chute.adapters.webhooks.HttpWebhookSender (signed
+                                       POSTs on the fetcher's address rules, CHUTE_WEBHOOK_*)
 
 Workers get their processor from `chute worker` (`chute.adapters.ingest.ingest` on
 `source_readers` unless `--processor` names another). The in-memory adapters
@@ -48,7 +50,8 @@ from chute.adapters.s3_multipart import MultipartUploads
 from chute.adapters.sqlalchemy import PostgresChangeSignal, SqlDatabase, create_engine_for
 from chute.adapters.storage import LocalFileStore, S3FileStore
 from chute.adapters.system import PollingSignal, SystemClock, UuidV7Generator
-from chute.application import OrchestrationEngine, RetryPolicy, UploadLimits
+from chute.adapters.webhooks import HttpWebhookSender
+from chute.application import OrchestrationEngine, RetryPolicy, UploadLimits, WebhookPolicy
 from chute.application.ports import ChangeSignal
 from chute.domain import Mode, SourceType
 from chute.entrypoints.settings import Settings
@@ -160,6 +163,16 @@ class Container(containers.DeclarativeContainer):
         allow_private=config.fetch_allow_private,
     )
     url_reader = providers.Singleton(UrlSourceReader, fetcher)
+    # A singleton, not a resource: an async resource would make the engine's provider
+    # async for every caller. `chute serve`'s webhook duty closes its connections.
+    webhook_sender = providers.Singleton(
+        HttpWebhookSender, allow_private=config.fetch_allow_private
+    )
+    webhook_policy = providers.Singleton(
+        WebhookPolicy,
+        retry_base_seconds=config.webhook_retry_base_seconds,
+        timeout_seconds=config.webhook_timeout_seconds,
+    )
     source_readers = providers.Dict({SourceType.URL: url_reader, SourceType.S3: s3_reader})
 
     # -- use cases ----------------------------------------------------------------------
@@ -174,6 +187,8 @@ class Container(containers.DeclarativeContainer):
         retry=retry,
         count_cap=config.count_cap,
         calendar=calendar,
+        webhook_sender=webhook_sender,
+        webhook_policy=webhook_policy,
     )
 
 

@@ -20,7 +20,7 @@ from typing import Self
 from uuid import UUID, uuid4
 
 from chute.adapters.memory.files import MemoryFileStore
-from chute.adapters.memory.queries import claimable, keyset_key, matches, queue_counts, sort_key
+from chute.adapters.memory.queries import claimable, keyset_key, queue_counts, sort_key
 from chute.application.errors import IdempotencyConflict
 from chute.application.ports import (
     DetectionResultRepository,
@@ -33,9 +33,27 @@ from chute.application.ports import (
     ScheduleRepository,
     UnitOfWork,
     UnitOfWorkFactory,
+    WebhookDeliveryRepository,
+    WebhookRepository,
 )
-from chute.application.queries import ClaimFilter, FedEvent, JobFilter, JobQuery, QueueCounts
-from chute.domain import DetectionResult, Job, JobEvent, JobStatus, QueueSettings, Schedule
+from chute.application.queries import (
+    ClaimFilter,
+    FedEvent,
+    JobFilter,
+    JobQuery,
+    QueueCounts,
+    job_matches,
+)
+from chute.application.webhooks import Webhook
+from chute.domain import (
+    DetectionResult,
+    Job,
+    JobEvent,
+    JobStatus,
+    QueueSettings,
+    Schedule,
+    WebhookDelivery,
+)
 
 __all__ = ["MemoryDatabase", "MemoryFileStore", "MemoryUnitOfWork"]
 
@@ -49,6 +67,8 @@ class _Tables:
     event_ids: list[int] = field(default_factory=list)  # of `events`, given at commit
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     schedules: dict[str, Schedule | None] = field(default_factory=dict)  # staged None: deleted
+    webhooks: dict[UUID, Webhook | None] = field(default_factory=dict)  # staged None: deleted
+    deliveries: dict[UUID, WebhookDelivery] = field(default_factory=dict)
 
 
 class MemoryDatabase(UnitOfWorkFactory):
@@ -80,6 +100,8 @@ class MemoryUnitOfWork(UnitOfWork):
         self.events = MemoryJobEventRepository(tables, self._staged, self._deleted_jobs)
         self.queues = MemoryQueueRepository(tables, self._staged)
         self.schedules = MemoryScheduleRepository(tables, self._staged)
+        self.webhooks = MemoryWebhookRepository(tables, self._staged)
+        self.deliveries = MemoryWebhookDeliveryRepository(tables, self._staged)
 
     async def __aenter__(self) -> Self:
         if self._lock is not None:
@@ -96,7 +118,13 @@ class MemoryUnitOfWork(UnitOfWork):
     async def commit(self) -> None:
         staged = self._staged
         if self._lock is None and (
-            staged.jobs or staged.events or staged.queues or staged.schedules or self._deleted_jobs
+            staged.jobs
+            or staged.events
+            or staged.queues
+            or staged.schedules
+            or staged.webhooks
+            or staged.deliveries
+            or self._deleted_jobs
         ):
             raise RuntimeError("a read-only unit of work cannot commit changes")
         self._tables.jobs.update(self._staged.jobs)
@@ -106,6 +134,15 @@ class MemoryUnitOfWork(UnitOfWork):
                 self._tables.schedules.pop(name, None)
             else:
                 self._tables.schedules[name] = schedule
+        for webhook_id, webhook in self._staged.webhooks.items():
+            if webhook is None:
+                self._tables.webhooks.pop(webhook_id, None)
+                self._tables.deliveries = {
+                    k: d for k, d in self._tables.deliveries.items() if d.webhook_id != webhook_id
+                }
+            else:
+                self._tables.webhooks[webhook_id] = webhook
+        self._tables.deliveries.update(self._staged.deliveries)
         self._tables.detections.update(self._staged.detections)
         for key in self._deleted_keys:
             self._tables.keys.pop(key, None)
@@ -138,6 +175,8 @@ class MemoryUnitOfWork(UnitOfWork):
         self._staged.events.clear()
         self._staged.queues.clear()
         self._staged.schedules.clear()
+        self._staged.webhooks.clear()
+        self._staged.deliveries.clear()
         self._deleted_keys.clear()
         self._deleted_jobs.clear()
 
@@ -181,7 +220,7 @@ class MemoryJobRepository(JobRepository):
         return [self._out(job) for job in running[:limit]]
 
     async def find(self, query: JobQuery) -> list[Job]:
-        matching = [job for job in self._all() if matches(job, query.filter)]
+        matching = [job for job in self._all() if job_matches(job, query.filter)]
         matching.sort(key=lambda job: sort_key(job, query.sort), reverse=query.sort.descending)
         if query.after is not None:
             mark = keyset_key(query.after, query.sort)
@@ -194,7 +233,7 @@ class MemoryJobRepository(JobRepository):
         return [self._out(job) for job in matching[: query.limit]]
 
     async def count(self, filt: JobFilter, *, at_most: int | None = None) -> int:
-        matching = (job for job in self._all() if matches(job, filt))
+        matching = (job for job in self._all() if job_matches(job, filt))
         return sum(1 for _ in itertools.islice(matching, at_most))
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
@@ -387,6 +426,85 @@ class MemoryScheduleRepository(ScheduleRepository):
     async def next_run(self) -> datetime | None:
         runs = [s.next_run_at for s in await self.list() if not s.paused and s.next_run_at]
         return min(runs, default=None)
+
+
+class MemoryWebhookRepository(WebhookRepository):
+    def __init__(self, tables: _Tables, staged: _Tables) -> None:
+        self._tables, self._staged = tables, staged
+
+    async def add(self, webhook: Webhook) -> None:
+        if await self.get(webhook.id) is not None:
+            raise ValueError(f"webhook {webhook.id} exists already")
+        self._staged.webhooks[webhook.id] = copy.deepcopy(webhook)
+
+    async def get(self, webhook_id: UUID) -> Webhook | None:
+        if webhook_id in self._staged.webhooks:
+            found = self._staged.webhooks[webhook_id]
+        else:
+            found = self._tables.webhooks.get(webhook_id)
+        return copy.deepcopy(found)
+
+    async def list(self) -> list[Webhook]:
+        ids = {*self._tables.webhooks, *self._staged.webhooks}
+        found = [w for webhook_id in ids if (w := await self.get(webhook_id)) is not None]
+        return sorted(found, key=lambda w: (w.created_at, w.id))
+
+    async def delete(self, webhook_id: UUID) -> bool:
+        if await self.get(webhook_id) is None:
+            return False
+        self._staged.webhooks[webhook_id] = None
+        for key, delivery in list(self._staged.deliveries.items()):
+            if delivery.webhook_id == webhook_id:
+                del self._staged.deliveries[key]
+        return True
+
+
+class MemoryWebhookDeliveryRepository(WebhookDeliveryRepository):
+    # Write units of work hold the one lock: claims need none of their own.
+    def __init__(self, tables: _Tables, staged: _Tables) -> None:
+        self._tables, self._staged = tables, staged
+
+    async def add(self, deliveries: Sequence[WebhookDelivery]) -> None:
+        for delivery in deliveries:
+            if delivery.id in self._tables.deliveries or delivery.id in self._staged.deliveries:
+                raise ValueError(f"delivery {delivery.id} exists already")
+            self._staged.deliveries[delivery.id] = copy.copy(delivery)
+
+    async def latest(self, webhook_id: UUID, limit: int) -> list[WebhookDelivery]:
+        found = [d for d in self._all() if d.webhook_id == webhook_id]
+        found.sort(key=lambda d: (d.created_at, d.id), reverse=True)
+        return [copy.copy(d) for d in found[:limit]]
+
+    async def claim_due(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[WebhookDelivery]:
+        due = [
+            d
+            for d in self._all()
+            if d.next_attempt_at is not None
+            and d.next_attempt_at <= now
+            and (d.lease_expires_at is None or d.lease_expires_at <= now)
+        ]
+        due.sort(key=lambda d: (d.next_attempt_at, d.id))
+        taken = []
+        for delivery in due[:limit]:
+            held = copy.copy(delivery)
+            held.lease_expires_at = lease_until
+            self._staged.deliveries[held.id] = held
+            taken.append(copy.copy(held))
+        return taken
+
+    async def update_many(self, deliveries: Sequence[WebhookDelivery]) -> None:
+        for delivery in deliveries:
+            if (
+                delivery.id not in self._tables.deliveries
+                and delivery.id not in self._staged.deliveries
+            ):
+                continue  # its webhook was deleted meanwhile, and it with it
+            self._staged.deliveries[delivery.id] = copy.copy(delivery)
+
+    def _all(self) -> list[WebhookDelivery]:
+        return list({**self._tables.deliveries, **self._staged.deliveries}.values())
 
 
 class MemoryDetectionResultRepository(DetectionResultRepository):

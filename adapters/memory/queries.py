@@ -1,29 +1,15 @@
-"""How the in-memory job repository filters and orders jobs: the twin of the SQL adapter's
-`statements.py`, so that both answer every query alike."""
+"""How the in-memory job repository claims, counts and orders jobs: the twin of the SQL
+adapter's `statements.py`, so that both answer every query alike. Whether a job matches
+a list filter is `chute.application.queries.job_matches`, which webhook filters use too."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset, QueueCounts
+from chute.application.queries import ClaimFilter, JobSort, Keyset, QueueCounts
 from chute.domain import Job, JobStatus
-from chute.domain.metadata import metadata_matches
 from chute.domain.validation import mime_matches
-
-
-def matches(job: Job, f: JobFilter) -> bool:
-    return (
-        (not f.statuses or job.status in f.statuses)
-        and (not f.source_types or job.source_type in f.source_types)
-        and (not f.priorities or job.priority in f.priorities)
-        and (not f.modes or job.mode in f.modes)
-        and (f.mime_type is None or mime_matches(job.mime_type, f.mime_type))
-        and (f.created_after is None or job.created_at >= f.created_after)
-        and (f.created_before is None or job.created_at < f.created_before)
-        and (not f.queues or job.queue in f.queues)
-        and (not f.metadata or metadata_matches(job.metadata, f.metadata))
-    )
 
 
 def claimable(job: Job, f: ClaimFilter, now: datetime) -> bool:

@@ -83,6 +83,11 @@ class Statements(Protocol):
     async def write(self, stmt: Executable, params: Any = None) -> CursorResult[Any]:
         """Run a statement in the write transaction now: a write, or a locking read."""
 
+    async def read_committed(self, stmt: Executable) -> CursorResult[Any]:
+        """Run a read that need not see this unit's own held inserts: in the transaction
+        once it has begun, else (a deferred unit) on its read connection, so that the
+        held inserts stay held for group commit."""
+
     async def insert(self, item: Insert) -> None:
         """Insert rows, now or at commit; a broken constraint raises `item.error`."""
 

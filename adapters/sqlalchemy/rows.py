@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from chute.application.queries import filter_from_json, filter_to_json
+from chute.application.webhooks import Webhook
 from chute.domain import (
     DetectionResult,
     Job,
@@ -19,6 +21,7 @@ from chute.domain import (
     QueueSettings,
     Schedule,
     SourceType,
+    WebhookDelivery,
 )
 from sqlalchemy import RowMapping
 
@@ -167,3 +170,51 @@ def to_schedule(row: RowMapping) -> Schedule:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+def webhook_row(webhook: Webhook) -> dict[str, Any]:
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "events": list(webhook.events),
+        "filter": filter_to_json(webhook.filter),
+        "description": webhook.description,
+        "secret": webhook.secret,
+        "created_at": webhook.created_at,
+    }
+
+
+def to_webhook(row: RowMapping) -> Webhook:
+    return Webhook(
+        id=row["id"],
+        url=row["url"],
+        events=tuple(row["events"]),
+        filter=filter_from_json(row["filter"]),
+        description=row["description"],
+        secret=row["secret"],
+        created_at=row["created_at"],
+    )
+
+
+DELIVERY_FIELDS = (
+    "id",
+    "webhook_id",
+    "event_type",
+    "job_id",
+    "created_at",
+    "attempts",
+    "last_status_code",
+    "last_error",
+    "delivered_at",
+    "given_up_at",
+    "next_attempt_at",
+    "lease_expires_at",
+)
+
+
+def delivery_row(delivery: WebhookDelivery) -> dict[str, Any]:
+    return {name: getattr(delivery, name) for name in DELIVERY_FIELDS}
+
+
+def to_delivery(row: RowMapping) -> WebhookDelivery:
+    return WebhookDelivery(**{name: row[name] for name in DELIVERY_FIELDS})

@@ -281,5 +281,54 @@ schedules = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
+# Webhooks: where job events are posted, and the deliveries of each (the outbox: a
+# delivery is inserted in the transaction of the status change it reports). No foreign
+# keys: a delivery inserted by group commit must not fail its job's transaction because
+# its webhook was deleted meanwhile; deleting a webhook deletes its deliveries, and a
+# sender gives up one whose webhook or job is gone.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("url", Text(), nullable=False),
+    Column("events", json_type(), nullable=False),  # a list of event types
+    Column("filter", json_type(), nullable=False),  # the bulk actions' JSON filter
+    Column("description", Text()),
+    Column("secret", String(64), nullable=False),  # signs deliveries; never shown again
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("webhook_id", Uuid(), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("job_id", Uuid(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),  # when the change happened
+    Column("attempts", Integer(), nullable=False),
+    Column("last_status_code", Integer()),
+    Column("last_error", Text()),
+    Column("delivered_at", UtcDateTime()),
+    Column("given_up_at", UtcDateTime()),
+    Column("next_attempt_at", UtcDateTime()),  # NULL once delivered or given up
+    Column("lease_expires_at", UtcDateTime()),  # set while a sender holds it
+)
+
+# Due deliveries, oldest due first: only those still to send are in it.
+Index(
+    "ix_webhook_deliveries_due",
+    webhook_deliveries.c.next_attempt_at,
+    postgresql_where=webhook_deliveries.c.next_attempt_at.isnot(None),
+    sqlite_where=webhook_deliveries.c.next_attempt_at.isnot(None),
+)
+# A webhook's deliveries, newest first (and deleting them with it).
+Index(
+    None,
+    webhook_deliveries.c.webhook_id,
+    webhook_deliveries.c.created_at,
+    webhook_deliveries.c.id,
+)
+
 # One row, written by the migration that made the table and never again.
 deployment = Table("deployment", metadata, Column("id", Uuid(), primary_key=True))

@@ -30,6 +30,7 @@ from chute.adapters.sqlalchemy.repositories import (
 )
 from chute.adapters.sqlalchemy.schedules import SqlScheduleRepository
 from chute.adapters.sqlalchemy.tables import deployment
+from chute.adapters.sqlalchemy.webhooks import SqlWebhookDeliveryRepository, SqlWebhookRepository
 from chute.application.errors import ServiceUnavailable
 from chute.application.ports import UnitOfWork, UnitOfWorkFactory
 from sqlalchemy import CursorResult, Executable, exc, select
@@ -108,6 +109,8 @@ class SqlUnitOfWork(UnitOfWork):
     events: SqlJobEventRepository
     queues: SqlQueueRepository
     schedules: SqlScheduleRepository
+    webhooks: SqlWebhookRepository
+    deliveries: SqlWebhookDeliveryRepository
 
     def __init__(
         self, database: SqlDatabase, *, read_only: bool = False, deferred: bool = False
@@ -128,6 +131,8 @@ class SqlUnitOfWork(UnitOfWork):
         self.events = SqlJobEventRepository(self)
         self.queues = SqlQueueRepository(self)
         self.schedules = SqlScheduleRepository(self)
+        self.webhooks = SqlWebhookRepository(self)
+        self.deliveries = SqlWebhookDeliveryRepository(self)
         if self._committer is None:
             await self._begin()
         return self
@@ -138,7 +143,8 @@ class SqlUnitOfWork(UnitOfWork):
         self._held, self._new_jobs = [], set()
         # The repositories and their unit of work refer to each other: part now, so that
         # reference counting frees them at once rather than the garbage collector later.
-        del self.jobs, self.detections, self.idempotency, self.events, self.queues, self.schedules
+        del self.jobs, self.detections, self.idempotency, self.events, self.queues
+        del self.schedules, self.webhooks, self.deliveries
         try:
             reader, self._reader = self._reader, None
             await self._end(reader, e)
@@ -187,6 +193,11 @@ class SqlUnitOfWork(UnitOfWork):
             conn = await self._writing() if self._held else await self._reading()
         with database_errors():
             return await conn.execute(stmt, params)
+
+    async def read_committed(self, stmt: Executable) -> CursorResult[Any]:
+        conn = self._conn or await self._reading()
+        with database_errors():
+            return await conn.execute(stmt)
 
     async def write(self, stmt: Executable, params: Any = None) -> CursorResult[Any]:
         """Run a statement that must run in the write transaction now: a write whose

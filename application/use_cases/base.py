@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,13 +19,20 @@ from chute.application.ports import (
     IdGenerator,
     UnitOfWork,
     UnitOfWorkFactory,
+    WebhookSender,
 )
-from chute.domain import Job, JobEvent, JobStatus, Mode, SourceType
+from chute.application.queries import job_matches
+from chute.application.webhooks import Webhook, WebhookPolicy
+from chute.domain import Job, JobEvent, JobStatus, Mode, SourceType, WebhookDelivery
+from chute.domain.webhooks import event_type
 
 # The most jobs a list counts for its `total` (20 pages of 50, as search engines show
 # "1,000+"): past it a count would pass over every match, which at a million jobs
 # costs more than the page itself.
 DEFAULT_COUNT_CAP = 1_000
+# How long an engine trusts the webhooks it read: how late a webhook registered through
+# another process hears of the first changes.
+WEBHOOK_CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +59,8 @@ class EngineBase:
         jitter: Callable[[], float] | None = None,
         count_cap: int = DEFAULT_COUNT_CAP,
         calendar: Calendar | None = None,
+        webhook_sender: WebhookSender | None = None,
+        webhook_policy: WebhookPolicy | None = None,
     ) -> None:
         if count_cap < 1:
             raise ValueError(f"count_cap must be 1 or more, not {count_cap}")
@@ -61,6 +71,14 @@ class EngineBase:
         self._jitter = jitter or (lambda: random.uniform(0.5, 1.0))
         self.count_cap = count_cap
         self._calendar = calendar  # schedules need one (chute's: adapters.cron)
+        self._webhook_sender = webhook_sender  # registering and sending webhooks need one
+        self.webhook_policy = webhook_policy or WebhookPolicy()
+        # Called with each delivery attempt's result (`delivered`, `failed`, `given_up`):
+        # where a metrics counter plugs in.
+        self.webhook_result_hooks: list[Callable[[str], None]] = []
+        self._webhooks_seen: tuple[float, list[Webhook]] | None = None  # (when, webhooks)
+        self._webhooks_reading = False  # a change is reading them again
+        self._webhooks_generation = 0  # one more at each create or delete of this engine
 
     def _new_job(self, spec: NewJob, now: datetime) -> Job:
         return Job(
@@ -88,29 +106,86 @@ class EngineBase:
             raise JobNotFound(job_id)
         return job
 
-    @staticmethod
-    async def _save(uow: UnitOfWork, job: Job, actor: str, detail: str | None = None) -> None:
+    async def _save(self, uow: UnitOfWork, job: Job, actor: str, detail: str | None = None) -> None:
         """Write a changed job, and one event for each status change it went through."""
         await uow.jobs.update(job)
-        await EngineBase._record(uow, [job], actor, detail)
+        await self._record(uow, [job], actor, detail)
 
-    @staticmethod
     async def _save_many(
-        uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None = None
+        self, uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None = None
     ) -> None:
         """`_save` of many jobs: one write of the jobs, one of their events."""
         await uow.jobs.update_many(jobs)
-        await EngineBase._record(uow, jobs, actor, detail)
+        await self._record(uow, jobs, actor, detail)
 
-    @staticmethod
-    async def _record(uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None) -> None:
-        events = [
-            JobEvent(job.id, job.updated_at, before, after, actor, detail)
-            for job in jobs
-            for before, after in job.take_changes()
-        ]
-        if events:
-            await uow.events.add(events)
+    async def _record(
+        self, uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None
+    ) -> None:
+        """Write one event for each status change of `jobs`, and the webhook deliveries
+        they call for."""
+        await self._add_events(
+            uow,
+            [
+                (job, JobEvent(job.id, job.updated_at, before, after, actor, detail))
+                for job in jobs
+                for before, after in job.take_changes()
+            ],
+        )
+
+    async def _add_events(self, uow: UnitOfWork, changes: list[tuple[Job, JobEvent]]) -> None:
+        """Append the events, and in the same transaction one delivery per webhook that
+        asks for each (the outbox): a change committed is a change that will be told,
+        and a change rolled back is told to no one. Every path that writes a JobEvent
+        comes through here."""
+        if not changes:
+            return
+        await uow.events.add([event for _, event in changes])
+        webhooks = await self._current_webhooks(uow)
+        if not webhooks:
+            return
+        deliveries = []
+        for job, event in changes:
+            kind = event_type(event.from_status, event.to_status)
+            if kind is None:
+                continue
+            for webhook in webhooks:
+                if kind in webhook.events and job_matches(job, webhook.filter):
+                    deliveries.append(
+                        WebhookDelivery(
+                            id=self._ids.new_id(),
+                            webhook_id=webhook.id,
+                            event_type=kind,
+                            job_id=job.id,
+                            created_at=event.at,
+                            next_attempt_at=event.at,
+                        )
+                    )
+        if deliveries:
+            await uow.deliveries.add(deliveries)
+
+    async def _current_webhooks(self, uow: UnitOfWork) -> list[Webhook]:
+        """The webhooks, read at most about once every `WEBHOOK_CACHE_SECONDS` by this
+        engine: a status change must not pay a read of its own (changes are many,
+        webhooks few and rarely changed). When the list is stale, one change reads it
+        again while the others go on with the stale one, so that no burst of reads
+        follows each expiry. This engine's own creates and deletes take effect at once;
+        another process's within about that time."""
+        now = time.monotonic()
+        seen = self._webhooks_seen
+        if seen is not None and (now - seen[0] < WEBHOOK_CACHE_SECONDS or self._webhooks_reading):
+            return seen[1]
+        self._webhooks_reading, generation = True, self._webhooks_generation
+        try:
+            found = await uow.webhooks.list()
+        finally:
+            self._webhooks_reading = False
+        if generation == self._webhooks_generation:  # no create or delete meanwhile
+            self._webhooks_seen = (now, found)
+        return found
+
+    def _forget_webhooks(self) -> None:
+        self._webhooks_seen = None
+        self._webhooks_generation += 1
 
 
 def check_fields(*checks: Callable[[], object]) -> None:

@@ -117,12 +117,18 @@ class Scheduling(EngineBase):
             jobs = [job for _, job, _ in made if job is not None]
             if jobs:
                 await uow.jobs.add(jobs)
-                await uow.events.add(
+                await self._add_events(
+                    uow,
                     [
-                        JobEvent(job.id, job.updated_at, before, after, SCHEDULER, job.schedule)
+                        (
+                            job,
+                            JobEvent(
+                                job.id, job.updated_at, before, after, SCHEDULER, job.schedule
+                            ),
+                        )
                         for job in jobs
                         for before, after in job.take_changes()
-                    ]
+                    ],
                 )
             await uow.schedules.save_runs(taken)
             await uow.commit()

@@ -18,7 +18,16 @@ from chute.entrypoints.http.middleware import (
 )
 from chute.entrypoints.http.openapi import describe
 from chute.entrypoints.http.problems import register_problem_handlers
-from chute.entrypoints.http.routes import health, jobs, queues, schedules, stream, upload, workers
+from chute.entrypoints.http.routes import (
+    health,
+    jobs,
+    queues,
+    schedules,
+    stream,
+    upload,
+    webhooks,
+    workers,
+)
 from chute.entrypoints.http.routing import wrong_methods
 from chute.entrypoints.http.stream import event_feed
 from chute.entrypoints.logging import configure_logging
@@ -28,7 +37,7 @@ from fastapi.routing import APIRoute
 
 # Workers first, so that the description lists `/api/v1/jobs/claim` before the
 # `/api/v1/jobs/{job_id}` routes.
-ROUTE_MODULES = (workers, jobs, upload, queues, schedules, stream, health, docs)
+ROUTE_MODULES = (workers, jobs, upload, queues, schedules, stream, webhooks, health, docs)
 
 DESCRIPTION = """
 Job orchestration for content pipelines: upload or reference content, detect what it

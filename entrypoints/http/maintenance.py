@@ -1,10 +1,12 @@
 """The background duties of `chute serve`: rescue expired leases, sweep orphan files,
-run the ticks of schedules.
+run the ticks of schedules, send webhook deliveries.
 
 All run in every API process and are safe to run in many at once: a rescue locks the
 jobs it takes back (SKIP LOCKED), the sweep removes only folders that no job refers to
 and that are older than a grace period, and a schedule's tick is taken by one process
 (the engine locks the schedule and moves its next run on in the job's transaction).
+A webhook delivery is sent by one process at a time: each takes due ones under a lease,
+skipping those another holds.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
+from chute.adapters.webhooks import HttpWebhookSender
 from chute.application import OrchestrationEngine
+from chute.domain import Job
 from chute.entrypoints.bootstrap import Container, engine_of
+from chute.entrypoints.http.schemas.jobs import JobResponse
 
 log = logging.getLogger("chute.maintenance")
 
@@ -70,10 +75,39 @@ async def run_schedules(container: Container, interval: float) -> None:
         await asyncio.sleep(delay)
 
 
+def job_json(job: Job) -> object:
+    """A job as `GET /api/v1/jobs/{id}` answers it: the `data` of a webhook payload."""
+    return JobResponse.of(job).model_dump(mode="json")
+
+
+async def send_webhooks(container: Container, interval: float) -> None:
+    """Send due webhook deliveries, forever: batch after batch while full ones come,
+    else again after `interval` seconds. A failed round is logged, as in `periodically`.
+    The sender's kept-alive connections are closed when the duty ends."""
+    try:
+        await _send_webhooks(container, interval)
+    finally:
+        sender = container.webhook_sender()
+        if isinstance(sender, HttpWebhookSender):  # a test may put another in its place
+            await sender.aclose()
+
+
+async def _send_webhooks(container: Container, interval: float) -> None:
+    while True:
+        try:
+            engine = await engine_of(container)
+            full = await engine.deliver_webhooks(job_json) >= engine.webhook_policy.batch
+        except Exception:
+            log.exception("webhooks.failed")
+            full = False
+        if not full:
+            await asyncio.sleep(interval)
+
+
 @contextlib.asynccontextmanager
 async def maintaining(container: Container) -> AsyncIterator[None]:
-    """Rescue, sweep and run schedules in the background; cancel them and wait for them on
-    exit."""
+    """Rescue, sweep, run schedules and send webhooks in the background; cancel them and
+    wait for them on exit."""
     config = container.config
     grace = timedelta(seconds=config.orphan_grace_seconds())
 
@@ -88,6 +122,8 @@ async def maintaining(container: Container) -> AsyncIterator[None]:
             name="chute-sweep"),
         asyncio.create_task(
             run_schedules(container, config.schedule_interval_seconds()), name="chute-schedules"),
+        asyncio.create_task(
+            send_webhooks(container, config.webhook_interval_seconds()), name="chute-webhooks"),
     ]  # fmt: skip
     try:
         yield

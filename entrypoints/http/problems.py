@@ -23,6 +23,7 @@ from chute.application.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
+    WebhookNotFound,
 )
 from chute.domain.errors import InvalidTransition, InvalidValue, LeaseNotHeld
 from fastapi import FastAPI, Request
@@ -53,6 +54,7 @@ PROBLEMS: dict[type[Exception], tuple[int, str, str]] = {
     ContentNotFound: (404, "content-not-found", "Content not found"),
     QueueNotFound: (404, "queue-not-found", "Queue not found"),
     ScheduleNotFound: (404, "schedule-not-found", "Schedule not found"),
+    WebhookNotFound: (404, "webhook-not-found", "Webhook not found"),
     InvalidTransition: (409, "invalid-transition", "Invalid status transition"),
     LeaseNotHeld: (409, "lease-not-held", "Lease not held"),
     IdempotencyKeyInUse: (409, "idempotency-key-in-use", "Idempotency key in use"),

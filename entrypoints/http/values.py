@@ -41,9 +41,12 @@ _RFC3339 = re.compile(RFC3339_PATTERN)
 
 
 def parse_rfc3339(value: object) -> object:
-    """An RFC 3339 time with its UTC offset; a time without one is refused."""
-    if not isinstance(value, str):
+    """An RFC 3339 time with its UTC offset; a time without one is refused, and so is a
+    number (pydantic would read it as Unix seconds, which the description does not say)."""
+    if isinstance(value, datetime):
         return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 time with a UTC offset, e.g. 2026-11-29T19:11:35Z")
     if not _RFC3339.fullmatch(value):
         raise ValueError(
             "must be an RFC 3339 time with a UTC offset, e.g. 2026-11-29T19:11:35Z "

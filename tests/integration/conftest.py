@@ -21,7 +21,16 @@ from sqlalchemy import text
 
 from tests.factories import sqlite_url
 
-TABLES = ("idempotency_keys", "job_events", "detection_results", "jobs", "queues", "schedules")
+TABLES = (
+    "idempotency_keys",
+    "job_events",
+    "detection_results",
+    "jobs",
+    "queues",
+    "schedules",
+    "webhooks",
+    "webhook_deliveries",
+)
 
 
 def migrated_url(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> str:

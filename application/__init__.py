@@ -44,6 +44,7 @@ from chute.application.ports import (
     Source,
     SourceReader,
     StoredFile,
+    Telemetry,
     TypeGuess,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -58,6 +59,7 @@ from chute.application.queries import (
     QueueCounts,
     QueueView,
 )
+from chute.application.telemetry import NoTelemetry
 from chute.application.upload_batch import UploadBatch, safe_filename
 from chute.application.use_cases.base import DEFAULT_COUNT_CAP, RetryPolicy
 from chute.application.use_cases.bulk import BulkOutcome, JobSelection
@@ -98,6 +100,7 @@ __all__ = [
     "JobSort",
     "Keyset",
     "NewJob",
+    "NoTelemetry",
     "OrchestrationEngine",
     "PayloadTooLarge",
     "QueueChange",
@@ -117,6 +120,7 @@ __all__ = [
     "StorageUnavailable",
     "StoredFile",
     "Submission",
+    "Telemetry",
     "TypeGuess",
     "UnitOfWork",
     "UnitOfWorkFactory",

@@ -137,6 +137,7 @@ jobs = Table(
     Column("content_key", Text()),  # the file store's key of the job's content, if any
     Column("queue", String(64), nullable=False, server_default="default"),
     Column("schedule", String(64)),  # the schedule that made the job, if one did
+    Column("trace_context", String(128)),  # the W3C traceparent of the creating request
 )
 
 Index(None, jobs.c.created_at, jobs.c.id)

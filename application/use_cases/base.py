@@ -16,9 +16,11 @@ from chute.application.ports import (
     ContentDetector,
     FileStore,
     IdGenerator,
+    Telemetry,
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from chute.application.telemetry import Change, NoTelemetry, report_changes
 from chute.domain import Job, JobEvent, JobStatus, Mode, SourceType
 
 # The most jobs a list counts for its `total` (20 pages of 50, as search engines show
@@ -51,6 +53,7 @@ class EngineBase:
         jitter: Callable[[], float] | None = None,
         count_cap: int = DEFAULT_COUNT_CAP,
         calendar: Calendar | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if count_cap < 1:
             raise ValueError(f"count_cap must be 1 or more, not {count_cap}")
@@ -61,6 +64,7 @@ class EngineBase:
         self._jitter = jitter or (lambda: random.uniform(0.5, 1.0))
         self.count_cap = count_cap
         self._calendar = calendar  # schedules need one (chute's: adapters.cron)
+        self.telemetry: Telemetry = telemetry or NoTelemetry()
 
     def _new_job(self, spec: NewJob, now: datetime) -> Job:
         return Job(
@@ -78,6 +82,7 @@ class EngineBase:
             run_after=due_after(spec.run_after, now),
             created_at=now,
             updated_at=now,
+            trace_context=self.telemetry.trace_context(),
             changes=[(None, JobStatus.PENDING)],
         )
 
@@ -89,28 +94,37 @@ class EngineBase:
         return job
 
     @staticmethod
-    async def _save(uow: UnitOfWork, job: Job, actor: str, detail: str | None = None) -> None:
-        """Write a changed job, and one event for each status change it went through."""
+    async def _save(
+        uow: UnitOfWork, job: Job, actor: str, detail: str | None = None
+    ) -> list[Change]:
+        """Write a changed job, and one event for each status change it went through;
+        the changes, for `_committed` once the unit of work has committed."""
         await uow.jobs.update(job)
-        await EngineBase._record(uow, [job], actor, detail)
+        return await EngineBase._record(uow, [job], actor, detail)
 
     @staticmethod
     async def _save_many(
         uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None = None
-    ) -> None:
+    ) -> list[Change]:
         """`_save` of many jobs: one write of the jobs, one of their events."""
         await uow.jobs.update_many(jobs)
-        await EngineBase._record(uow, jobs, actor, detail)
+        return await EngineBase._record(uow, jobs, actor, detail)
 
     @staticmethod
-    async def _record(uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None) -> None:
-        events = [
-            JobEvent(job.id, job.updated_at, before, after, actor, detail)
-            for job in jobs
-            for before, after in job.take_changes()
-        ]
-        if events:
-            await uow.events.add(events)
+    async def _record(
+        uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None
+    ) -> list[Change]:
+        changes = [(job, before, after) for job in jobs for before, after in job.take_changes()]
+        if changes:
+            await uow.events.add(
+                [JobEvent(job.id, job.updated_at, b, a, actor, detail) for job, b, a in changes]
+            )
+        return changes
+
+    def _committed(self, changes: list[Change]) -> None:
+        """Tell the telemetry about status changes that are committed now."""
+        if changes:
+            report_changes(self.telemetry, changes)
 
 
 def check_fields(*checks: Callable[[], object]) -> None:

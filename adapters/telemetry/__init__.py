@@ -1,0 +1,1 @@
+"""The telemetry adapters: Prometheus metrics and OpenTelemetry traces."""

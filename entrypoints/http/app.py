@@ -17,8 +17,17 @@ from chute.entrypoints.http.middleware import (
 )
 from chute.entrypoints.http.openapi import describe
 from chute.entrypoints.http.problems import register_problem_handlers
-from chute.entrypoints.http.routes import health, jobs, queues, schedules, upload, workers
+from chute.entrypoints.http.routes import (
+    health,
+    jobs,
+    metrics,
+    queues,
+    schedules,
+    upload,
+    workers,
+)
 from chute.entrypoints.http.routing import wrong_methods
+from chute.entrypoints.http.telemetry import TelemetryMiddleware
 from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI
@@ -26,7 +35,7 @@ from fastapi.routing import APIRoute
 
 # Workers first, so that the description lists `/api/v1/jobs/claim` before the
 # `/api/v1/jobs/{job_id}` routes.
-ROUTE_MODULES = (workers, jobs, upload, queues, schedules, health, docs)
+ROUTE_MODULES = (workers, jobs, upload, queues, schedules, health, metrics, docs)
 
 DESCRIPTION = """
 Job orchestration for content pipelines: upload or reference content, detect what it
@@ -62,7 +71,8 @@ Conventions:
 * With CHUTE_API_KEYS set, every `/api/v1` route asks for `Authorization: Bearer <key>`
   (401 `unauthorized` otherwise; a key in the query string is refused, never read).
   Without it the API is open (the default, bound to 127.0.0.1) and a key is optional.
-  `/healthz`, `/readyz`, `/docs`, `/redoc` and `/openapi.json` never ask for one.
+  `/healthz`, `/readyz`, `/docs`, `/redoc` and `/openapi.json` never ask for one;
+  `/metrics` does, as the `/api/v1` routes.
 * The request line and headers may hold at most CHUTE_MAX_HEADER_BYTES (16 KiB):
   431 `request-header-fields-too-large` above.
 """
@@ -125,8 +135,8 @@ def create_app(container: Container | None = None, *, maintenance: bool = True) 
 
 def _add_middleware(app: FastAPI, container: Container) -> None:
     """Innermost first: the key check, the header limit, closing connections whose
-    body is refused unread, and the request id outermost, so that every refusal
-    carries an X-Request-ID and is logged like any request."""
+    body is refused unread, metrics and traces, and the request id outermost, so that
+    every refusal carries an X-Request-ID, is logged and counted like any request."""
     keys = KeyRing.of(container.config.get("api_keys") or ())
     describe(app, keys_required=keys.enabled)
     if keys.enabled:
@@ -134,4 +144,5 @@ def _add_middleware(app: FastAPI, container: Container) -> None:
     max_header_bytes = container.config.get("max_header_bytes") or DEFAULT_MAX_HEADER_BYTES
     app.add_middleware(HeaderLimitMiddleware, max_bytes=max_header_bytes)
     app.add_middleware(CloseUnreadBodyMiddleware)
+    app.add_middleware(TelemetryMiddleware, container=container)  # refusals counted too
     app.add_middleware(RequestIdMiddleware)  # added last: the outermost layer

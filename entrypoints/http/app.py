@@ -32,6 +32,7 @@ from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 # Workers first, so that the description lists `/api/v1/jobs/claim` before the
 # `/api/v1/jobs/{job_id}` routes.
@@ -125,15 +126,17 @@ def create_app(container: Container | None = None, *, maintenance: bool = True) 
     app.state.container = container
     app.state.maintenance = maintenance
     routers = [module.router for module in ROUTE_MODULES]
-    app.include_router(wrong_methods(routers))  # first: a concrete path wins
+    guard = wrong_methods(routers)
+    app.include_router(guard)  # first: a concrete path wins
     for router in routers:
         app.include_router(router)
     register_problem_handlers(app)
-    _add_middleware(app, container)
+    leaves = [route for router in [guard, *routers] for route in router.routes]
+    _add_middleware(app, container, leaves)
     return app
 
 
-def _add_middleware(app: FastAPI, container: Container) -> None:
+def _add_middleware(app: FastAPI, container: Container, routes: list[BaseRoute]) -> None:
     """Innermost first: the key check, the header limit, closing connections whose
     body is refused unread, metrics and traces, and the request id outermost, so that
     every refusal carries an X-Request-ID, is logged and counted like any request."""
@@ -144,5 +147,5 @@ def _add_middleware(app: FastAPI, container: Container) -> None:
     max_header_bytes = container.config.get("max_header_bytes") or DEFAULT_MAX_HEADER_BYTES
     app.add_middleware(HeaderLimitMiddleware, max_bytes=max_header_bytes)
     app.add_middleware(CloseUnreadBodyMiddleware)
-    app.add_middleware(TelemetryMiddleware, container=container)  # refusals counted too
+    app.add_middleware(TelemetryMiddleware, container=container, routes=routes)
     app.add_middleware(RequestIdMiddleware)  # added last: the outermost layer

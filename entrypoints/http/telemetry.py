@@ -10,7 +10,7 @@ matches no route (a 404 of an unknown path) is labelled `UNMATCHED`, one label f
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
 
 from chute.adapters.telemetry import ChuteTelemetry
 from chute.adapters.telemetry.otel import mark_error
@@ -22,13 +22,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 UNMATCHED = "(unmatched)"
 
 
-def route_label(scope: Scope) -> str:
-    """The template of the route that served (or would have served) the request."""
+def route_label(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+    """The template of the route that served the request, or that would have served it
+    when it was refused before routing (401, 431); `UNMATCHED` when none would."""
     route = scope.get("route")
-    if route is None:  # refused before routing (401, 431), or no route at all
-        app: Any = scope.get("app")
-        routes: list[BaseRoute] = app.router.routes if app is not None else []
-        route = next((r for r in routes if r.matches(scope)[0] is not Match.NONE), None)
+    if route is None:
+        route = next((r for r in routes if r.matches(scope)[0] is Match.FULL), None) or next(
+            (r for r in routes if r.matches(scope)[0] is Match.PARTIAL), None
+        )
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED
 
@@ -36,9 +37,10 @@ def route_label(scope: Scope) -> str:
 class TelemetryMiddleware:
     """Counts and times each HTTP request; traces it when the telemetry traces."""
 
-    def __init__(self, app: ASGIApp, container: Container) -> None:
+    def __init__(self, app: ASGIApp, container: Container, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.container = container
+        self.routes = routes  # the app's routes, each with its whole path
         self.telemetry: ChuteTelemetry | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,13 +68,13 @@ class TelemetryMiddleware:
                 await self.app(scope, receive, send_status)
             finally:
                 elapsed = time.perf_counter() - started
-                telemetry.http_request(method, route_label(scope), status, elapsed)
+                telemetry.http_request(method, route_label(scope, self.routes), status, elapsed)
             return
         with telemetry.tracing.server_span(method, Headers(scope=scope)) as span:
             try:
                 await self.app(scope, receive, send_status)
             finally:
-                route = route_label(scope)
+                route = route_label(scope, self.routes)
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)

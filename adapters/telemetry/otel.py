@@ -101,7 +101,7 @@ class OtelTracing:
         from opentelemetry.metrics import NoOpMeterProvider
 
         usage = NoOpMeterProvider().get_meter("chute").create_up_down_counter("db.connections")
-        EngineTracer(self.tracer, engine, usage)
+        EngineTracer(self.tracer, engine, usage)  # type: ignore[no-untyped-call]
 
     def shutdown(self) -> None:
         """Send what is batched, and stop."""

@@ -179,7 +179,7 @@ async def test_openapi_has_stable_operation_ids_and_problem_responses(
         "upload_files", "healthz", "readyz", "claim_jobs", "heartbeat_job", "complete_job",
         "fail_job", "list_job_events", "get_job_content", "list_queues", "get_queue",
         "update_queue", "cancel_jobs", "retry_jobs", "list_schedules", "get_schedule",
-        "put_schedule", "delete_schedule",
+        "put_schedule", "delete_schedule", "metrics",
     }  # fmt: skip
     not_found = operations["get_job"]["responses"]["404"]["content"]
     assert list(not_found) == ["application/problem+json"]

@@ -62,8 +62,7 @@ class ChuteTelemetry(Telemetry):
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One HTTP request answered (the HTTP adapter's call, not the engine's)."""
         if self.metrics is not None:
-            self.metrics.http_requests.labels(method, route, str(status)).inc()
-            self.metrics.http_duration.labels(method, route).observe(seconds)
+            self.metrics.http_request(method, route, status, seconds)
 
 
 __all__ = ["ChuteTelemetry", "OtelTracing", "PrometheusMetrics"]

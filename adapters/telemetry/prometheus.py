@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -24,6 +26,10 @@ LIVE_STATUSES = ("pending", "scheduled", "running", "cancelling")
 # Waits and runs of content pipelines: from well under a second to hours.
 JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""HTTP methods labelled as they are; any other a client sends is `OTHER`, so that
+clients cannot make a series per made-up method."""
 
 LiveCounts = Mapping[str, Mapping[str, int]]
 """Per queue, the number of live jobs in each of `LIVE_STATUSES`."""
@@ -78,6 +84,23 @@ class PrometheusMetrics:
             ["result"],
             registry=r,
         )
+        # The labelled children of each (method, route, status) seen: `labels()` costs
+        # more than the increment itself, and requests are the hot path.
+        self._requests: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count and time one answered request."""
+        label = method if method in METHODS else "OTHER"
+        key = (label, route, status)
+        children = self._requests.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(label, route, str(status)),
+                self.http_duration.labels(label, route),
+            )
+            self._requests[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self, live: LiveCounts | None = None) -> bytes:
         """The text exposition of every metric, with `chute_jobs` from `live` when given."""

@@ -89,6 +89,8 @@ async def test_routes_are_labelled_by_template_never_by_path(client: httpx.Async
     assert (await client.get(f"/api/v1/jobs/{uuid.uuid4()}")).status_code == 404
     for n in range(3):
         assert (await client.get(f"/no/such/path/{n}")).status_code == 404
+    for method in ("BREW", "WHEN"):  # made-up methods: one label for all
+        assert (await client.request(method, "/api/v1/jobs")).status_code == 405
     samples = await scrape(client)
     labels = {"method": "GET", "route": "/api/v1/jobs/{job_id}"}
     assert value(samples, "chute_http_requests_total", status="200", **labels) == 1
@@ -96,6 +98,8 @@ async def test_routes_are_labelled_by_template_never_by_path(client: httpx.Async
     assert value(samples, "chute_http_requests_total", method="GET", route="(unmatched)",
                  status="404") == 3  # fmt: skip
     assert not any(job["id"] in route or "/no/such" in route for route in routes(samples))
+    other = {"method": "OTHER", "route": "/api/v1/jobs", "status": "405"}
+    assert value(samples, "chute_http_requests_total", **other) == 2
 
 
 async def test_chute_jobs_is_what_the_database_holds(

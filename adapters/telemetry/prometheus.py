@@ -10,7 +10,6 @@ count apart and never clash over a metric's name. The live counts of jobs
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram

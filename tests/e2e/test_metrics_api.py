@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+from chute.adapters.memory import MemoryFileStore
+from chute.adapters.sqlalchemy import upgrade
 from chute.adapters.system import ManualClock
-from chute.entrypoints.bootstrap import Container
+from chute.entrypoints.bootstrap import Container, build_container
 from chute.entrypoints.http.app import create_app
 from chute.entrypoints.settings import Settings
+from dependency_injector import providers
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
 
 from tests.e2e.helpers import create_job
+from tests.pg import create_database, drop_database
 
 pytestmark = pytest.mark.usefixtures("clock")
 
@@ -186,3 +192,34 @@ async def test_with_metrics_off_there_is_nothing_to_scrape(
     response = await metrics_off_client.get("/metrics")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.fixture
+async def postgres_client(
+    postgres_server_url: str, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An app on a new, migrated PostgreSQL database of the test server."""
+    url = await create_database(postgres_server_url)
+    try:
+        await upgrade(url)
+        container = build_container(Settings(database_url=url, storage_dir=str(tmp_path)))
+        container.file_store.override(providers.Object(MemoryFileStore()))
+        app = create_app(container, maintenance=False)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                yield client
+    finally:
+        await drop_database(postgres_server_url, str(make_url(url).database))
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # the app is postgres_client's
+async def test_chute_jobs_is_what_postgresql_holds(postgres_client: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        await create_job(postgres_client, queue="pg")
+    claimed = await postgres_client.post("/api/v1/jobs/claim", json={"worker_id": "w1"})
+    assert len(claimed.json()["jobs"]) == 1
+    samples = await scrape(postgres_client)
+    assert value(samples, "chute_jobs", queue="pg", status="pending") == 2
+    assert value(samples, "chute_jobs", queue="pg", status="running") == 1
+    assert value(samples, "chute_jobs_created_total", queue="pg", source_type="url") == 3

@@ -400,7 +400,9 @@ class Telemetry(Protocol):
         """A job of `queue` reached the final `status` (completed, failed, cancelled)."""
 
     def webhook_delivered(self, result: str) -> None:
-        """A webhook delivery ended with `result` (a short fixed word, e.g. `ok`)."""
+        """A webhook delivery attempt ended with `result`, one of a few fixed words (a
+        label of a metric: never a URL or a message): `ok` (a 2xx answer), `http_error`
+        (another status), `network_error` (no answer: refused, reset, timed out)."""
 
     def span(self, name: str) -> AbstractContextManager[None]:
         """A span around a use case: a child of the current span, when there is one."""

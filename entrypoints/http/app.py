@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from chute.entrypoints.bootstrap import Container, build_container, chute_version, settled
 from chute.entrypoints.http import docs
@@ -98,6 +100,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await settled(container.shutdown_resources())
 
 
+def _without_fastapis_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry spans, metrics and logs turned off (FastAPI 0.165 and
+    later have them, on by default once opentelemetry is installed): chute makes its
+    own (`telemetry`), on a provider of its own, and FastAPI's would double them under a
+    global provider, and cost a look at the global providers per request even without."""
+    if "telemetry" not in inspect.signature(FastAPI).parameters:
+        return {}
+    off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    return {"telemetry": off}
+
+
 def _operation_id(route: APIRoute) -> str:
     return route.name  # every route also sets `operation_id` explicitly
 
@@ -122,6 +135,7 @@ def create_app(container: Container | None = None, *, maintenance: bool = True) 
         generate_unique_id_function=_operation_id,
         docs_url=None,  # served by `docs`, from chute's own files
         redoc_url=None,
+        **_without_fastapis_telemetry(),
     )
     app.state.container = container
     app.state.maintenance = maintenance

@@ -8,7 +8,6 @@ the job life cycle themselves.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 
@@ -53,10 +52,11 @@ def report_changes(telemetry: Telemetry, changes: Sequence[Change]) -> None:
     """Tell `telemetry` what the committed `changes` were: creations (counted by queue
     and source type, one call for a batch), claims with the wait of first ones, the
     ends of attempts with their run time, and final statuses."""
-    created: Counter[tuple[str, str]] = Counter()
+    created: dict[tuple[str, str], int] = {}
     for job, before, after in changes:
         if before is None:
-            created[job.queue, job.source_type.value] += 1
+            key = (job.queue, job.source_type.value)
+            created[key] = created.get(key, 0) + 1
             continue
         if after is JobStatus.RUNNING:
             waited = None

@@ -48,8 +48,12 @@ def run(ctx: Context) -> list[Figure]:
                 "postgres": postgres,
                 "sqlite_no_metrics": unmetered,
             }
+            # Every other round in the reverse order, so that no server is always loaded
+            # right after the same one (the two SQLite servers are compared closely).
+            orders = [targets, dict(reversed(targets.items()))]
             rounds = [
-                _round(ctx, targets, folder, body, first=n == 0) for n in range(ctx.sizes.rounds)
+                _round(ctx, orders[n % 2], folder, body, first=n == 0)
+                for n in range(ctx.sizes.rounds)
             ]
         with chute_server(folder, sqlite_url, folder / "storage", log_level="INFO") as chute:
             logged = _load(ctx, chute, folder, body)

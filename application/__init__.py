@@ -46,6 +46,7 @@ from chute.application.ports import (
     Source,
     SourceReader,
     StoredFile,
+    Telemetry,
     TypeGuess,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -63,6 +64,7 @@ from chute.application.queries import (
     QueueCounts,
     QueueView,
 )
+from chute.application.telemetry import NoTelemetry
 from chute.application.upload_batch import UploadBatch, safe_filename
 from chute.application.use_cases.base import DEFAULT_COUNT_CAP, RetryPolicy
 from chute.application.use_cases.bulk import BulkOutcome, JobSelection
@@ -104,6 +106,7 @@ __all__ = [
     "JobSort",
     "Keyset",
     "NewJob",
+    "NoTelemetry",
     "OrchestrationEngine",
     "PayloadTooLarge",
     "QueueChange",
@@ -125,6 +128,7 @@ __all__ = [
     "StorageUnavailable",
     "StoredFile",
     "Submission",
+    "Telemetry",
     "TypeGuess",
     "UnitOfWork",
     "UnitOfWorkFactory",

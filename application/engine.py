@@ -21,6 +21,11 @@ them over one set of ports (see `EngineBase` for its constructor):
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
 from chute.application.use_cases.bulk import Bulk
 from chute.application.use_cases.creating import Creating
 from chute.application.use_cases.leasing import Working
@@ -32,7 +37,30 @@ from chute.application.use_cases.scheduling import Scheduling
 from chute.application.use_cases.uploading import Uploading
 from chute.application.use_cases.webhooks import Webhooks
 
+E = TypeVar("E", bound=type)
 
+
+def _traced(name: str, method: Callable[..., Coroutine[Any, Any, Any]]) -> Any:
+    span_name = f"chute.{name}"
+
+    @functools.wraps(method)
+    async def traced(self: OrchestrationEngine, *args: Any, **kwargs: Any) -> Any:
+        with self.telemetry.span(span_name):
+            return await method(self, *args, **kwargs)
+
+    return traced
+
+
+def spans_around_use_cases(cls: E) -> E:
+    """Wrap every public async method of `cls` (its use cases) in a span of the engine's
+    telemetry, named `chute.<method>`: one place, so that no use case is left out."""
+    for name, member in inspect.getmembers(cls, inspect.iscoroutinefunction):
+        if not name.startswith("_"):
+            setattr(cls, name, _traced(name, member))
+    return cls
+
+
+@spans_around_use_cases
 class OrchestrationEngine(
     Creating,
     Uploading,

@@ -6,7 +6,7 @@ Adapters subclass these protocols explicitly, so that type checkers hold them to
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -480,3 +480,43 @@ class IdGenerator(Protocol):
 
     def new_id(self) -> UUID:
         """A new unique id (UUIDv7 in production, so that ids sort by time)."""
+
+
+class Telemetry(Protocol):
+    """What the engine tells about its work, for metrics and traces.
+
+    The job methods are called after a commit, never inside a transaction, so that a
+    count never tells of work that rolled back; like every method here they must be
+    quick and never raise (a metric is not worth a failed use case). `NoTelemetry`
+    (chute.application.telemetry) is the default: library users need not pass one.
+    """
+
+    def jobs_created(self, queue: str, source_type: str, count: int) -> None:
+        """`count` jobs of `queue` and `source_type` were created."""
+
+    def job_claimed(self, queue: str, waited_seconds: float | None) -> None:
+        """A job of `queue` was claimed; `waited_seconds` from its creation to this claim
+        when it is its first one, else None."""
+
+    def attempt_ended(self, queue: str, ran_seconds: float) -> None:
+        """A worker's hold on a job of `queue` ended (completed, failed, retried, released,
+        cancelled, lease expired), `ran_seconds` after its claim."""
+
+    def job_finished(self, queue: str, status: str) -> None:
+        """A job of `queue` reached the final `status` (completed, failed, cancelled)."""
+
+    def webhook_delivered(self, result: str) -> None:
+        """A webhook delivery attempt ended with `result`, one of a few fixed words (a
+        label of a metric: never a URL or a message): `delivered` (a 2xx answer in
+        time), `failed` (another answer, none, or a refused address: retried later),
+        `given_up` (failed for the last time, a day after the change)."""
+
+    def span(self, name: str) -> AbstractContextManager[None]:
+        """A span around a use case: a child of the current span, when there is one."""
+
+    def trace_context(self) -> str | None:
+        """The W3C `traceparent` of the current span, to store with a new job; None when
+        nothing is traced."""
+
+    def job_span(self, job: Job) -> AbstractContextManager[None]:
+        """The span of a worker's run of `job`, continuing the trace of `job.trace_context`."""

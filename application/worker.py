@@ -157,19 +157,22 @@ class Worker:
             return []
 
     async def _run_job(self, job: Job) -> None:
-        context = JobContext(self.engine, job, self.worker_id)
-        work = asyncio.create_task(self.processor(job, context))
-        beats = asyncio.create_task(self._heartbeat(job, work))
-        try:
-            await self._settle(job, work)
-        except Exception:
-            # Logged here rather than left in the task for the event loop to report as
-            # "never retrieved": the job comes back when its lease ends.
-            log.exception("worker.job_error", extra={"job_id": str(job.id)})
-        finally:
-            beats.cancel()
-            self._running.pop(job.id, None)
-            self._reports.leases.pop(job.id, None)
+        # The job's span continues the trace of the request that created it; the
+        # processor's task and the reports start inside it, and so belong to it.
+        with self.engine.telemetry.job_span(job):
+            context = JobContext(self.engine, job, self.worker_id)
+            work = asyncio.create_task(self.processor(job, context))
+            beats = asyncio.create_task(self._heartbeat(job, work))
+            try:
+                await self._settle(job, work)
+            except Exception:
+                # Logged here rather than left in the task for the event loop to report
+                # as "never retrieved": the job comes back when its lease ends.
+                log.exception("worker.job_error", extra={"job_id": str(job.id)})
+            finally:
+                beats.cancel()
+                self._running.pop(job.id, None)
+                self._reports.leases.pop(job.id, None)
 
     async def _settle(self, job: Job, work: asyncio.Task[dict[str, Any] | None]) -> None:
         try:

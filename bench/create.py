@@ -5,7 +5,9 @@ and sending a canned answer of the same size, under the same load in the same ru
 The three servers are loaded in turn, for `rounds` rounds, and each one's best run
 counts, so that a burst of noise on the machine hurts neither side for long. A last run repeats the
 SQLite case with CHUTE_LOG_LEVEL=INFO (one JSON line per request, to a file), to show
-what request logging costs.
+what request logging costs. A fourth server, on SQLite with CHUTE_METRICS=false, is
+loaded in the same rounds: the cost of counting for /metrics (metrics are on in the
+others, as by default).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bench.runs import capture, posted
 
 PATH = "/api/v1/jobs"
 TARGET = Target("ratio", ">=", 0.5)
+METRICS_TARGET = Target("ratio", ">=", 0.95)
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -38,9 +41,19 @@ def run(ctx: Context) -> list[Figure]:
             answer = capture(sqlite, folder / "canned", "POST", PATH, body)
             data["response_bytes"] = len(answer)
             noop = servers.enter_context(noop_server(folder, folder / "canned"))
-            targets = {"noop": noop, "sqlite": sqlite, "postgres": postgres}
+            unmetered = servers.enter_context(_without_metrics(folder))
+            targets = {
+                "noop": noop,
+                "sqlite": sqlite,
+                "postgres": postgres,
+                "sqlite_no_metrics": unmetered,
+            }
+            # Every other round in the reverse order, so that no server is always loaded
+            # right after the same one (the two SQLite servers are compared closely).
+            orders = [targets, dict(reversed(targets.items()))]
             rounds = [
-                _round(ctx, targets, folder, body, first=n == 0) for n in range(ctx.sizes.rounds)
+                _round(ctx, orders[n % 2], folder, body, first=n == 0)
+                for n in range(ctx.sizes.rounds)
             ]
         with chute_server(folder, sqlite_url, folder / "storage", log_level="INFO") as chute:
             logged = _load(ctx, chute, folder, body)
@@ -69,6 +82,15 @@ def _load(
 ) -> LoadResult:
     connections = ctx.sizes.connections
     return posted(ctx, server, PATH, folder, body, connections=connections, profile=profile)
+
+
+@contextmanager
+def _without_metrics(folder: Path) -> Iterator[Server]:
+    """The SQLite server again, on a database and storage of its own, metrics off."""
+    url = f"sqlite+aiosqlite:///{folder}/chute-no-metrics.db"
+    off = {"CHUTE_METRICS": "false"}
+    with chute_server(folder, url, folder / "storage-no-metrics", extra_env=off) as chute:
+        yield chute
 
 
 @contextmanager
@@ -106,6 +128,27 @@ def _figures(best: dict[str, LoadResult], logged: LoadResult, rounds: int) -> li
                 + ("; PostgreSQL's own not counted" if name == "postgres" else ""),
             ),
         ]
+    figures.append(
+        Figure(
+            "create.sqlite.rps_metrics",
+            best["sqlite"].rps,
+            "req/s",
+            best["sqlite_no_metrics"].rps,
+            "CHUTE_METRICS=false",
+            METRICS_TARGET,
+            note="metrics on (the default) against off, SQLite, each its best round",
+        )
+    )
+    figures.append(
+        Figure(
+            "create.sqlite.cpu_metrics",
+            best["sqlite"].cpu_ms_per_request,
+            "ms CPU/req",
+            best["sqlite_no_metrics"].cpu_ms_per_request,
+            "CHUTE_METRICS=false",
+            note="the server's CPU per request, metrics on against off: steadier than req/s",
+        )
+    )
     figures.append(
         Figure(
             "create.sqlite.rps_info_log",

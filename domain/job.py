@@ -50,6 +50,9 @@ class Job:
     progress_message: str | None = None
     result: dict[str, Any] | None = None
     content_key: str | None = None  # where the file store keeps its content, if it has any
+    # The W3C traceparent of the request that created the job, so that the worker's span
+    # continues its trace; None when nothing was traced. Not part of the job's JSON.
+    trace_context: str | None = None
     detection: DetectionResult | None = None  # loaded beside the job, not part of its row
     changes: list[tuple[JobStatus | None, JobStatus]] = field(default_factory=list, repr=False)
     """Status changes not yet recorded as events; `take_changes()` drains them."""

@@ -23,6 +23,9 @@ Which adapter implements each port here (provider: port -> adapter):
     s3_reader      SourceReader        chute.adapters.ingest.S3SourceReader (s3 jobs; AWS_*)
     webhook_sender WebhookSender       chute.adapters.webhooks.HttpWebhookSender (signed
                                        POSTs on the fetcher's address rules, CHUTE_WEBHOOK_*)
+    telemetry      Telemetry           chute.adapters.telemetry.ChuteTelemetry: Prometheus
+                                       metrics unless CHUTE_METRICS=false, OpenTelemetry
+                                       spans when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
 Workers get their processor from `chute worker` (`chute.adapters.ingest.ingest` on
 `source_readers` unless `--processor` names another). The in-memory adapters
@@ -38,6 +41,7 @@ first asked for.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
@@ -50,6 +54,8 @@ from chute.adapters.s3_multipart import MultipartUploads
 from chute.adapters.sqlalchemy import PostgresChangeSignal, SqlDatabase, create_engine_for
 from chute.adapters.storage import LocalFileStore, S3FileStore
 from chute.adapters.system import PollingSignal, SystemClock, UuidV7Generator
+from chute.adapters.telemetry import ChuteTelemetry, OtelTracing, PrometheusMetrics
+from chute.adapters.telemetry.otel import otlp_provider
 from chute.adapters.webhooks import HttpWebhookSender
 from chute.application import OrchestrationEngine, RetryPolicy, UploadLimits, WebhookPolicy
 from chute.application.ports import ChangeSignal
@@ -58,10 +64,36 @@ from chute.entrypoints.settings import Settings
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
-async def sql_engine_resource(url: str) -> AsyncIterator[AsyncEngine]:
-    """The SQLAlchemy engine for the app's lifetime; its connections are closed at the end."""
+
+async def tracing_resource() -> AsyncIterator[OtelTracing | None]:
+    """Spans sent over OTLP/HTTP when the standard OTEL_EXPORTER_OTLP_ENDPOINT (or its
+    traces-only twin) is set, else None: no tracing at all. What is batched is sent at
+    the end. The exporter reads the other OTEL_* variables itself."""
+    if not any(os.environ.get(name) for name in OTLP_ENDPOINTS):
+        yield None
+        return
+    tracing = OtelTracing(otlp_provider(os.environ.get("OTEL_SERVICE_NAME") or "chute"))
+    try:
+        yield tracing
+    finally:
+        tracing.shutdown()
+
+
+def metrics_of(enabled: bool) -> PrometheusMetrics | None:
+    """The app's own metrics registry (CHUTE_METRICS, on by default), or None."""
+    return PrometheusMetrics() if enabled else None
+
+
+async def sql_engine_resource(
+    url: str, tracing: OtelTracing | None = None
+) -> AsyncIterator[AsyncEngine]:
+    """The SQLAlchemy engine for the app's lifetime; its connections are closed at the end.
+    With tracing, each statement is a span."""
     engine = create_engine_for(url)
+    if tracing is not None:
+        tracing.instrument_sql(engine.sync_engine)
     try:
         yield engine
     finally:
@@ -116,7 +148,8 @@ class Container(containers.DeclarativeContainer):
     s3_connection = providers.Singleton(S3Connection.from_env)  # the standard AWS_* settings
 
     # -- resources ----------------------------------------------------------------------
-    sql_engine = providers.Resource(sql_engine_resource, url=config.database_url)
+    tracing = providers.Resource(tracing_resource)
+    sql_engine = providers.Resource(sql_engine_resource, url=config.database_url, tracing=tracing)
     s3_reader = providers.Resource(
         s3_reader_resource, s3_connection, max_bytes=config.max_upload_bytes
     )
@@ -174,6 +207,8 @@ class Container(containers.DeclarativeContainer):
         timeout_seconds=config.webhook_timeout_seconds,
     )
     source_readers = providers.Dict({SourceType.URL: url_reader, SourceType.S3: s3_reader})
+    metrics = providers.Singleton(metrics_of, config.metrics)
+    telemetry = providers.Singleton(ChuteTelemetry, metrics=metrics, tracing=tracing)
 
     # -- use cases ----------------------------------------------------------------------
     engine = providers.Singleton(
@@ -189,6 +224,7 @@ class Container(containers.DeclarativeContainer):
         calendar=calendar,
         webhook_sender=webhook_sender,
         webhook_policy=webhook_policy,
+        telemetry=telemetry,
     )
 
 

@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     keep_alive_seconds: Annotated[int, Field(ge=1)] = 5
     limit_concurrency: Annotated[int | None, Field(ge=1)] = None
     count_cap: Annotated[int, Field(ge=1)] = DEFAULT_COUNT_CAP
+    metrics: bool = True  # GET /metrics and the counts behind it; off: neither
 
     @field_validator("allowed_types", mode="before")
     @classmethod

@@ -30,7 +30,7 @@ JOB_COLUMNS = (
     "priority", "mode", "metadata", "attempts", "max_attempts", "last_error", "worker_id",
     "lease_seconds", "lease_expires_at", "run_after", "started_at", "finished_at",
     "progress", "progress_message", "result", "created_at", "updated_at", "content_key",
-    "queue", "schedule",
+    "queue", "schedule", "trace_context",
 )  # fmt: skip
 
 

@@ -140,6 +140,7 @@ jobs = Table(
     # The part of its queue's concurrency limit a held job counts against (see
     # `queue_parts`); NULL when its queue was unlimited at its claim.
     Column("limit_part", SmallInteger()),
+    Column("trace_context", String(128)),  # the W3C traceparent of the creating request
 )
 
 Index(None, jobs.c.created_at, jobs.c.id)

@@ -17,11 +17,13 @@ from chute.application.ports import (
     ContentDetector,
     FileStore,
     IdGenerator,
+    Telemetry,
     UnitOfWork,
     UnitOfWorkFactory,
     WebhookSender,
 )
 from chute.application.queries import job_matches
+from chute.application.telemetry import Change, NoTelemetry, report_changes
 from chute.application.webhooks import Webhook, WebhookPolicy
 from chute.domain import Job, JobEvent, JobStatus, Mode, SourceType, WebhookDelivery
 from chute.domain.webhooks import event_type
@@ -61,6 +63,7 @@ class EngineBase:
         calendar: Calendar | None = None,
         webhook_sender: WebhookSender | None = None,
         webhook_policy: WebhookPolicy | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if count_cap < 1:
             raise ValueError(f"count_cap must be 1 or more, not {count_cap}")
@@ -73,12 +76,10 @@ class EngineBase:
         self._calendar = calendar  # schedules need one (chute's: adapters.cron)
         self._webhook_sender = webhook_sender  # registering and sending webhooks need one
         self.webhook_policy = webhook_policy or WebhookPolicy()
-        # Called with each delivery attempt's result (`delivered`, `failed`, `given_up`):
-        # where a metrics counter plugs in.
-        self.webhook_result_hooks: list[Callable[[str], None]] = []
         self._webhooks_seen: tuple[float, list[Webhook]] | None = None  # (when, webhooks)
         self._webhooks_reading = False  # a change is reading them again
         self._webhooks_generation = 0  # one more at each create or delete of this engine
+        self.telemetry: Telemetry = telemetry or NoTelemetry()
 
     def _new_job(self, spec: NewJob, now: datetime) -> Job:
         return Job(
@@ -96,6 +97,7 @@ class EngineBase:
             run_after=due_after(spec.run_after, now),
             created_at=now,
             updated_at=now,
+            trace_context=self.telemetry.trace_context(),
             changes=[(None, JobStatus.PENDING)],
         )
 
@@ -106,31 +108,32 @@ class EngineBase:
             raise JobNotFound(job_id)
         return job
 
-    async def _save(self, uow: UnitOfWork, job: Job, actor: str, detail: str | None = None) -> None:
-        """Write a changed job, and one event for each status change it went through."""
+    async def _save(
+        self, uow: UnitOfWork, job: Job, actor: str, detail: str | None = None
+    ) -> list[Change]:
+        """Write a changed job, and one event for each status change it went through;
+        the changes, for `_committed` once the unit of work has committed."""
         await uow.jobs.update(job)
-        await self._record(uow, [job], actor, detail)
+        return await self._record(uow, [job], actor, detail)
 
     async def _save_many(
         self, uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None = None
-    ) -> None:
+    ) -> list[Change]:
         """`_save` of many jobs: one write of the jobs, one of their events."""
         await uow.jobs.update_many(jobs)
-        await self._record(uow, jobs, actor, detail)
+        return await self._record(uow, jobs, actor, detail)
 
     async def _record(
         self, uow: UnitOfWork, jobs: list[Job], actor: str, detail: str | None
-    ) -> None:
+    ) -> list[Change]:
         """Write one event for each status change of `jobs`, and the webhook deliveries
-        they call for."""
+        they call for; the changes, for `_committed`."""
+        changes = [(job, before, after) for job in jobs for before, after in job.take_changes()]
         await self._add_events(
             uow,
-            [
-                (job, JobEvent(job.id, job.updated_at, before, after, actor, detail))
-                for job in jobs
-                for before, after in job.take_changes()
-            ],
+            [(job, JobEvent(job.id, job.updated_at, b, a, actor, detail)) for job, b, a in changes],
         )
+        return changes
 
     async def _add_events(self, uow: UnitOfWork, changes: list[tuple[Job, JobEvent]]) -> None:
         """Append the events, and in the same transaction one delivery per webhook that
@@ -186,6 +189,11 @@ class EngineBase:
     def _forget_webhooks(self) -> None:
         self._webhooks_seen = None
         self._webhooks_generation += 1
+
+    def _committed(self, changes: list[Change]) -> None:
+        """Tell the telemetry about status changes that are committed now."""
+        if changes:
+            report_changes(self.telemetry, changes)
 
 
 def check_fields(*checks: Callable[[], object]) -> None:

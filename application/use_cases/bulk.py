@@ -11,6 +11,7 @@ from uuid import UUID
 from chute.application.errors import FieldError, ValidationFailed
 from chute.application.ports import UnitOfWork
 from chute.application.queries import JobFilter, JobQuery, JobSort
+from chute.application.telemetry import Change
 from chute.application.use_cases.base import EngineBase, check_fields
 from chute.domain import CLIENT, Job, JobStatus
 from chute.domain.errors import InvalidTransition
@@ -89,7 +90,8 @@ class Bulk(EngineBase):
             async with self._uow() as uow:
                 found, moved = await self._change(uow, chunk, change)
                 await uow.commit()
-            matched, changed = matched + found, changed + moved
+            self._committed(moved)
+            matched, changed = matched + found, changed + len({job for job, _, _ in moved})
         unchanged = (len(ids) if selection.ids is not None else matched) - changed
         outcome = BulkOutcome(matched, changed, unchanged, more)
         log.info("jobs.bulk", extra={"matched": matched, "changed": changed, "more": more})
@@ -114,15 +116,15 @@ class Bulk(EngineBase):
 
     async def _change(
         self, uow: UnitOfWork, ids: list[UUID], change: Callable[[Job, datetime], bool]
-    ) -> tuple[int, int]:
-        """Lock the jobs of `ids` that exist, change those that can: (found, changed)."""
+    ) -> tuple[int, list[Change]]:
+        """Lock the jobs of `ids` that exist, change those that can: (found, the changes)."""
         # Sorted, so that the rows are locked in one order across the adapter's chunks.
         jobs = await uow.jobs.get_many(sorted(ids), for_update=True)
         now = self._clock.now()
         moved = [job for job in jobs if _tried(change, job, now)]
-        if moved:
-            await self._save_many(uow, moved, CLIENT)
-        return len(jobs), len(moved)
+        if not moved:
+            return len(jobs), []
+        return len(jobs), await self._save_many(uow, moved, CLIENT)
 
 
 def _retried(job: Job, now: datetime) -> bool:

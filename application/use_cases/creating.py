@@ -82,11 +82,12 @@ class Creating(EngineBase):
                     return replay
             jobs = [self._new_job(spec, now) for spec in new]
             await uow.jobs.add(jobs)
-            await self._record(uow, jobs, CLIENT, None)
+            changes = await self._record(uow, jobs, CLIENT, None)
             if key:
                 ids = tuple(job.id for job in jobs)
                 await uow.idempotency.add(IdempotencyRecord(scope, key, digest, ids, now))
             await uow.commit()
+        self._committed(changes)
         if log.isEnabledFor(logging.INFO):  # a batch would build 1,000 unused lines else
             for job in jobs:
                 log.info(

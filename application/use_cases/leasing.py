@@ -46,8 +46,9 @@ class Working(EngineBase):
             jobs = await _lock_claimable(uow, filt, now, limit)
             for job in jobs:
                 job.claim(worker_id, lease_seconds, now)
-            await self._save_many(uow, jobs, worker_id)
+            changes = await self._save_many(uow, jobs, worker_id)
             await uow.commit()
+        self._committed(changes)
         for job in jobs:
             log.info(
                 "job.claimed",
@@ -141,8 +142,9 @@ class Working(EngineBase):
                 for job_id, result in completions
             ]
             done = [job for job in outcomes if isinstance(job, Job)]
-            await self._save_many(uow, done, worker_id)
+            changes = await self._save_many(uow, done, worker_id)
             await uow.commit()
+        self._committed(changes)
         return outcomes
 
     async def _complete_alone(
@@ -176,8 +178,9 @@ class Working(EngineBase):
                 jitter=self._jitter(),
             )
             job.fail(now, error, retryable=retryable, backoff=wait)
-            await self._save(uow, job, worker_id, error)
+            changes = await self._save(uow, job, worker_id, error)
             await uow.commit()
+        self._committed(changes)
         log.info(
             "job.failed",
             extra={
@@ -196,8 +199,9 @@ class Working(EngineBase):
             job = await self._get_for_update(uow, job_id)
             job.check_holder(worker_id, self._clock.now())
             job.release(self._clock.now())
-            await self._save(uow, job, worker_id, "released by a stopping worker")
+            changes = await self._save(uow, job, worker_id, "released by a stopping worker")
             await uow.commit()
+        self._committed(changes)
         log.info("job.released", extra={"job_id": str(job_id), "worker_id": worker_id})
         return job
 
@@ -210,8 +214,9 @@ class Working(EngineBase):
             jobs = await uow.jobs.lock_expired(now, limit)
             for job in jobs:
                 job.expire_lease(now)
-            await self._save_many(uow, jobs, RESCUER, "lease expired")
+            changes = await self._save_many(uow, jobs, RESCUER, "lease expired")
             await uow.commit()
+        self._committed(changes)
         for job in jobs:
             log.info("job.rescued", extra={"job_id": str(job.id), "status": job.status})
         return jobs

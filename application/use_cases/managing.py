@@ -101,9 +101,9 @@ class Managing(EngineBase):
         async with self._uow() as uow:
             job = await self._get_for_update(uow, job_id)
             changed = job.cancel(self._clock.now())
-            if changed:
-                await self._save(uow, job, CLIENT)
+            changes = await self._save(uow, job, CLIENT) if changed else []
             await uow.commit()
+        self._committed(changes)
         log.info(
             "job.cancelled", extra={"job_id": str(job_id), "status": job.status, "changed": changed}
         )
@@ -114,8 +114,9 @@ class Managing(EngineBase):
         async with self._uow() as uow:
             job = await self._get_for_update(uow, job_id)
             job.retry(self._clock.now())
-            await self._save(uow, job, CLIENT)
+            changes = await self._save(uow, job, CLIENT)
             await uow.commit()
+        self._committed(changes)
         log.info("job.retried", extra={"job_id": str(job_id)})
         return job
 
@@ -141,8 +142,9 @@ class Managing(EngineBase):
                 job.last_error = error
             if result is not None:
                 job.result = result
-            await self._save(uow, job, actor, error)
+            changes = await self._save(uow, job, actor, error)
             await uow.commit()
+        self._committed(changes)
         log.info("job.status_updated", extra={"job_id": str(job_id), "status": job.status})
         return job
 

@@ -115,23 +115,19 @@ class Scheduling(EngineBase):
             for schedule in taken:
                 made.append((schedule, *self._tick(calendar, schedule, now)))
             jobs = [job for _, job, _ in made if job is not None]
+            changes = [(job, b, a) for job in jobs for b, a in job.take_changes()]
             if jobs:
                 await uow.jobs.add(jobs)
                 await self._add_events(
                     uow,
                     [
-                        (
-                            job,
-                            JobEvent(
-                                job.id, job.updated_at, before, after, SCHEDULER, job.schedule
-                            ),
-                        )
-                        for job in jobs
-                        for before, after in job.take_changes()
+                        (job, JobEvent(job.id, job.updated_at, b, a, SCHEDULER, job.schedule))
+                        for job, b, a in changes
                     ],
                 )
             await uow.schedules.save_runs(taken)
             await uow.commit()
+        self._committed(changes)
         for schedule, made_job, problems in made:
             if made_job is None:
                 # Stored before a rule changed: the tick passes, and the log says why.

@@ -73,16 +73,18 @@ class Uploading(EngineBase):
                     created_at=now,
                     updated_at=now,
                     detection=detection if options.detect else None,
+                    trace_context=self.telemetry.trace_context(),
                     changes=[(None, JobStatus.PENDING)],
                 )
             )
         async with self._uow(deferred=True) as uow:  # inserts only: group commit may take it
             await uow.jobs.add(jobs)
-            await self._record(uow, jobs, CLIENT, None)
+            changes = await self._record(uow, jobs, CLIENT, None)
             for job in jobs:
                 if job.detection is not None:
                     await uow.detections.add(job.id, job.detection)
             await uow.commit()
+        self._committed(changes)
         for job in jobs:
             log.info(
                 "job.uploaded",

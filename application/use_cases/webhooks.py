@@ -217,8 +217,7 @@ class Webhooks(EngineBase):
             log.info("webhook.delivered", extra=extra)
         else:
             log.warning("webhook.failed", extra={**extra, "error": delivery.last_error})
-        for hook in self.webhook_result_hooks:
-            hook(outcome)
+        self.telemetry.webhook_delivered(outcome)
 
     def _sender(self) -> WebhookSender:
         if self._webhook_sender is None:

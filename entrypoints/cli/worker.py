@@ -33,6 +33,7 @@ from chute.application.worker import Processor, Worker, default_worker_id
 from chute.domain import InvalidValue, Mode, SourceType
 from chute.domain.validation import check_mime_pattern, check_queue_name, check_worker_id
 from chute.entrypoints.bootstrap import Container, build_container, engine_of, settled
+from chute.entrypoints.cli.metrics_server import serve_metrics
 from chute.entrypoints.cli.startup import StartRefused, claim_storage
 from chute.entrypoints.settings import Settings
 
@@ -62,6 +63,10 @@ def add_parser(commands: Any) -> None:
     run.add_argument("--mime-type", help="claim only jobs of this type (exact, or type/*)")
     run.add_argument("--queue", action="append", dest="queues", metavar="NAME",
                      help="claim only jobs of this queue (repeatable; default: all)")  # fmt: skip
+    run.add_argument("--metrics-port", type=_bounded(1, 65535),
+                     help="serve GET /metrics (Prometheus) on this port")  # fmt: skip
+    run.add_argument("--metrics-host", default="127.0.0.1",
+                     help="address of --metrics-port (default 127.0.0.1)")  # fmt: skip
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -141,9 +146,15 @@ async def _run(
     if settings.is_sqlite:  # as `chute serve`: an embedded database is brought up to date
         await upgrade(settings.database_url)
     container = build_container(settings)
+    server: asyncio.Server | None = None
     try:
         engine = await engine_of(container)
         await claim_storage(engine, settings)
+        if args.metrics_port is not None:
+            metrics = container.metrics()
+            if metrics is None:
+                raise StartRefused("--metrics-port: metrics are off (CHUTE_METRICS=false)", 2)
+            server = await serve_metrics(engine, metrics, args.metrics_host, args.metrics_port)
         running = Worker(
             engine,
             processor or ingest(await _readers(container)),
@@ -158,6 +169,8 @@ async def _run(
         _stop_on_signals(running)
         await running.run()
     finally:
+        if server is not None:
+            server.close()
         await settled(container.shutdown_resources())
 
 

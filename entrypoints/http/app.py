@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from chute.entrypoints.bootstrap import Container, build_container, chute_version, settled
 from chute.entrypoints.http import docs
@@ -21,6 +23,7 @@ from chute.entrypoints.http.problems import register_problem_handlers
 from chute.entrypoints.http.routes import (
     health,
     jobs,
+    metrics,
     queues,
     schedules,
     stream,
@@ -30,14 +33,16 @@ from chute.entrypoints.http.routes import (
 )
 from chute.entrypoints.http.routing import wrong_methods
 from chute.entrypoints.http.stream import event_feed
+from chute.entrypoints.http.telemetry import TelemetryMiddleware
 from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 # Workers first, so that the description lists `/api/v1/jobs/claim` before the
 # `/api/v1/jobs/{job_id}` routes.
-ROUTE_MODULES = (workers, jobs, upload, queues, schedules, stream, webhooks, health, docs)
+ROUTE_MODULES = (workers, jobs, upload, queues, schedules, stream, webhooks, health, metrics, docs)
 
 DESCRIPTION = """
 Job orchestration for content pipelines: upload or reference content, detect what it
@@ -73,7 +78,8 @@ Conventions:
 * With CHUTE_API_KEYS set, every `/api/v1` route asks for `Authorization: Bearer <key>`
   (401 `unauthorized` otherwise; a key in the query string is refused, never read).
   Without it the API is open (the default, bound to 127.0.0.1) and a key is optional.
-  `/healthz`, `/readyz`, `/docs`, `/redoc` and `/openapi.json` never ask for one.
+  `/healthz`, `/readyz`, `/docs`, `/redoc` and `/openapi.json` never ask for one;
+  `/metrics` does, as the `/api/v1` routes.
 * The request line and headers may hold at most CHUTE_MAX_HEADER_BYTES (16 KiB):
   431 `request-header-fields-too-large` above.
 """
@@ -105,6 +111,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await settled(container.shutdown_resources())
 
 
+def _without_fastapis_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry spans, metrics and logs turned off (FastAPI 0.165 and
+    later have them, on by default once opentelemetry is installed): chute makes its
+    own (`telemetry`), on a provider of its own, and FastAPI's would double them under a
+    global provider, and cost a look at the global providers per request even without."""
+    if "telemetry" not in inspect.signature(FastAPI).parameters:
+        return {}
+    off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    return {"telemetry": off}
+
+
 def _operation_id(route: APIRoute) -> str:
     return route.name  # every route also sets `operation_id` explicitly
 
@@ -129,22 +146,25 @@ def create_app(container: Container | None = None, *, maintenance: bool = True) 
         generate_unique_id_function=_operation_id,
         docs_url=None,  # served by `docs`, from chute's own files
         redoc_url=None,
+        **_without_fastapis_telemetry(),
     )
     app.state.container = container
     app.state.maintenance = maintenance
     routers = [module.router for module in ROUTE_MODULES]
-    app.include_router(wrong_methods(routers))  # first: a concrete path wins
+    guard = wrong_methods(routers)
+    app.include_router(guard)  # first: a concrete path wins
     for router in routers:
         app.include_router(router)
     register_problem_handlers(app)
-    _add_middleware(app, container)
+    leaves = [route for router in [guard, *routers] for route in router.routes]
+    _add_middleware(app, container, leaves)
     return app
 
 
-def _add_middleware(app: FastAPI, container: Container) -> None:
+def _add_middleware(app: FastAPI, container: Container, routes: list[BaseRoute]) -> None:
     """Innermost first: the key check, the header limit, closing connections whose
-    body is refused unread, and the request id outermost, so that every refusal
-    carries an X-Request-ID and is logged like any request."""
+    body is refused unread, metrics and traces, and the request id outermost, so that
+    every refusal carries an X-Request-ID, is logged and counted like any request."""
     keys = KeyRing.of(container.config.get("api_keys") or ())
     describe(app, keys_required=keys.enabled)
     if keys.enabled:
@@ -152,4 +172,5 @@ def _add_middleware(app: FastAPI, container: Container) -> None:
     max_header_bytes = container.config.get("max_header_bytes") or DEFAULT_MAX_HEADER_BYTES
     app.add_middleware(HeaderLimitMiddleware, max_bytes=max_header_bytes)
     app.add_middleware(CloseUnreadBodyMiddleware)
+    app.add_middleware(TelemetryMiddleware, container=container, routes=routes)
     app.add_middleware(RequestIdMiddleware)  # added last: the outermost layer

@@ -173,6 +173,10 @@ _UNAUTHORIZED = {
 }
 
 
+KEYED_OUTSIDE_API = frozenset({"/metrics"})
+"""Paths outside /api/v1 that ask for a key too (auth.py protects all but its open ones)."""
+
+
 def _bearer_auth(schema: Description, *, required: bool) -> None:
     """Declare the API-key scheme (so that /docs has an Authorize button) and its 401 on
     every `/api/v1` operation, whether keys are configured or not.
@@ -187,7 +191,7 @@ def _bearer_auth(schema: Description, *, required: bool) -> None:
     if not required:
         schema["security"] = [{}, {BEARER_SCHEME: []}]
     for path, operation in _operations(schema):
-        if path.startswith("/api/v1/"):
+        if path.startswith("/api/v1/") or path in KEYED_OUTSIDE_API:
             operation.setdefault("responses", {})["401"] = _UNAUTHORIZED
             if required:
                 operation["security"] = [{BEARER_SCHEME: []}]

@@ -25,6 +25,7 @@ from chute.application import (
     WebhookPolicy,
 )
 from chute.application.ports import UnitOfWork, UnitOfWorkFactory
+from chute.application.telemetry import NoTelemetry
 from chute.application.use_cases import base
 from chute.domain import Job, WebhookDelivery
 from chute.domain.webhooks import retry_delay
@@ -215,7 +216,12 @@ async def test_failed_attempts_back_off_doubling_and_give_up_after_a_day(
     engine: OrchestrationEngine, sender: ScriptedSender, clock: ManualClock
 ) -> None:
     results: list[str] = []
-    engine.webhook_result_hooks.append(results.append)
+
+    class Counting(NoTelemetry):
+        def webhook_delivered(self, result: str) -> None:
+            results.append(result)
+
+    engine.telemetry = Counting()
     hook = await engine.create_webhook("https://example.org/down", events=["job.created"])
     await engine.create_job(make_new_job())
     sender.answer = SendResult(False, status_code=503, error="answered 503")

@@ -12,7 +12,7 @@ from chute.adapters.memory import MemoryDatabase
 from chute.adapters.system import ManualClock
 from chute.application import DEFAULT_COUNT_CAP, OrchestrationEngine
 from chute.domain import JobStatus
-from chute.entrypoints.bootstrap import Container, build_container
+from chute.entrypoints.bootstrap import Container, build_container, engine_of, settled
 from chute.entrypoints.settings import Settings
 from dependency_injector import providers
 
@@ -131,13 +131,17 @@ async def test_list_total_stops_at_the_count_cap(
     assert len((await listing(client, limit=2, page=4))["items"]) == 1
 
 
-def test_count_cap_is_the_chute_count_cap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_count_cap_is_the_chute_count_cap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHUTE_COUNT_CAP", "25")
     container = build_container(Settings())
     container.database.override(providers.Object(MemoryDatabase()))
 
     assert Settings.model_fields["count_cap"].default == DEFAULT_COUNT_CAP == 1_000
-    assert container.engine().count_cap == 25
+    try:
+        # An async resource (tracing) lies under the engine: it is built awaited.
+        assert (await engine_of(container)).count_cap == 25
+    finally:
+        await settled(container.shutdown_resources())
 
 
 # -- cursors ---------------------------------------------------------------------------------

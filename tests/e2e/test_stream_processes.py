@@ -258,6 +258,10 @@ async def test_bad_stream_parameters_are_422(sqlite_server: ChuteServer) -> None
             ("", {"Last-Event-ID": "9" * 30}),
             ("&".join(f"metadata.k{n}=v" for n in range(6)), {}),
             ("surprise=1", {}),
+            ("queue=a%00b", {}),
+            ("metadata.tenant=a%00b", {}),
+            ("status=pending%00", {}),
+            ("last_event_id=1%00", {}),
         ]:
             response = await client.get(f"/api/v1/stream?{query}", headers=headers)
             assert response.status_code == 422, (query, headers, response.text)

@@ -98,6 +98,17 @@ class Subscription:
                 self._items.get_nowait()
             self._items.put_nowait(None)
 
+    def ready(self, most: int) -> list[FeedItem]:
+        """Up to `most` items that came already, without waiting (a stream sends them in
+        one write)."""
+        items: list[FeedItem] = []
+        while len(items) < most and not self._items.empty():
+            item = self._items.get_nowait()
+            if item is None:
+                raise SubscriptionDropped()
+            items.append(item)
+        return items
+
     async def next(self, at_most: float) -> FeedItem | None:
         """The next item, or None when none came within `at_most` seconds."""
         try:

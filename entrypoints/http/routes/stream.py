@@ -32,6 +32,7 @@ router = APIRouter(prefix="/api/v1", tags=["stream"])
 log = logging.getLogger("chute.stream")
 
 MAX_EVENT_ID = 2**63 - 1
+BURST = 255  # items a stream sends in one write at most
 
 
 class StreamQuery(MetadataParameters):
@@ -119,13 +120,19 @@ async def _events(
                 if wanted.matches(old):
                     yield old.rendered
         while True:
-            item = await subscription.next(keepalive)
-            if item is None:
+            first = await subscription.next(keepalive)
+            if first is None:
                 yield KEEP_ALIVE
-            elif item.fed is not None and sent is not None and item.fed.position <= sent:
-                continue  # read back from the table already
-            elif wanted.matches(item):
-                yield item.rendered
+                continue
+            # What came meanwhile goes in the same write: one send per burst, not per item.
+            frames = [
+                item.rendered
+                for item in [first, *subscription.ready(BURST)]
+                if not (item.fed is not None and sent is not None and item.fed.position <= sent)
+                and wanted.matches(item)
+            ]
+            if frames:
+                yield b"".join(frames)
     except SubscriptionDropped:
         log.warning("stream.dropped", extra={"reason": "fell too far behind"})
     finally:

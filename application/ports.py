@@ -61,10 +61,6 @@ class JobRepository(Protocol):
         """Up to `limit` pending jobs due by `now`, highest priority then oldest first,
         locked until commit; rows another transaction holds are skipped, not waited for."""
 
-    async def first_claimable(self, filt: ClaimFilter, now: datetime) -> Job | None:
-        """The job `lock_claimable` would take first, without a lock: to see whether a
-        claim of a limited queue is worth its lock."""
-
     async def queue_names(self) -> set[str]:
         """The name of every queue some job is in."""
 

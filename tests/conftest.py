@@ -33,6 +33,15 @@ async def postgres_url(postgres_server_url: str) -> AsyncIterator[str]:
     await drop_database(postgres_server_url, str(make_url(url).database))
 
 
+@pytest.fixture
+async def fresh_postgres_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the test server for one test, dropped after it: for
+    tests whose processes migrate and share it."""
+    url = await create_database(postgres_server_url)
+    yield url
+    await drop_database(postgres_server_url, str(make_url(url).database))
+
+
 @pytest.fixture(scope="session")
 async def migrated_postgres_url(postgres_url: str) -> str:
     await upgrade(postgres_url)

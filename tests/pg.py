@@ -68,7 +68,7 @@ async def create_database(server_url: str, name: str | None = None) -> str:
     import asyncpg  # imported here so that modules using only the server start stay light
 
     name = name or f"chute_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(_asyncpg_dsn(server_url))
+    conn = await asyncpg.connect(asyncpg_dsn(server_url))
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -80,7 +80,7 @@ async def drop_database(server_url: str, name: str) -> None:
     """Drop a database made by `create_database`, ending its open sessions."""
     import asyncpg
 
-    conn = await asyncpg.connect(_asyncpg_dsn(server_url))
+    conn = await asyncpg.connect(asyncpg_dsn(server_url))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -149,7 +149,8 @@ def _read(path: Path) -> str:
         return "(no log was written)"
 
 
-def _asyncpg_dsn(url: str) -> str:
+def asyncpg_dsn(url: str) -> str:
+    """The libpq DSN (postgresql://...) of a SQLAlchemy URL, for asyncpg."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 

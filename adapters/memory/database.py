@@ -242,10 +242,6 @@ class MemoryJobRepository(JobRepository):
         due.sort(key=lambda job: (-job.priority.rank, job.created_at, job.id))
         return [self._out(job) for job in due[:limit]]
 
-    async def first_claimable(self, filt: ClaimFilter, now: datetime) -> Job | None:
-        found = await self.lock_claimable(filt, now, 1)
-        return found[0] if found else None
-
     async def queue_names(self) -> set[str]:
         return {job.queue for job in self._all()}
 

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from chute.adapters.sqlalchemy.repositories import SqlRepository
 from chute.adapters.sqlalchemy.rows import queue_row, to_queue
-from chute.adapters.sqlalchemy.statements import HELD
+from chute.adapters.sqlalchemy.statements import HELD, held_in
 from chute.adapters.sqlalchemy.tables import jobs, queue_parts, queues
 from chute.application.ports import QueueRepository, Room
 from chute.domain import QueueSettings
@@ -102,8 +102,7 @@ class SqlQueueRepository(SqlRepository, QueueRepository):
         return rooms
 
     async def _whole_room(self, name: str) -> Sequence[Room]:
-        counts: Any = (await self._db.write(_held_by_part(name, STRAY))).one()
-        held = int(counts[0]) + int(counts[1])  # every held job of the queue
+        held = int((await self._db.write(held_in(name))).scalar_one())
         settings = await self.get(name)
         free = settings.capacity(held) if settings and settings.concurrency_limit else None
         return [Room(0, free)] if free else []

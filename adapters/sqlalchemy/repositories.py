@@ -19,7 +19,6 @@ from chute.adapters.sqlalchemy.rows import (
     event_row,
     job_row,
     to_event,
-    to_job,
     to_job_with_detection,
 )
 from chute.adapters.sqlalchemy.statements import (
@@ -187,10 +186,6 @@ class SqlJobRepository(SqlRepository, JobRepository):
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
         return await self._lock(claimable(filt, now, limit, self._dialect))
-
-    async def first_claimable(self, filt: ClaimFilter, now: datetime) -> Job | None:
-        row = (await self._db.read(claimable(filt, now, 1, self._dialect))).mappings().first()
-        return to_job(row) if row else None
 
     async def queue_names(self) -> set[str]:
         return set((await self._db.read(queue_names())).scalars())

@@ -72,13 +72,13 @@ async def wait_for_end(
         deadline = time.monotonic() + seconds
         while not job.status.is_terminal and (left := deadline - time.monotonic()) > 0:
             item = await subscription.next(left)
-            if item is not None and item.fed is not None and item.job.id == job_id:
-                job = await engine.get_job(job_id)
+            if item is not None and item.job.id == job_id:
+                job = item.job  # as the feed read it, after the change
     except SubscriptionDropped:
-        pass  # the feed ran ahead of us: answer the job as it is
+        job = await engine.get_job(job_id)  # the feed ran ahead of us: read it as it is
     finally:
         feed.unsubscribe(subscription)
-    return await engine.get_job(job_id)
+    return job
 
 
 async def event_feed(container: Container) -> EventFeed:

@@ -24,12 +24,10 @@ import obstore
 import pytest
 from chute.adapters.s3 import S3Connection
 from chute.adapters.storage.ownership import MARKER
-from sqlalchemy.engine import make_url
 
 from tests import corpus
 from tests.faults import ChuteServer, chute, chute_env
 from tests.fileserver import Running, serve_files
-from tests.pg import create_database, drop_database
 from tests.s3 import S3Server
 
 pytestmark = pytest.mark.slow
@@ -61,20 +59,13 @@ def files() -> Iterator[Running]:
 
 
 @pytest.fixture
-async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
-    url = await create_database(postgres_server_url)
-    yield url
-    await drop_database(postgres_server_url, str(make_url(url).database))
-
-
-@pytest.fixture
 async def deployment(
-    database_url: str, s3_server: S3Server, files: Running, tmp_path: Path
+    fresh_postgres_url: str, s3_server: S3Server, files: Running, tmp_path: Path
 ) -> AsyncIterator[Deployment]:
     prefix = f"scale-{os.getpid()}-{time.monotonic_ns()}"
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = chute_env(
-        database_url,
+        fresh_postgres_url,
         tmp_path / "unused",
         storage_url=f"s3://{s3_server.bucket}/{prefix}",
         fetch_allow_private="true",  # the url jobs come from a file server on 127.0.0.1

@@ -20,10 +20,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.faults import ChuteServer, chute, chute_env
-from tests.pg import create_database, drop_database
+from tests.pg import asyncpg_dsn
 
 pytestmark = pytest.mark.slow
 
@@ -33,15 +32,8 @@ URL_JOB = {"source_type": "url", "source_uri": "https://example.org/report.pdf"}
 
 
 @pytest.fixture
-async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
-    url = await create_database(postgres_server_url)
-    yield url
-    await drop_database(postgres_server_url, str(make_url(url).database))
-
-
-@pytest.fixture
-async def servers(database_url: str, tmp_path: Path) -> AsyncIterator[list[ChuteServer]]:
-    env = chute_env(database_url, tmp_path / "files", log_level="WARNING")
+async def servers(fresh_postgres_url: str, tmp_path: Path) -> AsyncIterator[list[ChuteServer]]:
+    env = chute_env(fresh_postgres_url, tmp_path / "files", log_level="WARNING")
     migrate = await asyncio.create_subprocess_exec(
         *chute("migrate"), env=env, stderr=asyncio.subprocess.PIPE
     )
@@ -54,10 +46,6 @@ async def servers(database_url: str, tmp_path: Path) -> AsyncIterator[list[Chute
     finally:
         for server in started:
             server.stop()
-
-
-def dsn(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
 
 
 async def jobs_per_schedule(conn: asyncpg.Connection) -> Counter[str]:
@@ -79,11 +67,11 @@ async def wait_until_taken(conn: asyncpg.Connection, names: list[str], timeout: 
 
 
 async def test_each_tick_creates_one_job_across_three_servers(
-    servers: list[ChuteServer], database_url: str
+    servers: list[ChuteServer], fresh_postgres_url: str
 ) -> None:
     names = [f"s{n:02}" for n in range(SCHEDULES)]
     clients = [httpx.AsyncClient(base_url=s.base_url, timeout=10) for s in servers]
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(fresh_postgres_url))
     try:
         for n, name in enumerate(names):
             body = {"cron": "* * * * *", "job": URL_JOB}

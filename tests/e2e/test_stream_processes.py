@@ -25,11 +25,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.factories import sqlite_url
 from tests.faults import ChuteServer, chute, chute_env
-from tests.pg import create_database, drop_database
+from tests.pg import asyncpg_dsn
 
 pytestmark = pytest.mark.slow
 
@@ -66,17 +65,12 @@ async def sse(
 
 
 @pytest.fixture
-async def pg_url(postgres_server_url: str) -> AsyncIterator[str]:
-    url = await create_database(postgres_server_url)
-    yield url
-    await drop_database(postgres_server_url, str(make_url(url).database))
-
-
-@pytest.fixture
 async def two_servers(
-    pg_url: str, tmp_path: Path
+    fresh_postgres_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[ChuteServer, ChuteServer]]:
-    env = chute_env(pg_url, tmp_path / "files", log_level="WARNING", stream_keepalive_seconds="0.5")
+    env = chute_env(
+        fresh_postgres_url, tmp_path / "files", log_level="WARNING", stream_keepalive_seconds="0.5"
+    )
     migrate = await asyncio.create_subprocess_exec(*chute("migrate"), env=env)
     assert await migrate.wait() == 0
     servers = (ChuteServer(env, tmp_path / "a.log"), ChuteServer(env, tmp_path / "b.log"))
@@ -86,10 +80,6 @@ async def two_servers(
     finally:
         for server in servers:
             server.stop()
-
-
-def dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(False)
 
 
 async def test_a_stream_on_one_server_sees_what_happens_through_the_other(
@@ -143,13 +133,13 @@ async def test_a_stream_on_one_server_sees_what_happens_through_the_other(
 
 
 async def test_resuming_by_last_event_id_loses_nothing_and_repeats_nothing(
-    two_servers: tuple[ChuteServer, ChuteServer], pg_url: str
+    two_servers: tuple[ChuteServer, ChuteServer], fresh_postgres_url: str
 ) -> None:
     """Eight writers create and cancel jobs through both servers for a few seconds; a
     reader drops its stream after a random number of changes and resumes on the other
     server with the id of the last one it received."""
     servers = [httpx.AsyncClient(base_url=s.base_url, timeout=30) for s in two_servers]
-    conn = await asyncpg.connect(dsn(pg_url))
+    conn = await asyncpg.connect(asyncpg_dsn(fresh_postgres_url))
     try:
         await servers[0].post("/api/v1/jobs", json=URL_JOB)  # the history starts after it
         start = await conn.fetchval("SELECT max(id) FROM job_events")

@@ -46,6 +46,11 @@ async def server(tmp_path: Path) -> AsyncIterator[ChuteServer]:
         chute.stop()
 
 
+def spawn(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+
 @pytest.fixture
 async def prometheus(server: ChuteServer, tmp_path: Path) -> AsyncIterator[str]:
     if PROMETHEUS is None:
@@ -60,13 +65,11 @@ async def prometheus(server: ChuteServer, tmp_path: Path) -> AsyncIterator[str]:
     config_file.write_text("global:\n  scrape_interval: 1s\n" + config)
     port = free_port()
     log = tmp_path / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={config_file}",
-             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    process = spawn(
+        [PROMETHEUS, f"--config.file={config_file}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        log,
+    )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:

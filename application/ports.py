@@ -178,11 +178,14 @@ class QueueRepository(Protocol):
         `cancelling`; 0 for unlimited queues, which are not counted): what a claim
         reads first, in one read."""
 
-    async def take_room(self, name: str, wanted: int) -> Sequence[Room]:
-        """Room to claim up to `wanted` jobs of the limited queue `name` in now, locked
+    async def take_room(self, queue: QueueSettings, held: int, wanted: int) -> Sequence[Room]:
+        """Room to claim up to `wanted` jobs of the limited queue `queue` in now, locked
         until commit (claims that take the same room wait for each other, others do
-        not); none when the queue is paused, unlimited or full. Reads the settings as
-        last committed."""
+        not); none when the queue is paused, unlimited or full. `queue` and `held` are
+        what `for_claims` read in this transaction, with the jobs it has claimed since:
+        an adapter whose write transactions run one at a time (nothing can have changed)
+        counts on them; one whose claims run side by side reads the settings and counts
+        as last committed, under its lock."""
 
     async def occupy(self, rooms: Sequence[Room], job_ids: Sequence[UUID]) -> None:
         """Count the jobs just claimed with `rooms` against them while they are held."""

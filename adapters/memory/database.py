@@ -357,14 +357,10 @@ class MemoryQueueRepository(QueueRepository):
             for s in await self.list()
         ]
 
-    async def take_room(self, name: str, wanted: int) -> Sequence[Room]:
-        # One writer at a time: the whole limit is one room, counted as it is now.
-        settings = await self.get(name)
-        if settings is None or settings.paused or settings.concurrency_limit is None:
-            return []
-        jobs = {**self._tables.jobs, **self._staged.jobs}.values()
-        held = sum(1 for job in jobs if job.queue == name and job.status.is_held)
-        free = settings.capacity(held) or 0
+    async def take_room(self, queue: QueueSettings, held: int, wanted: int) -> Sequence[Room]:
+        # One writer at a time: the whole limit is one room, and nothing has changed
+        # since the claim read `queue` and `held`.
+        free = queue.capacity(held) or 0
         return [Room(0, free)] if free > 0 else []
 
     async def occupy(self, rooms: Sequence[Room], job_ids: Sequence[UUID]) -> None:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from chute.adapters.sqlalchemy.repositories import SqlRepository
 from chute.adapters.sqlalchemy.rows import queue_row, to_queue
-from chute.adapters.sqlalchemy.statements import HELD, held_in
+from chute.adapters.sqlalchemy.statements import HELD
 from chute.adapters.sqlalchemy.tables import jobs, queue_parts, queues
 from chute.application.ports import QueueRepository, Room
 from chute.domain import QueueSettings
@@ -74,18 +74,20 @@ class SqlQueueRepository(SqlRepository, QueueRepository):
         rows = (await self._db.read(select(queues, held.label("held")).order_by(q.name))).mappings()
         return [(to_queue(row), int(row["held"])) for row in rows]
 
-    async def take_room(self, name: str, wanted: int) -> Sequence[Room]:
+    async def take_room(self, queue: QueueSettings, held: int, wanted: int) -> Sequence[Room]:
         if self._dialect != "postgresql":
-            # One writer at a time: the whole limit is one room, counted as it is now.
-            return await self._whole_room(name)
+            # SQLite: one writer at a time, so the whole limit is one room, and nothing
+            # has changed since the claim read `queue` and `held` in this transaction.
+            free = queue.capacity(held) or 0
+            return [Room(0, free)] if free > 0 else []
+        name = queue.name
         p = queue_parts.c
         rooms: list[Room] = []
         tried: list[int] = []
         while sum(room.free for room in rooms) < wanted and len(tried) < MAX_PARTS:
             stmt = select(p.part, p.capacity).where(p.queue == name, p.part.not_in(tried))
-            if self._dialect == "postgresql":
-                # Any part no other claim holds; SQLite's write transaction holds them all.
-                stmt = stmt.order_by(func.random()).with_for_update(skip_locked=True)
+            # Any part no other claim holds.
+            stmt = stmt.order_by(func.random()).with_for_update(skip_locked=True)
             row: Any = (await self._db.write(stmt.order_by(p.part).limit(1))).first()
             if row is None:
                 break  # every other part is full, or being claimed into
@@ -100,12 +102,6 @@ class SqlQueueRepository(SqlRepository, QueueRepository):
             if capacity > mine:
                 rooms.append(Room(part, capacity - mine))
         return rooms
-
-    async def _whole_room(self, name: str) -> Sequence[Room]:
-        held = int((await self._db.write(held_in(name))).scalar_one())
-        settings = await self.get(name)
-        free = settings.capacity(held) if settings and settings.concurrency_limit else None
-        return [Room(0, free)] if free else []
 
     async def occupy(self, rooms: Sequence[Room], job_ids: Sequence[UUID]) -> None:
         if self._dialect != "postgresql":

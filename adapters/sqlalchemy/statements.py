@@ -53,12 +53,6 @@ def claimable(filt: ClaimFilter, now: datetime, limit: int, dialect: str) -> Sel
     )
 
 
-def held_in(queue: str) -> Select[Any]:
-    """How many jobs of `queue` are held: a range of the queue index's prefix."""
-    c = jobs.c
-    return select(func.count()).where(c.queue == queue, c.status.in_(HELD))
-
-
 def queue_names() -> Select[Any]:
     """Every queue a job is in, by a loose index scan: one seek of the queue index per
     name (a DISTINCT would read an index entry per job)."""

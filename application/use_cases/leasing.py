@@ -13,8 +13,9 @@ from uuid import UUID
 from chute.application.errors import JobNotFound, ServiceUnavailable
 from chute.application.ports import UnitOfWork
 from chute.application.queries import ClaimFilter
+from chute.application.telemetry import Change
 from chute.application.use_cases.base import EngineBase, check_fields
-from chute.domain import RESCUER, ChuteError, Job, backoff
+from chute.domain import RESCUER, ChuteError, Job, QueueSettings, backoff
 from chute.domain import validation as rules
 
 log = logging.getLogger("chute.engine")
@@ -43,11 +44,33 @@ class Working(EngineBase):
         check_fields(*(partial(rules.check_queue_name, q, "queues") for q in filt.queues))
         now = self._clock.now()
         async with self._uow() as uow:
-            jobs = await _lock_claimable(uow, filt, now, limit)
-            for job in jobs:
-                job.claim(worker_id, lease_seconds, now)
-            changes = await self._save_many(uow, jobs, worker_id)
+            settings = await uow.queues.for_claims()
+            paused = frozenset(s.name for s, _ in settings if s.paused)
+            limited = {s.name: (s, held) for s, held in settings if s.concurrency_limit}
+            # Full as last committed: not worth a look (one that frees up meanwhile waits
+            # for the next claim; one that fills up meanwhile is caught by `take_room`).
+            full = frozenset(s.name for s, held in settings if s.capacity(held) == 0)
+            skip = filt.skip_queues | paused | full
+            jobs: list[Job] = []
+            changes: list[Change] = []
+            while len(jobs) < limit:
+                # Claimed and written before any second look, so that a second look
+                # neither finds them again nor leaves them out of their queue's count.
+                candidates = await uow.jobs.lock_claimable(
+                    replace(filt, skip_queues=skip), now, limit - len(jobs)
+                )
+                taken, full = await _within_limits(uow, candidates, limited)
+                for job in taken:
+                    job.claim(worker_id, lease_seconds, now)
+                changes += await self._save_many(uow, taken, worker_id)
+                jobs += taken
+                if not full:
+                    break
+                # Some were left in queues that filled up: look again without those, so
+                # that their backlog never stands in front of other queues' jobs.
+                skip |= full
             await uow.commit()
+        jobs.sort(key=_claim_order)
         self._committed(changes)
         for job in jobs:
             log.info(
@@ -237,41 +260,13 @@ def _completed(
     return job
 
 
-async def _lock_claimable(
-    uow: UnitOfWork, filt: ClaimFilter, now: datetime, limit: int
-) -> list[Job]:
-    """The jobs to claim, locked, in claim order across every queue the claim may take
-    from but paused ones. The jobs of a limited queue count against room taken in it
-    (`take_room`: a claim locks parts of the queue's limit, not the whole queue, and the
-    parts add up to the limit); those beyond its room are left. When some were left, the
-    claim looks again without the queues that were full, so that their backlog never
-    stands in front of other queues' jobs.
-    """
-    settings = await uow.queues.for_claims()
-    paused = frozenset(s.name for s, _ in settings if s.paused)
-    limited = frozenset(s.name for s, _ in settings if s.concurrency_limit and not s.paused)
-    # Full as last committed: not worth a look (one that frees up meanwhile waits for
-    # the next claim; one that fills up meanwhile is caught by `take_room`).
-    full = frozenset(s.name for s, held in settings if s.capacity(held) == 0)
-    skip = filt.skip_queues | paused | full
-    found: list[Job] = []
-    while len(found) < limit:
-        candidates = await uow.jobs.lock_claimable(
-            replace(filt, skip_queues=skip), now, limit - len(found)
-        )
-        taken, full = await _within_limits(uow, candidates, limited)
-        found += taken
-        if not full:
-            break
-        skip |= full
-    return sorted(found, key=_claim_order)
-
-
 async def _within_limits(
-    uow: UnitOfWork, candidates: list[Job], limited: frozenset[str]
+    uow: UnitOfWork, candidates: list[Job], limited: dict[str, tuple[QueueSettings, int]]
 ) -> tuple[list[Job], frozenset[str]]:
     """The candidates the limits let through (room taken for those of limited queues),
-    and the limited queues that had no room for all of theirs."""
+    and the limited queues that had no room for all of theirs. `limited` holds each
+    limited queue's settings and held jobs as the claim read them first, and counts
+    the jobs this claim takes in."""
     taken: list[Job] = []
     full: set[str] = set()
     by_queue: dict[str, list[Job]] = {}
@@ -281,12 +276,14 @@ async def _within_limits(
         else:
             taken.append(job)
     for name, jobs in sorted(by_queue.items()):
-        rooms = await uow.queues.take_room(name, len(jobs))
+        settings, held = limited[name]
+        rooms = await uow.queues.take_room(settings, held, len(jobs))
         room = sum(r.free for r in rooms)
         if room < len(jobs):
             full.add(name)
         kept = jobs[:room]
         await uow.queues.occupy(rooms, [job.id for job in kept])
+        limited[name] = (settings, held + len(kept))
         taken += kept
     return taken, frozenset(full)
 

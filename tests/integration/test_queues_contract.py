@@ -318,3 +318,21 @@ async def test_lists_filter_by_queue_and_an_unknown_one_is_empty(
     assert page.total == 2
     none = await engine.list_jobs(filter=JobFilter(queues=frozenset({"zzz"})))
     assert (none.items, none.total) == ([], 0)
+
+
+async def test_a_claim_that_looks_twice_takes_each_job_once_and_keeps_every_limit(
+    engine: OrchestrationEngine, clock: ManualClock
+) -> None:
+    """`b` fills up on the claim's first look, so it looks again without `b`: the jobs of
+    `a` it took on the first look are neither taken again nor left out of `a`'s count."""
+    await engine.update_queue("a", limit(3))
+    await engine.update_queue("b", limit(1))
+    await new_jobs(engine, clock, 2, queue="b", priority=Priority.HIGH)
+    a_jobs = await new_jobs(engine, clock, 5, queue="a")
+
+    claimed = [job.id for job in await engine.claim_jobs("w1", limit=4)]
+
+    assert len(claimed) == len(set(claimed)) == 4
+    assert set(claimed) >= {job.id for job in a_jobs[:3]}
+    assert (await engine.get_queue("a")).counts.running == 3
+    assert (await engine.get_queue("b")).counts.running == 1

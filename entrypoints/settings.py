@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     webhook_interval_seconds: Annotated[float, Field(gt=0)] = 1
     # Comma-separated keys or sha256:<hex> digests; SecretStr keeps them out of reprs.
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    # Signs the console's session cookies; unset: derived from the API keys.
+    session_secret: SecretStr | None = None
     max_header_bytes: Annotated[int, Field(ge=1 * KIB, le=1024 * KIB)] = 16 * KIB
     keep_alive_seconds: Annotated[int, Field(ge=1)] = 5
     limit_concurrency: Annotated[int | None, Field(ge=1)] = None

@@ -11,6 +11,8 @@ from typing import Any
 from chute.entrypoints.bootstrap import Container, build_container, chute_version, settled
 from chute.entrypoints.http import docs
 from chute.entrypoints.http.auth import ApiKeyMiddleware
+from chute.entrypoints.http.console import Sessions
+from chute.entrypoints.http.console import install as install_console
 from chute.entrypoints.http.keys import KeyRing
 from chute.entrypoints.http.maintenance import maintaining
 from chute.entrypoints.http.middleware import (
@@ -155,20 +157,31 @@ def create_app(container: Container | None = None, *, maintenance: bool = True) 
     app.include_router(guard)  # first: a concrete path wins
     for router in routers:
         app.include_router(router)
+    keys = KeyRing.of(container.config.get("api_keys") or ())
+    install_console(app, _sessions(container, keys))
     register_problem_handlers(app)
     leaves = [route for router in [guard, *routers] for route in router.routes]
-    _add_middleware(app, container, leaves)
+    _add_middleware(app, container, leaves, keys)
     return app
 
 
-def _add_middleware(app: FastAPI, container: Container, routes: list[BaseRoute]) -> None:
+def _sessions(container: Container, keys: KeyRing) -> Sessions | None:
+    """The console's sign-ins: none when the API asks for no key."""
+    if not keys.enabled:
+        return None
+    secret = container.config.get("session_secret")
+    return Sessions(keys, secret.get_secret_value() if secret else None)
+
+
+def _add_middleware(
+    app: FastAPI, container: Container, routes: list[BaseRoute], keys: KeyRing
+) -> None:
     """Innermost first: the key check, the header limit, closing connections whose
     body is refused unread, metrics and traces, and the request id outermost, so that
     every refusal carries an X-Request-ID, is logged and counted like any request."""
-    keys = KeyRing.of(container.config.get("api_keys") or ())
     describe(app, keys_required=keys.enabled)
-    if keys.enabled:
-        app.add_middleware(ApiKeyMiddleware, keys=keys)
+    if app.state.console_sessions is not None:
+        app.add_middleware(ApiKeyMiddleware, keys=keys, sessions=app.state.console_sessions)
     max_header_bytes = container.config.get("max_header_bytes") or DEFAULT_MAX_HEADER_BYTES
     app.add_middleware(HeaderLimitMiddleware, max_bytes=max_header_bytes)
     app.add_middleware(CloseUnreadBodyMiddleware)

@@ -14,12 +14,14 @@ the problem, the log nor any exception ever holds what the client presented.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import structlog
+from chute.entrypoints.http.console.session import COOKIE, Sessions
 from chute.entrypoints.http.keys import KeyRing
 from chute.entrypoints.http.problems import Unauthorized, handle_chute_error
 from starlette.requests import Request
+from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 OPEN_PATHS = frozenset(
@@ -27,6 +29,10 @@ OPEN_PATHS = frozenset(
 )
 # The scripts and styles of the documentation pages, which load them without a key.
 OPEN_PREFIXES = ("/docs/assets/",)
+# The console: its pages ask for a session cookie instead of a key, but for these.
+CONSOLE = "/ui"
+CONSOLE_OPEN = frozenset({"/ui/login"})
+CONSOLE_STATIC = "/ui/static/"
 # Where clients put keys when they should not: refused, never read.
 QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token"})
 # One space, then RFC 6750's b64token; the scheme is case-insensitive (RFC 9110).
@@ -80,16 +86,22 @@ def refusal_of(scope: Scope, keys: KeyRing) -> Refusal | None:
 
 
 class ApiKeyMiddleware:
-    """Lets a request through to the app only with a valid key or on an open path."""
+    """Lets a request through to the app only with a valid key or on an open path; the
+    console's pages (`/ui`) with a valid session cookie instead, and to its sign-in page
+    without one."""
 
-    def __init__(self, app: ASGIApp, keys: KeyRing) -> None:
+    def __init__(self, app: ASGIApp, keys: KeyRing, sessions: Sessions) -> None:
         self.app = app
         self.keys = keys
+        self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = route_path(scope) if scope["type"] == "http" else ""
         if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
+            return
+        if path == CONSOLE or path.startswith(CONSOLE + "/"):
+            await self._console(scope, receive, send, path)
             return
         refusal = refusal_of(scope, self.keys)
         if refusal is None:
@@ -99,3 +111,20 @@ class ApiKeyMiddleware:
         response = await handle_chute_error(Request(scope), refusal)
         response.headers["WWW-Authenticate"] = refusal.challenge
         await response(scope, receive, send)
+
+    async def _console(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        request = Request(scope)
+        if path in CONSOLE_OPEN or path.startswith(CONSOLE_STATIC):
+            await self.app(scope, receive, send)
+            return
+        if self.sessions.valid(request.cookies.get(COOKIE)):
+            await self.app(scope, receive, send)
+            return
+        log.info("http.unauthorized", reason="no_session")
+        if request.method in ("GET", "HEAD"):
+            target = path + (f"?{request.url.query}" if request.url.query else "")
+            to = f"{CONSOLE}/login?{urlencode({'next': target})}"
+            await RedirectResponse(to, status_code=303)(scope, receive, send)
+            return
+        refusal = Unauthorized("Sign in to the console first.")
+        await (await handle_chute_error(request, refusal))(scope, receive, send)

@@ -92,6 +92,17 @@ class KeyRing:
     def __repr__(self) -> str:
         return f"KeyRing(<{len(self._digests)} digests>)"
 
+    @property
+    def digests(self) -> tuple[bytes, ...]:
+        return self._digests
+
+    def knows_prefix(self, prefix: bytes) -> bool:
+        """True when a configured key's digest starts with `prefix` (a session's label)."""
+        found = False
+        for configured in self._digests:
+            found |= hmac.compare_digest(configured[: len(prefix)], prefix)
+        return bool(prefix) and found
+
     def accepts(self, presented: str | bytes) -> bool:
         """True when `presented` is one of the keys; constant time over the whole ring."""
         digest = digest_of(presented)

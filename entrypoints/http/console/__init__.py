@@ -1,0 +1,27 @@
+"""The console: web pages at `/ui` to see and steer chute (pages.py), its sign-in
+(session.py), and its templates and static files, all inside the package."""
+
+from __future__ import annotations
+
+from chute.entrypoints.http.console.pages import STATIC, CrossSite, page, router
+from chute.entrypoints.http.console.session import Sessions
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+
+def install(app: FastAPI, sessions: Sessions | None) -> None:
+    """Add the console to `app`: its pages, its static files, and the page for a
+    cross-site action. `sessions` signs and checks sign-ins (None: no keys, no sign-in)."""
+    app.state.console_sessions = sessions
+    app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
+
+    async def refuse(request: Request, exc: Exception) -> Response:
+        problem = "This action came from another site's page and was refused."
+        return page(request, "error.html", 403, heading="Refused", problem=problem)
+
+    app.add_exception_handler(CrossSite, refuse)
+
+
+__all__ = ["Sessions", "install"]

@@ -1,0 +1,570 @@
+"""The console's pages under `/ui`: server-rendered HTML that calls the engine as the API
+routes do, enhanced by htmx (partial updates, and Server-Sent Events from `/ui/live`).
+
+Every page works without scripts; with them, the rows of the job list and a job's page
+follow the live feed, and the overview's queues refresh every 5 seconds. The filters
+of `/ui/jobs` are the list API's query parameters, so a view can be bookmarked and
+shared, and the same URL's query works on `GET /api/v1/jobs`. Every value from users
+is escaped by the templates (Jinja2 with autoescape). Pages send a Content-Security-
+Policy that allows chute's own scripts and styles only.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the `Annotated[...]`
+# dependencies from the evaluated signature.
+import logging
+import math
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, get_origin
+from urllib.parse import parse_qsl, urlencode
+from uuid import UUID
+
+import jinja2
+from chute.application import (
+    BulkOutcome,
+    JobNotFound,
+    JobSelection,
+    QueueChange,
+    ValidationFailed,
+)
+from chute.application.feed import EventFeed, FeedItem, StreamFilter, SubscriptionDropped
+from chute.domain import ChuteError, InvalidTransition, JobStatus, Mode, Priority, SourceType
+from chute.entrypoints.http.console.session import COOKIE, MAX_AGE, Sessions, cross_site
+from chute.entrypoints.http.deps import Engine
+from chute.entrypoints.http.downloads import download_headers, opened
+from chute.entrypoints.http.schemas.jobs import JobListQuery
+from chute.entrypoints.http.stream import KEEP_ALIVE, OPENED
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+log = logging.getLogger("chute.console")
+
+FOLDER = Path(__file__).parent
+STATIC = FOLDER / "static"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+MAX_LIVE_JOBS = 200  # jobs one live connection follows
+MAX_BULK_IDS = 1000  # selected jobs one action takes
+BULK_ROUND = 1000  # jobs an "all that match" action changes a round
+MAX_BULK_ROUNDS = 1000  # rounds of one action at most: a million jobs
+LIST_FIELDS = frozenset(
+    name for name, f in JobListQuery.model_fields.items() if get_origin(f.annotation) is list
+)
+
+
+async def not_cross_site(request: Request) -> None:
+    """Refuse an action that a browser says another site's page sent."""
+    if cross_site(request.method, {k: v for k, v in request.headers.items()}):
+        log.warning("console.cross_site", extra={"path": request.url.path})
+        raise CrossSite
+
+
+class CrossSite(Exception):
+    """An action a browser sent from another site's page."""
+
+
+router = APIRouter(prefix="/ui", include_in_schema=False, dependencies=[Depends(not_cross_site)])
+templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(FOLDER / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def age(moment: datetime) -> str:
+    """How long ago `moment` was, shortly: 45 s, 12 min, 3 h, 2 d."""
+    seconds = max(0.0, (datetime.now(UTC) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{math.floor(seconds / size)} {unit}"
+    return f"{math.floor(seconds)} s"
+
+
+templates.globals["age"] = age
+
+
+def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Template `name` rendered with what every page needs, and the console's headers."""
+    html = templates.get_template(name).render(
+        root=request.scope.get("root_path", ""),
+        signed_in=getattr(request.app.state, "console_sessions", None) is not None,
+        section=context.pop("section", ""),
+        notice=context.pop("notice", None),
+        problem=context.pop("problem", None),
+        **context,
+    )
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def fragment(name: str, request: Request, **context: Any) -> str:
+    """A template rendered on its own: a part of a page that htmx swaps in."""
+    return templates.get_template(name).render(root=request.scope.get("root_path", ""), **context)
+
+
+def back_to(request: Request, path: str) -> RedirectResponse:
+    """After an action: the page to show, by GET (so that a reload does not act again)."""
+    return RedirectResponse(request.scope.get("root_path", "") + path, status_code=303)
+
+
+# -- sign-in -------------------------------------------------------------------------------
+
+
+@router.get("/login")
+async def login_page(request: Request, next: str = "/ui") -> Response:
+    return page(request, "login.html", next=_local(next))
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    sessions: Sessions | None = request.app.state.console_sessions
+    target = _local(str(form.get("next") or "/ui"))
+    if sessions is None:
+        return back_to(request, target)  # no keys: nothing to sign in to
+    cookie = sessions.issue(str(form.get("key") or ""))
+    if cookie is None:
+        log.info("console.sign_in_refused")
+        return page(request, "login.html", 401, next=target, problem="That is not a key.")
+    log.info("console.signed_in")
+    response = back_to(request, target)
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=MAX_AGE,
+        path="/ui",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    response = back_to(request, "/ui/login")
+    response.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
+    return response
+
+
+def _local(target: str) -> str:
+    """`target` when it is a console path of this site, else the overview (no open
+    redirect to another site through `next`)."""
+    if target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/ui"
+
+
+# -- overview and queues -------------------------------------------------------------------
+
+
+@router.get("")
+async def overview(request: Request, engine: Engine) -> Response:
+    return page(request, "overview.html", section="overview", queues=await engine.list_queues())
+
+
+@router.get("/queues")
+async def queues_fragment(request: Request, engine: Engine) -> Response:
+    html = fragment("_queues.html", request, queues=await engine.list_queues())
+    return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+
+@router.post("/queues/{name}")
+async def change_queue(request: Request, name: str, engine: Engine) -> Response:
+    form = await _form(request)
+    if "paused" in form:
+        change = QueueChange(paused=form.get("paused") == "true")
+    else:
+        text = str(form.get("concurrency_limit") or "").strip()
+        if text and not text.isdigit():
+            return await _overview_problem(request, engine, f"{name}: the limit is a number.")
+        limit = int(text) if text else None
+        change = QueueChange(concurrency_limit=limit, set_concurrency_limit=True)
+    try:
+        await engine.update_queue(name, change)
+    except ValidationFailed as e:
+        return await _overview_problem(request, engine, f"{name}: {_messages(e)}")
+    return back_to(request, "/ui")
+
+
+async def _overview_problem(request: Request, engine: Engine, problem: str) -> Response:
+    queues = await engine.list_queues()
+    return page(request, "overview.html", 422, section="overview", queues=queues, problem=problem)
+
+
+# -- jobs ----------------------------------------------------------------------------------
+
+
+@router.get("/jobs")
+async def jobs_page(request: Request, engine: Engine) -> Response:
+    pairs = list(request.query_params.multi_items())
+    query, errors = parse_list_query(pairs)
+    chosen = _chosen(pairs)
+    context: dict[str, Any] = {"section": "jobs", "choices": CHOICES, "chosen": chosen}
+    if query is None:
+        return page(request, "jobs.html", 422, errors=errors, **context)
+    try:
+        found = await engine.list_jobs(
+            filter=query.to_filter(),
+            sort=query.sort,
+            limit=query.limit,
+            cursor=query.cursor,
+            count=query.cursor is None,
+        )
+    except ValidationFailed as e:
+        errors = [{"field": _field(err.loc), "message": err.msg} for err in e.errors]
+        return page(request, "jobs.html", 422, errors=errors, **context)
+    canonical = canonical_query(query)
+    root = request.scope.get("root_path", "")
+    live = {"view": "row", "job_id": [str(job.id) for job in found.items]}
+    return page(
+        request,
+        "jobs.html",
+        errors=[],
+        jobs=found.items,
+        total=found.total,
+        exact=found.total_exact,
+        query=canonical,
+        live=f"{root}/ui/live?{urlencode(live, doseq=True)}",
+        first=f"{root}/ui/jobs?{canonical}" if query.cursor else None,
+        next=(
+            f"{root}/ui/jobs?{_joined(canonical, urlencode({'cursor': found.next_cursor}))}"
+            if found.next_cursor
+            else None
+        ),
+        **context,
+    )
+
+
+@router.get("/jump")
+async def jump(request: Request, id: str = "") -> Response:
+    try:
+        job_id = UUID(id.strip())
+    except ValueError:
+        return page(
+            request, "error.html", 404, heading="Not a job id", problem=f"{id!r} is not a job id."
+        )
+    return back_to(request, f"/ui/jobs/{job_id}")
+
+
+@router.get("/jobs/{job_id}")
+async def job_page(request: Request, job_id: str, engine: Engine) -> Response:
+    return await _job_page(request, job_id, engine)
+
+
+async def _job_page(
+    request: Request, job_id: str, engine: Engine, status: int = 200, problem: str | None = None
+) -> Response:
+    try:
+        found = UUID(job_id)
+        job = await engine.get_job(found)
+        events = await engine.list_job_events(found)
+    except (ValueError, JobNotFound):
+        return page(
+            request, "error.html", 404, heading="No such job", problem=f"No job has id {job_id}."
+        )
+    root = request.scope.get("root_path", "")
+    live = f"{root}/ui/live?{urlencode({'view': 'job', 'job_id': str(job.id)})}"
+    return page(
+        request,
+        "job.html",
+        status,
+        section="jobs",
+        job=job,
+        events=events,
+        live=live,
+        problem=problem,
+    )
+
+
+@router.post("/jobs/{job_id}/cancel")
+async def cancel_job(request: Request, job_id: UUID, engine: Engine) -> Response:
+    try:
+        await engine.cancel_job(job_id)
+    except InvalidTransition as e:
+        return await _job_page(request, str(job_id), engine, 409, problem=str(e))
+    except JobNotFound:
+        return await _job_page(request, str(job_id), engine)
+    log.info("console.cancelled", extra={"job_id": str(job_id)})
+    return back_to(request, f"/ui/jobs/{job_id}")
+
+
+@router.post("/jobs/{job_id}/retry")
+async def retry_job(request: Request, job_id: UUID, engine: Engine) -> Response:
+    try:
+        await engine.retry_job(job_id)
+    except InvalidTransition as e:
+        return await _job_page(request, str(job_id), engine, 409, problem=str(e))
+    except JobNotFound:
+        return await _job_page(request, str(job_id), engine)
+    log.info("console.retried", extra={"job_id": str(job_id)})
+    return back_to(request, f"/ui/jobs/{job_id}")
+
+
+@router.get("/jobs/{job_id}/content")
+async def job_content(request: Request, job_id: UUID, engine: Engine) -> Response:
+    try:
+        job, chunks = await engine.open_content(job_id)
+    except ChuteError as e:
+        return page(request, "error.html", 404, heading="No content", problem=str(e))
+    return StreamingResponse(await opened(job_id, chunks), headers=download_headers(job))
+
+
+@router.post("/jobs/bulk")
+async def bulk(request: Request, engine: Engine) -> Response:
+    """Cancel or retry the selected jobs, or every job that matches the list's filters
+    (after a confirmation that says how many), each as the single action would."""
+    form = await _form(request)
+    action = str(form.get("action") or "")
+    verb, _, scope = action.partition("-")
+    if verb not in ("cancel", "retry") or scope not in ("", "all"):
+        return page(
+            request, "error.html", 422, heading="Unknown action", problem="Choose cancel or retry."
+        )
+    query_text = str(form.get("query") or "")
+    root = request.scope.get("root_path", "")
+    back = f"{root}/ui/jobs?{query_text}"
+    act = engine.cancel_jobs if verb == "cancel" else engine.retry_jobs
+    context: dict[str, Any] = {
+        "section": "jobs",
+        "verb": verb,
+        "action": action,
+        "back": back,
+        "query": query_text,
+    }
+    if scope == "":
+        ids = _ids(form.getlist("id"))
+        if ids is None:
+            return page(
+                request,
+                "error.html",
+                422,
+                heading="Not job ids",
+                problem="A selected value is not a job id.",
+            )
+        if not ids:
+            return page(
+                request,
+                "bulk.html",
+                422,
+                outcome=None,
+                problem="Select at least one job.",
+                total=0,
+                exact=True,
+                **context,
+            )
+        outcome = await act(JobSelection(ids=ids))
+        log.info("console.bulk", extra={"action": verb, "changed": outcome.changed})
+        return page(request, "bulk.html", outcome=outcome, **context)
+    query, errors = parse_list_query(parse_qsl(query_text, keep_blank_values=True))
+    if query is None:
+        problem = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return page(
+            request, "error.html", 422, heading="These filters cannot be used", problem=problem
+        )
+    job_filter = query.to_filter()
+    if form.get("confirmed") != "yes":
+        found = await engine.list_jobs(filter=job_filter, limit=1, count=True)
+        return page(
+            request,
+            "bulk.html",
+            outcome=None,
+            total=found.total or 0,
+            exact=found.total_exact,
+            **context,
+        )
+    total = BulkOutcome(0, 0, 0, False)
+    for _ in range(MAX_BULK_ROUNDS):
+        outcome = await act(JobSelection(filter=job_filter, limit=BULK_ROUND))
+        total = BulkOutcome(
+            total.matched + outcome.matched,
+            total.changed + outcome.changed,
+            total.unchanged + outcome.unchanged,
+            outcome.more,
+        )
+        if not outcome.more:
+            break
+    log.info("console.bulk", extra={"action": verb, "changed": total.changed, "all": True})
+    return page(request, "bulk.html", outcome=total, **context)
+
+
+# -- live updates --------------------------------------------------------------------------
+
+
+@router.get("/live")
+async def live(request: Request, engine: Engine) -> Response:
+    """Server-Sent Events of HTML for htmx to swap in: `event: job-<id>` with the job's
+    row (`view=row`) or its page's live part (`view=job`) whenever it changes."""
+    view = request.query_params.get("view", "row")
+    ids = _ids(request.query_params.getlist("job_id"))
+    if view not in ("row", "job") or ids is None or not 0 < len(ids) <= MAX_LIVE_JOBS:
+        return Response("view=row|job and 1 to 200 job_id values", 422, media_type="text/plain")
+    feed: EventFeed = request.app.state.feed
+    keepalive = request.app.state.container.config.stream_keepalive_seconds()
+    wanted = StreamFilter(job_ids=frozenset(ids))
+    return StreamingResponse(
+        _live(request, engine, feed, wanted, view, keepalive),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _live(
+    request: Request,
+    engine: Engine,
+    feed: EventFeed,
+    wanted: StreamFilter,
+    view: str,
+    keepalive: float,
+) -> AsyncIterator[bytes]:
+    subscription = await feed.subscribe()
+    try:
+        yield OPENED
+        while True:
+            item = await subscription.next(keepalive)
+            if item is None:
+                yield KEEP_ALIVE
+            elif wanted.matches(item):
+                yield await _rendered(request, engine, item, view)
+    except SubscriptionDropped:
+        pass  # the browser reconnects, and the page it shows is read again
+    finally:
+        feed.unsubscribe(subscription)
+
+
+async def _rendered(request: Request, engine: Engine, item: FeedItem, view: str) -> bytes:
+    job = item.job
+    if view == "row":
+        html = fragment("_row.html", request, job=job)
+    else:
+        fresh = await engine.get_job(job.id)
+        html = fragment(
+            "_job.html", request, job=fresh, events=await engine.list_job_events(job.id)
+        )
+    data = "".join(f"data: {line}\n" for line in html.splitlines() if line.strip())
+    return f"event: job-{job.id}\n{data}\n".encode()
+
+
+# -- the list's filters --------------------------------------------------------------------
+
+CHOICES = {
+    "status": [s.value for s in JobStatus],
+    "priority": [p.value for p in Priority],
+    "source_type": [s.value for s in SourceType],
+    "mode": [m.value for m in Mode],
+    "sort": ["-created_at", "created_at", "-priority", "priority"],
+}
+DEFAULT_SORT = "-created_at"
+
+
+def parse_list_query(
+    pairs: list[tuple[str, str]],
+) -> tuple[JobListQuery | None, list[dict[str, str]]]:
+    """The list API's query from the console's parameters: the API's own names, empty
+    values left out (a form sends every field), `queue` and `metadata` also as words
+    separated by spaces (`metadata` as key=value), and times without an offset in UTC."""
+    data: dict[str, Any] = {}
+    for name, value in pairs:
+        value = value.strip()
+        if not value or name == "page":
+            continue
+        if name == "metadata":
+            for word in value.split():
+                key, sep, text = word.partition("=")
+                if not sep or not key:
+                    return None, [{"field": "metadata", "message": f"{word!r} is not key=value"}]
+                data.setdefault(f"metadata.{key}", []).append(text)
+        elif name == "queue":
+            data.setdefault("queue", []).extend(value.split())
+        elif name in LIST_FIELDS or name.startswith("metadata."):
+            data.setdefault(name, []).append(value)
+        elif name in ("created_after", "created_before") and _no_offset(value):
+            data[name] = value + "Z"
+        else:
+            data[name] = value
+    try:
+        return JobListQuery.model_validate(data), []
+    except ValidationError as e:
+        return None, [
+            {"field": _field(err["loc"]), "message": str(err["msg"])} for err in e.errors()
+        ]
+
+
+def canonical_query(query: JobListQuery) -> str:
+    """The query string of `query` in the list API's own names (no cursor)."""
+    pairs: list[tuple[str, str]] = []
+    for name in ("status", "priority", "source_type", "mode", "queue"):
+        pairs += [(name, str(getattr(v, "value", v))) for v in getattr(query, name)]
+    if query.mime_type:
+        pairs.append(("mime_type", query.mime_type))
+    for name in ("created_after", "created_before"):
+        moment = getattr(query, name)
+        if moment is not None:
+            pairs.append((name, moment.isoformat().replace("+00:00", "Z")))
+    pairs += [(f"metadata.{key}", value) for key, value in query._metadata]
+    if query.sort.value != DEFAULT_SORT:
+        pairs.append(("sort", query.sort.value))
+    if query.limit != 50:
+        pairs.append(("limit", str(query.limit)))
+    return urlencode(pairs)
+
+
+def _chosen(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """What the filter form shows as chosen: the parameters as given."""
+    chosen: dict[str, Any] = {
+        name: [] for name in ("status", "priority", "source_type", "mode", "queue")
+    }
+    metadata: list[str] = []
+    for name, value in pairs:
+        if name in chosen:
+            chosen[name] += value.split()
+        elif name == "metadata":
+            metadata += value.split()
+        elif name.startswith("metadata."):
+            metadata.append(f"{name.removeprefix('metadata.')}={value}")
+        elif name in ("mime_type", "created_after", "created_before", "sort"):
+            chosen[name] = value
+    chosen.setdefault("sort", DEFAULT_SORT)
+    chosen["metadata"] = " ".join(metadata)
+    for name in ("mime_type", "created_after", "created_before"):
+        chosen.setdefault(name, None)
+    return chosen
+
+
+def _no_offset(value: str) -> bool:
+    return len(value) in (16, 19) and value[10:11] == "T" and value[-1].isdigit()
+
+
+def _joined(first: str, second: str) -> str:
+    return f"{first}&{second}" if first else second
+
+
+def _field(loc: Any) -> str:
+    return ".".join(str(part) for part in loc if part not in ("query", "body"))
+
+
+def _messages(error: ValidationFailed) -> str:
+    return "; ".join(f"{_field(e.loc)}: {e.msg}" for e in error.errors)
+
+
+def _ids(values: list[Any]) -> tuple[UUID, ...] | None:
+    """The job ids of form or query values; None when one is not an id."""
+    if len(values) > MAX_BULK_IDS:
+        return None
+    try:
+        return tuple(dict.fromkeys(UUID(str(value)) for value in values))
+    except ValueError:
+        return None
+
+
+async def _form(request: Request) -> FormData:
+    """The form of an action: fields only (no files), at most MAX_BULK_IDS and a few."""
+    return await request.form(max_files=0, max_fields=MAX_BULK_IDS + 10)

@@ -487,7 +487,7 @@ def parse_list_query(
         elif name in LIST_FIELDS or name.startswith("metadata."):
             data.setdefault(name, []).append(value)
         elif name in ("created_after", "created_before") and _no_offset(value):
-            data[name] = value + "Z"
+            data[name] = value + (":00Z" if len(value) == 16 else "Z")  # datetime-local's
         else:
             data[name] = value
     try:
@@ -548,7 +548,10 @@ def _joined(first: str, second: str) -> str:
 
 
 def _field(loc: Any) -> str:
-    return ".".join(str(part) for part in loc if part not in ("query", "body"))
+    """A field's name from an error's location: no `query`, no list positions."""
+    return ".".join(
+        str(part) for part in loc if part not in ("query", "body") and not isinstance(part, int)
+    )
 
 
 def _messages(error: ValidationFailed) -> str:

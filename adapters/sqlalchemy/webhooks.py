@@ -13,7 +13,7 @@ from chute.adapters.sqlalchemy.tables import webhook_deliveries, webhooks
 from chute.application.ports import WebhookDeliveryRepository, WebhookRepository
 from chute.application.webhooks import Webhook
 from chute.domain import WebhookDelivery
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 
 _d = webhook_deliveries.c
 _SETTLE = (
@@ -113,14 +113,15 @@ class SqlWebhookDeliveryRepository(SqlRepository, WebhookDeliveryRepository):
         await self._db.write(_SETTLE, rows)
 
     async def purge_settled(self, before: datetime, limit: int) -> int:
-        settled = select(_d.id).where(
-            _d.next_attempt_at.is_(None),  # never one still to send, whatever else it says
-            or_(
-                and_(_d.delivered_at.isnot(None), _d.delivered_at < before),
-                and_(_d.given_up_at.isnot(None), _d.given_up_at < before),
-            ),
+        # NULL < before is not true: a time not set never matches.
+        settled = (
+            select(_d.id)
+            .where(
+                _d.next_attempt_at.is_(None),  # never one still to send, whatever else it says
+                or_(_d.delivered_at < before, _d.given_up_at < before),
+            )
+            .limit(limit)
         )
-        settled = settled.limit(limit)
         if self._dialect == "postgresql":
             # Rows a sender is writing are left to it: the next purge takes them.
             settled = settled.with_for_update(skip_locked=True)

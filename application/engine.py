@@ -15,7 +15,8 @@ them over one set of ports (see `EngineBase` for its constructor):
 - `scheduling`: put_schedule, list_schedules, get_schedule, delete_schedule,
   run_due_schedules (each tick one job, however many processes run it)
 - `webhooks`: create_webhook, list_webhooks, get_webhook, delete_webhook,
-  list_webhook_deliveries, deliver_webhooks (the outbox of status changes, sent signed)
+  list_webhook_deliveries, deliver_webhooks (the outbox of status changes, sent signed),
+  purge_webhook_deliveries (settled deliveries older than the retention)
 - `owning`: claim_storage (at start, and before a sweep: one storage per database)
 """
 

@@ -263,6 +263,11 @@ class WebhookDeliveryRepository(Protocol):
     async def update_many(self, deliveries: Sequence[WebhookDelivery]) -> None:
         """Write the attempts, results, next attempt and lease of existing deliveries."""
 
+    async def purge_settled(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` settled deliveries (delivered, or given up) that settled
+        before `before`, skipping rows another transaction locks; how many went.
+        A delivery still to send is never deleted, however old."""
+
 
 class UnitOfWork(Protocol):
     """One transaction: rolled back on exit unless `commit()` was called."""

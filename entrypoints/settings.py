@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: Annotated[float, Field(gt=0)] = 5
     webhook_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10
     webhook_interval_seconds: Annotated[float, Field(gt=0)] = 1
+    webhook_retention_seconds: Annotated[float, Field(gt=0)] = 7 * 86400
     # Comma-separated keys or sha256:<hex> digests; SecretStr keeps them out of reprs.
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     # Signs the console's session cookies; unset: derived from the API keys.

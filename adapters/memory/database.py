@@ -94,6 +94,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self._staged = _Tables()
         self._deleted_keys: set[tuple[str, str]] = set()
         self._deleted_jobs: set[UUID] = set()
+        self._deleted_deliveries: set[UUID] = set()
         self.jobs = MemoryJobRepository(tables, self._staged, self._deleted_jobs)
         self.detections = MemoryDetectionResultRepository(self._staged)
         self.idempotency = MemoryIdempotencyKeyRepository(tables, self._staged, self._deleted_keys)
@@ -101,7 +102,9 @@ class MemoryUnitOfWork(UnitOfWork):
         self.queues = MemoryQueueRepository(tables, self._staged)
         self.schedules = MemoryScheduleRepository(tables, self._staged)
         self.webhooks = MemoryWebhookRepository(tables, self._staged)
-        self.deliveries = MemoryWebhookDeliveryRepository(tables, self._staged)
+        self.deliveries = MemoryWebhookDeliveryRepository(
+            tables, self._staged, self._deleted_deliveries
+        )
 
     async def __aenter__(self) -> Self:
         if self._lock is not None:
@@ -125,6 +128,7 @@ class MemoryUnitOfWork(UnitOfWork):
             or staged.webhooks
             or staged.deliveries
             or self._deleted_jobs
+            or self._deleted_deliveries
         ):
             raise RuntimeError("a read-only unit of work cannot commit changes")
         self._tables.jobs.update(self._staged.jobs)
@@ -143,6 +147,8 @@ class MemoryUnitOfWork(UnitOfWork):
             else:
                 self._tables.webhooks[webhook_id] = webhook
         self._tables.deliveries.update(self._staged.deliveries)
+        for delivery_id in self._deleted_deliveries:
+            self._tables.deliveries.pop(delivery_id, None)
         self._tables.detections.update(self._staged.detections)
         for key in self._deleted_keys:
             self._tables.keys.pop(key, None)
@@ -179,6 +185,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self._staged.deliveries.clear()
         self._deleted_keys.clear()
         self._deleted_jobs.clear()
+        self._deleted_deliveries.clear()
 
 
 class MemoryJobRepository(JobRepository):
@@ -452,9 +459,9 @@ class MemoryWebhookRepository(WebhookRepository):
 
 
 class MemoryWebhookDeliveryRepository(WebhookDeliveryRepository):
-    # Write units of work hold the one lock: claims need none of their own.
-    def __init__(self, tables: _Tables, staged: _Tables) -> None:
-        self._tables, self._staged = tables, staged
+    # Write units of work hold the one lock: claims and purges need none of their own.
+    def __init__(self, tables: _Tables, staged: _Tables, deleted: set[UUID]) -> None:
+        self._tables, self._staged, self._deleted = tables, staged, deleted
 
     async def add(self, deliveries: Sequence[WebhookDelivery]) -> None:
         for delivery in deliveries:
@@ -488,15 +495,28 @@ class MemoryWebhookDeliveryRepository(WebhookDeliveryRepository):
 
     async def update_many(self, deliveries: Sequence[WebhookDelivery]) -> None:
         for delivery in deliveries:
-            if (
+            if delivery.id in self._deleted or (
                 delivery.id not in self._tables.deliveries
                 and delivery.id not in self._staged.deliveries
             ):
-                continue  # its webhook was deleted meanwhile, and it with it
+                continue  # its webhook was deleted meanwhile, and it with it (or purged)
             self._staged.deliveries[delivery.id] = copy.copy(delivery)
 
+    async def purge_settled(self, before: datetime, limit: int) -> int:
+        settled = [
+            d
+            for d in self._all()
+            if d.next_attempt_at is None
+            and any(at is not None and at < before for at in (d.delivered_at, d.given_up_at))
+        ]
+        for delivery in settled[:limit]:
+            self._staged.deliveries.pop(delivery.id, None)
+            self._deleted.add(delivery.id)
+        return len(settled[:limit])
+
     def _all(self) -> list[WebhookDelivery]:
-        return list({**self._tables.deliveries, **self._staged.deliveries}.values())
+        every = {**self._tables.deliveries, **self._staged.deliveries}
+        return [d for key, d in every.items() if key not in self._deleted]
 
 
 class MemoryDetectionResultRepository(DetectionResultRepository):

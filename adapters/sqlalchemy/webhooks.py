@@ -111,3 +111,19 @@ class SqlWebhookDeliveryRepository(SqlRepository, WebhookDeliveryRepository):
         rows = [{"key": d.id, **{name: getattr(d, name) for name in _SETTLED}} for d in deliveries]
         # A delivery whose webhook was deleted meanwhile is gone with it: no row, no error.
         await self._db.write(_SETTLE, rows)
+
+    async def purge_settled(self, before: datetime, limit: int) -> int:
+        # NULL < before is not true: a time not set never matches.
+        settled = (
+            select(_d.id)
+            .where(
+                _d.next_attempt_at.is_(None),  # never one still to send, whatever else it says
+                or_(_d.delivered_at < before, _d.given_up_at < before),
+            )
+            .limit(limit)
+        )
+        if self._dialect == "postgresql":
+            # Rows a sender is writing are left to it: the next purge takes them.
+            settled = settled.with_for_update(skip_locked=True)
+        stmt = delete(webhook_deliveries).where(_d.id.in_(settled))
+        return (await self._db.write(stmt)).rowcount

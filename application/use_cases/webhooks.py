@@ -44,6 +44,7 @@ from chute.domain.webhooks import (
 log = logging.getLogger("chute.engine")
 
 DELIVERIES_SHOWN = 100  # the latest deliveries of a webhook that a list answers
+MAX_PURGE_BATCH = 10_000
 
 
 class Webhooks(EngineBase):
@@ -144,6 +145,29 @@ class Webhooks(EngineBase):
         for delivery, outcome in zip(taken, outcomes, strict=True):
             self._report(delivery, outcome)
         return len(taken)
+
+    async def purge_webhook_deliveries(self, older_than: timedelta, batch: int = 1000) -> int:
+        """Delete deliveries settled (delivered, or given up) longer than `older_than` ago,
+        `batch` per transaction until a short one; how many went. Deliveries still to
+        send stay, however old. Safe while senders run: rows they hold are skipped."""
+        problems = []
+        if older_than < timedelta(0):
+            problems.append(FieldError(("older_than",), "must not be negative"))
+        if not 1 <= batch <= MAX_PURGE_BATCH:
+            problems.append(FieldError(("batch",), f"must be 1 to {MAX_PURGE_BATCH}"))
+        if problems:
+            raise ValidationFailed(problems)
+        before = self._clock.now() - older_than
+        purged = 0
+        while True:
+            async with self._uow() as uow:
+                count = await uow.deliveries.purge_settled(before, batch)
+                await uow.commit()
+            purged += count
+            if count < batch:
+                break
+        log.info("webhook_deliveries.purged", extra={"count": purged})
+        return purged
 
     async def _send_one(
         self,

@@ -1,12 +1,12 @@
 """The background duties of `chute serve`: rescue expired leases, sweep orphan files,
-run the ticks of schedules, send webhook deliveries.
+run the ticks of schedules, send webhook deliveries and purge the settled ones.
 
 All run in every API process and are safe to run in many at once: a rescue locks the
 jobs it takes back (SKIP LOCKED), the sweep removes only folders that no job refers to
 and that are older than a grace period, and a schedule's tick is taken by one process
 (the engine locks the schedule and moves its next run on in the job's transaction).
 A webhook delivery is sent by one process at a time: each takes due ones under a lease,
-skipping those another holds.
+skipping those another holds; the purge of settled ones skips rows a sender locks.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from chute.entrypoints.http.schemas.jobs import JobResponse
 log = logging.getLogger("chute.maintenance")
 
 RESCUE_BATCH = 100  # jobs per transaction
+WEBHOOK_PURGE_INTERVAL = 3600.0  # seconds: settled deliveries are purged hourly
 
 
 async def rescue(engine: OrchestrationEngine) -> None:
@@ -106,13 +107,17 @@ async def _send_webhooks(container: Container, interval: float) -> None:
 
 @contextlib.asynccontextmanager
 async def maintaining(container: Container) -> AsyncIterator[None]:
-    """Rescue, sweep, run schedules and send webhooks in the background; cancel them and
-    wait for them on exit."""
+    """Rescue, sweep, run schedules, send webhooks and purge settled deliveries in the
+    background; cancel them and wait for them on exit."""
     config = container.config
     grace = timedelta(seconds=config.orphan_grace_seconds())
+    retention = timedelta(seconds=config.webhook_retention_seconds())
 
     async def sweep(engine: OrchestrationEngine) -> None:
         await engine.sweep_orphans(grace=grace)
+
+    async def purge_deliveries(engine: OrchestrationEngine) -> None:
+        await engine.purge_webhook_deliveries(older_than=retention)
 
     tasks = [
         asyncio.create_task(periodically(
@@ -124,6 +129,9 @@ async def maintaining(container: Container) -> AsyncIterator[None]:
             run_schedules(container, config.schedule_interval_seconds()), name="chute-schedules"),
         asyncio.create_task(
             send_webhooks(container, config.webhook_interval_seconds()), name="chute-webhooks"),
+        asyncio.create_task(periodically(
+            "webhook_purge", container, purge_deliveries, WEBHOOK_PURGE_INTERVAL, at_start=True),
+            name="chute-webhook-purge"),
     ]  # fmt: skip
     try:
         yield

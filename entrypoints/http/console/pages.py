@@ -30,6 +30,7 @@ from chute.application import (
 )
 from chute.application.feed import EventFeed, FeedItem, StreamFilter, SubscriptionDropped
 from chute.domain import ChuteError, InvalidTransition, JobStatus, Mode, Priority, SourceType
+from chute.entrypoints.http.console.chart import chart
 from chute.entrypoints.http.console.session import COOKIE, MAX_AGE, Sessions, cross_site
 from chute.entrypoints.http.deps import Engine
 from chute.entrypoints.http.downloads import download_headers, opened
@@ -168,7 +169,7 @@ def _local(target: str) -> str:
 
 @router.get("")
 async def overview(request: Request, engine: Engine) -> Response:
-    return page(request, "overview.html", section="overview", queues=await engine.list_queues())
+    return await _overview(request, engine)
 
 
 @router.get("/queues")
@@ -196,8 +197,22 @@ async def change_queue(request: Request, name: str, engine: Engine) -> Response:
 
 
 async def _overview_problem(request: Request, engine: Engine, problem: str) -> Response:
-    queues = await engine.list_queues()
-    return page(request, "overview.html", 422, section="overview", queues=queues, problem=problem)
+    return await _overview(request, engine, 422, problem)
+
+
+async def _overview(
+    request: Request, engine: Engine, status: int = 200, problem: str | None = None
+) -> Response:
+    """The queues, and the chart of the jobs finished in each minute of the last hour."""
+    return page(
+        request,
+        "overview.html",
+        status,
+        section="overview",
+        queues=await engine.list_queues(),
+        chart=chart(await engine.finished_per_minute()),
+        problem=problem,
+    )
 
 
 # -- jobs ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Policy that allows chute's own scripts and styles only.
 
 # No `from __future__ import annotations` here: FastAPI reads the `Annotated[...]`
 # dependencies from the evaluated signature.
+import json
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -90,7 +91,14 @@ def age(moment: datetime) -> str:
     return f"{math.floor(seconds)} s"
 
 
+def json_text(value: Any, indent: int | None = None) -> str:
+    """`value` as JSON text for people to read: unlike `tojson`, no character is
+    written as `\\u` (autoescape makes the text safe in the page)."""
+    return json.dumps(value, ensure_ascii=False, indent=indent, sort_keys=True)
+
+
 templates.globals["age"] = age
+templates.filters["json_text"] = json_text
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -15,7 +15,8 @@ import re
 from typing import Any
 
 from chute.application import ScheduleNotFound, ValidationFailed
-from chute.domain import InvalidValue, Mode, Priority, Schedule
+from chute.application.commands import field_problems
+from chute.domain import Mode, Priority, Schedule
 from chute.domain import validation as rules
 from chute.entrypoints.http.console.pages import _field, _form, back_to, not_cross_site, page
 from chute.entrypoints.http.deps import Engine
@@ -119,15 +120,12 @@ def schedule_request(form: FormData) -> tuple[str, ScheduleRequest | None, list[
     timezone = str(form.get("timezone") or "").strip() or "UTC"
     # The engine's own rules, here too so that one answer names every bad field (the
     # engine then reads the expression with its calendar, and checks all again).
-    for check in (
+    problems = field_problems(
         lambda: rules.check_queue_name(name, "name"),
         lambda: rules.check_cron_shape(cron),
         lambda: rules.check_time_zone(timezone),
-    ):
-        try:
-            check()
-        except InvalidValue as e:
-            errors.append({"field": e.field, "message": e.message})
+    )
+    errors += [{"field": _field(p.loc), "message": p.msg} for p in problems]
     job: dict[str, Any] = {}
     for field in JOB_TEXT:
         text = str(form.get(field) or "").strip()

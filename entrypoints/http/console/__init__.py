@@ -4,7 +4,7 @@ all inside the package."""
 
 from __future__ import annotations
 
-from chute.entrypoints.http.console import schedules
+from chute.entrypoints.http.console import schedules, webhooks
 from chute.entrypoints.http.console.pages import STATIC, CrossSite, page, router
 from chute.entrypoints.http.console.session import Sessions
 from fastapi import FastAPI, Request
@@ -18,6 +18,7 @@ def install(app: FastAPI, sessions: Sessions | None) -> None:
     app.state.console_sessions = sessions
     app.include_router(router)
     app.include_router(schedules.router)
+    app.include_router(webhooks.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
 
     async def refuse(request: Request, exc: Exception) -> Response:

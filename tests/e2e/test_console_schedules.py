@@ -5,10 +5,14 @@ the page with a 422 that names the field, and stores nothing."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from chute.entrypoints.bootstrap import Container
+from chute.entrypoints.http.app import create_app
+from chute.entrypoints.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("clock")  # CLOCK_START: 2026-11-29 12:00 UTC
 
@@ -204,3 +208,32 @@ async def test_the_console_pages_are_not_in_the_api_description(
 ) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert not [path for path in paths if path.startswith("/ui")]
+
+
+KEY = "chute_console-key-for-tests-0123456789"
+
+
+@pytest.fixture
+async def keyed(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app with CHUTE_API_KEYS set: the console asks for a sign-in."""
+    container.config.api_keys.from_value(Settings(api_keys=KEY).api_keys)
+    app = create_app(container, maintenance=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.mark.parametrize("page", [PAGE, "/ui/webhooks"])
+async def test_the_pages_ask_for_a_sign_in(keyed: httpx.AsyncClient, page: str) -> None:
+    shown = await keyed.get(page)
+    assert shown.status_code == 303 and shown.headers["location"].startswith("/ui/login?next=")
+    refused = await keyed.post(page, data=FORM | {"url": "https://example.org/hook"})
+    assert refused.status_code == 401
+    assert (await keyed.post("/ui/schedules/nightly/delete")).status_code == 401
+    api = await keyed.get(API, headers={"authorization": f"Bearer {KEY}"})
+    assert api.json()["items"] == []
+
+    signed_in = await keyed.post("/ui/login", data={"key": KEY, "next": page})
+    assert signed_in.status_code == 303
+    assert (await keyed.get(page)).status_code == 200

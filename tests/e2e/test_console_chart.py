@@ -98,3 +98,17 @@ async def test_an_hour_without_finished_jobs_says_so(client: httpx.AsyncClient) 
     assert figures(html) == {}
     assert "No job finished in the last hour." in html
     assert len(bars(html)) == 2  # the legend only
+
+
+async def test_the_chart_refreshes_itself_from_its_fragment(
+    client: httpx.AsyncClient, engine: OrchestrationEngine, clock: ManualClock
+) -> None:
+    page = (await client.get("/ui")).text
+    assert 'hx-get="/ui/chart" hx-trigger="every 60s" hx-swap="outerHTML"' in page
+    move(clock, 3, 30)
+    await finish(client, engine, "failed")
+    fragment = await client.get("/ui/chart")
+    assert fragment.status_code == 200
+    assert fragment.headers["content-security-policy"].startswith("default-src 'none'")
+    assert fragment.text.lstrip().startswith('<figure class="chart" id="throughput"')
+    assert figures(fragment.text) == {"12:03": (0, 1)}

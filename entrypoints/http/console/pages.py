@@ -186,6 +186,12 @@ async def queues_fragment(request: Request, engine: Engine) -> Response:
     return HTMLResponse(html, headers=SECURITY_HEADERS)
 
 
+@router.get("/chart")
+async def chart_fragment(request: Request, engine: Engine) -> Response:
+    html = fragment("_chart.html", request, chart=chart(await engine.finished_per_minute()))
+    return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+
 @router.post("/queues/{name}")
 async def change_queue(request: Request, name: str, engine: Engine) -> Response:
     form = await _form(request)

@@ -69,6 +69,8 @@ async def schedules_page(
 async def save_schedule(request: Request, engine: Engine) -> Response:
     form = await _form(request)
     values = {name: str(form.get(name) or "") for name in FORM_FIELDS}
+    for name in CHOICES:  # a choice not sent shows the one the API takes then
+        values[name] = values[name] or DEFAULTS[name]
     values["paused"] = "true" if form.get("paused") == "true" else ""
     name, body, errors = schedule_request(form)
     if body is not None:

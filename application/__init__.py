@@ -61,6 +61,7 @@ from chute.application.queries import (
     JobQuery,
     JobSort,
     Keyset,
+    MinuteCounts,
     QueueCounts,
     QueueView,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "JobSelection",
     "JobSort",
     "Keyset",
+    "MinuteCounts",
     "NewJob",
     "NoTelemetry",
     "OrchestrationEngine",

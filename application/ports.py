@@ -13,7 +13,14 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
-from chute.application.queries import ClaimFilter, FedEvent, JobFilter, JobQuery, QueueCounts
+from chute.application.queries import (
+    ClaimFilter,
+    FedEvent,
+    JobFilter,
+    JobQuery,
+    MinuteCounts,
+    QueueCounts,
+)
 from chute.application.webhooks import SendResult, Webhook
 from chute.domain import (
     GENERIC_TYPES,
@@ -73,6 +80,10 @@ class JobRepository(Protocol):
         """The counts of each queue (of `queue` only, when given) that has jobs in a
         counted state: held and pending ones (ready by `now`, or scheduled later) and
         those completed or failed since `since`. Queues with none are absent."""
+
+    async def finished_per_minute(self, since: datetime) -> list[MinuteCounts]:
+        """The jobs completed and failed at or after `since`, counted by the UTC minute
+        of their `finished_at`: one item per minute with any, oldest first."""
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         """Up to `limit` running or cancelling jobs whose lease ended by `now`, locked

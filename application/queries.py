@@ -155,6 +155,15 @@ class QueueCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class MinuteCounts:
+    """The jobs that finished in one minute (UTC), which starts at `minute`."""
+
+    minute: datetime
+    completed: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class QueueView:
     """A queue as the use cases show it: its settings (defaults when it has none) and
     its counts."""

@@ -20,7 +20,13 @@ from typing import Self
 from uuid import UUID, uuid4
 
 from chute.adapters.memory.files import MemoryFileStore
-from chute.adapters.memory.queries import claimable, keyset_key, queue_counts, sort_key
+from chute.adapters.memory.queries import (
+    claimable,
+    finished_per_minute,
+    keyset_key,
+    queue_counts,
+    sort_key,
+)
 from chute.application.errors import IdempotencyConflict
 from chute.application.ports import (
     DetectionResultRepository,
@@ -41,6 +47,7 @@ from chute.application.queries import (
     FedEvent,
     JobFilter,
     JobQuery,
+    MinuteCounts,
     QueueCounts,
     job_matches,
 )
@@ -260,6 +267,9 @@ class MemoryJobRepository(JobRepository):
     ) -> dict[str, QueueCounts]:
         jobs = [job for job in self._all() if queue is None or job.queue == queue]
         return queue_counts(jobs, now, since)
+
+    async def finished_per_minute(self, since: datetime) -> list[MinuteCounts]:
+        return finished_per_minute(self._all(), since)
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         expired = [

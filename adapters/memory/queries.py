@@ -4,10 +4,10 @@ a list filter is `chute.application.queries.job_matches`, which webhook filters 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from chute.application.queries import ClaimFilter, JobSort, Keyset, QueueCounts
+from chute.application.queries import ClaimFilter, JobSort, Keyset, MinuteCounts, QueueCounts
 from chute.domain import Job, JobStatus
 from chute.domain.validation import mime_matches
 
@@ -37,6 +37,22 @@ def queue_counts(jobs: list[Job], now: datetime, since: datetime) -> dict[str, Q
             oldest = counts.get("oldest_pending_at")
             counts["oldest_pending_at"] = min(oldest or job.created_at, job.created_at)
     return {name: QueueCounts(**counts) for name, counts in found.items()}
+
+
+def finished_per_minute(jobs: list[Job], since: datetime) -> list[MinuteCounts]:
+    """The completed and failed jobs since `since` by the UTC minute they finished in,
+    as the SQL adapter's."""
+    found: dict[datetime, dict[str, int]] = {}
+    for job in jobs:
+        if job.status not in _FINISHED or job.finished_at is None or job.finished_at < since:
+            continue
+        minute = job.finished_at.astimezone(UTC).replace(second=0, microsecond=0)
+        counts = found.setdefault(minute, {})
+        counts[job.status.value] = counts.get(job.status.value, 0) + 1
+    return [MinuteCounts(minute, **found[minute]) for minute in sorted(found)]
+
+
+_FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED)
 
 
 def _counted_as(job: Job, now: datetime, since: datetime) -> str | None:

@@ -27,6 +27,7 @@ from chute.adapters.sqlalchemy.statements import (
     claimable,
     expired,
     filtered,
+    finished_per_minute,
     list_order,
     purgeable,
     queue_counts,
@@ -49,6 +50,7 @@ from chute.application.queries import (
     JobFilter,
     JobQuery,
     JobSort,
+    MinuteCounts,
     QueueCounts,
 )
 from chute.domain import DetectionResult, Job, JobEvent, JobStatus
@@ -208,6 +210,18 @@ class SqlJobRepository(SqlRepository, JobRepository):
                 if kind == "pending":
                     counts["oldest_pending_at"] = _aware(oldest)
         return {name: QueueCounts(**counts) for name, counts in found.items()}
+
+    async def finished_per_minute(self, since: datetime) -> list[MinuteCounts]:
+        found: dict[str, dict[str, int]] = {}
+        rows: list[Any] = list(
+            (await self._db.read(finished_per_minute(since, self._dialect))).all()
+        )
+        for minute, status, count in rows:
+            found.setdefault(minute, {})[status] = int(count)
+        return [
+            MinuteCounts(datetime.fromisoformat(minute + ":00+00:00"), **counts)
+            for minute, counts in sorted(found.items())
+        ]
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         return await self._lock(expired(now, limit))

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from chute.application.errors import QueueNotFound
 from chute.application.ports import UnitOfWork
-from chute.application.queries import QueueCounts, QueueView
+from chute.application.queries import MinuteCounts, QueueCounts, QueueView
 from chute.application.use_cases.base import EngineBase, check_fields
 from chute.domain import QueueSettings
 from chute.domain import validation as rules
@@ -16,6 +16,8 @@ from chute.domain import validation as rules
 log = logging.getLogger("chute.engine")
 
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+MAX_MINUTES = 24 * 60  # the longest window `finished_per_minute` answers
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +39,20 @@ class Queuing(EngineBase):
             counts = await uow.jobs.queue_counts(now, now - HOUR)
             names = settings.keys() | await uow.jobs.queue_names()
         return [_view(name, settings.get(name), counts.get(name)) for name in sorted(names)]
+
+    async def finished_per_minute(self, minutes: int = 60) -> list[MinuteCounts]:
+        """The jobs of every queue completed and failed in each of the last `minutes`
+        minutes (UTC), oldest first, the current (partial) minute last; a minute with
+        none counts zeros. One read of the jobs that finished since the first minute."""
+        if not 1 <= minutes <= MAX_MINUTES:
+            raise ValueError(f"minutes must be 1 to {MAX_MINUTES}, not {minutes}")
+        now = self._clock.now()
+        current = now.replace(second=0, microsecond=0)
+        first = current - (minutes - 1) * MINUTE
+        async with self._uow(read_only=True) as uow:
+            found = {c.minute: c for c in await uow.jobs.finished_per_minute(first)}
+        window = (first + i * MINUTE for i in range(minutes))
+        return [found.get(minute) or MinuteCounts(minute) for minute in window]
 
     async def get_queue(self, name: str) -> QueueView:
         """One queue; `QueueNotFound` when no job or setting names it."""

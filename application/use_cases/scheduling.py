@@ -74,6 +74,26 @@ class Scheduling(EngineBase):
         )
         return ScheduleSaved(schedule, created)
 
+    async def pause_schedule(self, name: str, paused: bool = True) -> Schedule:
+        """Pause the schedule `name` (no tick creates a job), or resume it (`paused`
+        False): its next run is then the first time its expression names after now, as
+        after a replace. The rest of it stays; `ScheduleNotFound` when there is none."""
+        calendar = self._schedules_calendar()
+        now = self._clock.now()
+        async with self._uow() as uow:
+            schedule = await uow.schedules.get(name, for_update=True)
+            if schedule is None:
+                raise ScheduleNotFound(name)
+            schedule.paused = paused
+            schedule.next_run_at = (
+                None if paused else calendar.next_after(schedule.cron, schedule.timezone, now)
+            )
+            schedule.updated_at = now
+            await uow.schedules.update(schedule)
+            await uow.commit()
+        log.info("schedule.paused" if paused else "schedule.resumed", extra={"schedule": name})
+        return schedule
+
     async def list_schedules(self) -> list[Schedule]:
         """Every schedule, by name."""
         async with self._uow(read_only=True) as uow:

@@ -139,6 +139,31 @@ async def test_pause_resume_change_and_delete_hold_from_the_next_tick(
         await engine.delete_schedule("s")
 
 
+async def test_pause_and_resume_keep_the_rest_of_the_schedule(
+    engine: OrchestrationEngine, clock: ManualClock
+) -> None:
+    await engine.put_schedule("s", spec("0 2 * * *", timezone="Europe/Berlin"))
+    clock._now = utc(2026, 6, 2, 0, 0)
+    await engine.run_due_schedules()
+    before = await engine.get_schedule("s")
+
+    paused = await engine.pause_schedule("s")
+    assert paused.paused and paused.next_run_at is None
+    stored = await engine.get_schedule("s")
+    assert (stored.paused, stored.next_run_at) == (True, None)
+    assert (stored.cron, stored.timezone, stored.job) == (before.cron, before.timezone, before.job)
+    assert stored.last_run_at == before.last_run_at == utc(2026, 6, 2, 0, 0)
+    clock._now = utc(2026, 6, 3, 0, 0)
+    await engine.run_due_schedules()
+    assert len(await scheduled_jobs(engine)) == 1  # no tick while paused
+
+    resumed = await engine.pause_schedule("s", paused=False)
+    assert not resumed.paused
+    assert (await engine.get_schedule("s")).next_run_at == utc(2026, 6, 4, 0, 0)  # after now
+    with pytest.raises(ScheduleNotFound):
+        await engine.pause_schedule("nothing")
+
+
 @pytest.mark.parametrize(
     ("name", "schedule", "loc"),
     [

@@ -1,8 +1,10 @@
-"""The console: web pages at `/ui` to see and steer chute (pages.py), its sign-in
-(session.py), and its templates and static files, all inside the package."""
+"""The console: web pages at `/ui` to see and steer chute (pages.py; schedules.py and
+webhooks.py for those), its sign-in (session.py), and its templates and static files,
+all inside the package."""
 
 from __future__ import annotations
 
+from chute.entrypoints.http.console import schedules, webhooks
 from chute.entrypoints.http.console.pages import STATIC, CrossSite, page, router
 from chute.entrypoints.http.console.session import Sessions
 from fastapi import FastAPI, Request
@@ -15,6 +17,8 @@ def install(app: FastAPI, sessions: Sessions | None) -> None:
     cross-site action. `sessions` signs and checks sign-ins (None: no keys, no sign-in)."""
     app.state.console_sessions = sessions
     app.include_router(router)
+    app.include_router(schedules.router)
+    app.include_router(webhooks.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
 
     async def refuse(request: Request, exc: Exception) -> Response:

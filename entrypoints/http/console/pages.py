@@ -11,6 +11,7 @@ Policy that allows chute's own scripts and styles only.
 
 # No `from __future__ import annotations` here: FastAPI reads the `Annotated[...]`
 # dependencies from the evaluated signature.
+import json
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from chute.application import (
 )
 from chute.application.feed import EventFeed, FeedItem, StreamFilter, SubscriptionDropped
 from chute.domain import ChuteError, InvalidTransition, JobStatus, Mode, Priority, SourceType
+from chute.entrypoints.http.console.chart import chart
 from chute.entrypoints.http.console.session import COOKIE, MAX_AGE, Sessions, cross_site
 from chute.entrypoints.http.deps import Engine
 from chute.entrypoints.http.downloads import download_headers, opened
@@ -89,7 +91,14 @@ def age(moment: datetime) -> str:
     return f"{math.floor(seconds)} s"
 
 
+def json_text(value: Any, indent: int | None = None) -> str:
+    """`value` as JSON text for people to read: unlike `tojson`, no character is
+    written as `\\u` (autoescape makes the text safe in the page)."""
+    return json.dumps(value, ensure_ascii=False, indent=indent, sort_keys=True)
+
+
 templates.globals["age"] = age
+templates.filters["json_text"] = json_text
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -168,12 +177,18 @@ def _local(target: str) -> str:
 
 @router.get("")
 async def overview(request: Request, engine: Engine) -> Response:
-    return page(request, "overview.html", section="overview", queues=await engine.list_queues())
+    return await _overview(request, engine)
 
 
 @router.get("/queues")
 async def queues_fragment(request: Request, engine: Engine) -> Response:
     html = fragment("_queues.html", request, queues=await engine.list_queues())
+    return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+
+@router.get("/chart")
+async def chart_fragment(request: Request, engine: Engine) -> Response:
+    html = fragment("_chart.html", request, chart=chart(await engine.finished_per_minute()))
     return HTMLResponse(html, headers=SECURITY_HEADERS)
 
 
@@ -196,8 +211,22 @@ async def change_queue(request: Request, name: str, engine: Engine) -> Response:
 
 
 async def _overview_problem(request: Request, engine: Engine, problem: str) -> Response:
-    queues = await engine.list_queues()
-    return page(request, "overview.html", 422, section="overview", queues=queues, problem=problem)
+    return await _overview(request, engine, 422, problem)
+
+
+async def _overview(
+    request: Request, engine: Engine, status: int = 200, problem: str | None = None
+) -> Response:
+    """The queues, and the chart of the jobs finished in each minute of the last hour."""
+    return page(
+        request,
+        "overview.html",
+        status,
+        section="overview",
+        queues=await engine.list_queues(),
+        chart=chart(await engine.finished_per_minute()),
+        problem=problem,
+    )
 
 
 # -- jobs ----------------------------------------------------------------------------------

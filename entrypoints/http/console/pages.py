@@ -134,7 +134,7 @@ async def login_page(request: Request, next: str = "/ui") -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = await _form(request)
+    form = await read_form(request)
     sessions: Sessions | None = request.app.state.console_sessions
     target = _local(str(form.get("next") or "/ui"))
     if sessions is None:
@@ -194,7 +194,7 @@ async def chart_fragment(request: Request, engine: Engine) -> Response:
 
 @router.post("/queues/{name}")
 async def change_queue(request: Request, name: str, engine: Engine) -> Response:
-    form = await _form(request)
+    form = await read_form(request)
     if "paused" in form:
         change = QueueChange(paused=form.get("paused") == "true")
     else:
@@ -249,7 +249,7 @@ async def jobs_page(request: Request, engine: Engine) -> Response:
             count=query.cursor is None,
         )
     except ValidationFailed as e:
-        errors = [{"field": _field(err.loc), "message": err.msg} for err in e.errors]
+        errors = [{"field": field_name(err.loc), "message": err.msg} for err in e.errors]
         return page(request, "jobs.html", 422, errors=errors, **context)
     canonical = canonical_query(query)
     root = request.scope.get("root_path", "")
@@ -351,7 +351,7 @@ async def job_content(request: Request, job_id: UUID, engine: Engine) -> Respons
 async def bulk(request: Request, engine: Engine) -> Response:
     """Cancel or retry the selected jobs, or every job that matches the list's filters
     (after a confirmation that says how many), each as the single action would."""
-    form = await _form(request)
+    form = await read_form(request)
     action = str(form.get("action") or "")
     verb, _, scope = action.partition("-")
     if verb not in ("cancel", "retry") or scope not in ("", "all"):
@@ -523,7 +523,7 @@ def parse_list_query(
         return JobListQuery.model_validate(data), []
     except ValidationError as e:
         return None, [
-            {"field": _field(err["loc"]), "message": str(err["msg"])} for err in e.errors()
+            {"field": field_name(err["loc"]), "message": str(err["msg"])} for err in e.errors()
         ]
 
 
@@ -576,7 +576,7 @@ def _joined(first: str, second: str) -> str:
     return f"{first}&{second}" if first else second
 
 
-def _field(loc: Any) -> str:
+def field_name(loc: Any) -> str:
     """A field's name from an error's location: no `query`, no list positions."""
     return ".".join(
         str(part) for part in loc if part not in ("query", "body") and not isinstance(part, int)
@@ -584,7 +584,7 @@ def _field(loc: Any) -> str:
 
 
 def _messages(error: ValidationFailed) -> str:
-    return "; ".join(f"{_field(e.loc)}: {e.msg}" for e in error.errors)
+    return "; ".join(f"{field_name(e.loc)}: {e.msg}" for e in error.errors)
 
 
 def _ids(values: list[Any]) -> tuple[UUID, ...] | None:
@@ -597,6 +597,6 @@ def _ids(values: list[Any]) -> tuple[UUID, ...] | None:
         return None
 
 
-async def _form(request: Request) -> FormData:
+async def read_form(request: Request) -> FormData:
     """The form of an action: fields only (no files), at most MAX_BULK_IDS and a few."""
     return await request.form(max_files=0, max_fields=MAX_BULK_IDS + 10)

@@ -18,7 +18,13 @@ from chute.application import ScheduleNotFound, ValidationFailed
 from chute.application.commands import field_problems
 from chute.domain import Mode, Priority, Schedule
 from chute.domain import validation as rules
-from chute.entrypoints.http.console.pages import _field, _form, back_to, not_cross_site, page
+from chute.entrypoints.http.console.pages import (
+    back_to,
+    field_name,
+    not_cross_site,
+    page,
+    read_form,
+)
 from chute.entrypoints.http.deps import Engine
 from chute.entrypoints.http.schemas.jobs import ReferenceSourceType
 from chute.entrypoints.http.schemas.schedules import ScheduleRequest
@@ -67,7 +73,7 @@ async def schedules_page(
 
 @router.post("/schedules")
 async def save_schedule(request: Request, engine: Engine) -> Response:
-    form = await _form(request)
+    form = await read_form(request)
     values = {name: str(form.get(name) or "") for name in FORM_FIELDS}
     for name in CHOICES:  # a choice not sent shows the one the API takes then
         values[name] = values[name] or DEFAULTS[name]
@@ -77,7 +83,7 @@ async def save_schedule(request: Request, engine: Engine) -> Response:
         try:
             await engine.put_schedule(name, body.to_spec())
         except ValidationFailed as e:
-            errors = [{"field": _field(err.loc), "message": err.msg} for err in e.errors]
+            errors = [{"field": field_name(err.loc), "message": err.msg} for err in e.errors]
     if errors:
         return await _page(request, engine, 422, values, errors=errors)
     log.info("console.schedule_saved", extra={"schedule": name})
@@ -127,7 +133,7 @@ def schedule_request(form: FormData) -> tuple[str, ScheduleRequest | None, list[
         lambda: rules.check_cron_shape(cron),
         lambda: rules.check_time_zone(timezone),
     )
-    errors += [{"field": _field(p.loc), "message": p.msg} for p in problems]
+    errors += [{"field": field_name(p.loc), "message": p.msg} for p in problems]
     job: dict[str, Any] = {}
     for field in JOB_TEXT:
         text = str(form.get(field) or "").strip()
@@ -152,7 +158,9 @@ def schedule_request(form: FormData) -> tuple[str, ScheduleRequest | None, list[
     try:
         body = ScheduleRequest.model_validate(data)
     except ValidationError as e:
-        errors += [{"field": _field(err["loc"]), "message": str(err["msg"])} for err in e.errors()]
+        errors += [
+            {"field": field_name(err["loc"]), "message": str(err["msg"])} for err in e.errors()
+        ]
         return name, None, errors
     return name, None if errors else body, errors
 

@@ -18,12 +18,12 @@ from chute.application.queries import filter_to_json
 from chute.domain import JobStatus, Mode, Priority, SourceType
 from chute.domain.webhooks import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS
 from chute.entrypoints.http.console.pages import (
-    _field,
-    _form,
     _no_offset,
     back_to,
+    field_name,
     not_cross_site,
     page,
+    read_form,
 )
 from chute.entrypoints.http.deps import Engine
 from chute.entrypoints.http.schemas.webhooks import WebhookRequest
@@ -54,7 +54,7 @@ async def webhooks_page(request: Request, engine: Engine) -> Response:
 
 @router.post("/webhooks")
 async def create_webhook(request: Request, engine: Engine) -> Response:
-    form = await _form(request)
+    form = await read_form(request)
     values: dict[str, Any] = {name: str(form.get(name) or "") for name in TEXTS}
     values |= {name: [str(v) for v in form.getlist(name)] for name in ("events", *LISTS)}
     body, errors = webhook_request(form)
@@ -65,7 +65,7 @@ async def create_webhook(request: Request, engine: Engine) -> Response:
                 body.url, events=body.events, filter=job_filter, description=body.description
             )
         except ValidationFailed as e:
-            errors = [{"field": _field(err.loc), "message": err.msg} for err in e.errors]
+            errors = [{"field": field_name(err.loc), "message": err.msg} for err in e.errors]
     if errors:
         return await _list_page(request, engine, 422, values, errors=errors)
     log.info("console.webhook_created", extra={"webhook_id": str(webhook.id)})
@@ -143,7 +143,9 @@ def webhook_request(form: FormData) -> tuple[WebhookRequest | None, list[dict[st
     try:
         body = WebhookRequest.model_validate(data)
     except ValidationError as e:
-        errors += [{"field": _field(err["loc"]), "message": str(err["msg"])} for err in e.errors()]
+        errors += [
+            {"field": field_name(err["loc"]), "message": str(err["msg"])} for err in e.errors()
+        ]
         return None, errors
     return (None if errors else body), errors
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from chute.application.errors import QueueNotFound
+from chute.application.errors import FieldError, QueueNotFound, ValidationFailed
 from chute.application.ports import UnitOfWork
 from chute.application.queries import MinuteCounts, QueueCounts, QueueView
 from chute.application.use_cases.base import EngineBase, check_fields
@@ -45,7 +45,7 @@ class Queuing(EngineBase):
         minutes (UTC), oldest first, the current (partial) minute last; a minute with
         none counts zeros. One read of the jobs that finished since the first minute."""
         if not 1 <= minutes <= MAX_MINUTES:
-            raise ValueError(f"minutes must be 1 to {MAX_MINUTES}, not {minutes}")
+            raise ValidationFailed([FieldError(("minutes",), f"must be 1 to {MAX_MINUTES}")])
         now = self._clock.now()
         current = now.replace(second=0, microsecond=0)
         first = current - (minutes - 1) * MINUTE

@@ -15,7 +15,7 @@ import pytest
 from chute.adapters.sqlalchemy import create_engine_for
 from chute.adapters.sqlalchemy.statements import finished_per_minute
 from chute.adapters.system import ManualClock
-from chute.application import MinuteCounts, OrchestrationEngine
+from chute.application import MinuteCounts, OrchestrationEngine, ValidationFailed
 from chute.application.ports import UnitOfWorkFactory
 from chute.domain import JobStatus
 from sqlalchemy.engine import Connection
@@ -114,7 +114,7 @@ async def test_a_shorter_window_and_its_bounds(
     move(clock, at(4, 59))
     counts = await engine.finished_per_minute(2)
     assert [(c.minute, c.completed, c.failed) for c in counts] == [(at(3), 0, 0), (at(4), 1, 0)]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValidationFailed):
         await engine.finished_per_minute(0)
 
 

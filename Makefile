@@ -11,10 +11,11 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-# Debian packages that tests drive as real programs (a Prometheus that scrapes chute),
-# installed when missing and this is root with apt; without them those tests are skipped,
-# which CI (.ci/run) counts as a failure.
-TEST_PACKAGES := prometheus
+# Debian packages that tests drive as real programs (a Prometheus that scrapes chute, the
+# Chromium that tests/browser/ drives through Playwright), installed when missing and this
+# is root with apt; without them those tests are skipped, which CI (.ci/run) counts as a
+# failure.
+TEST_PACKAGES := prometheus chromium
 system:
 	@missing=""; for p in $(TEST_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -11,6 +11,7 @@ Policy that allows chute's own scripts and styles only.
 
 # No `from __future__ import annotations` here: FastAPI reads the `Annotated[...]`
 # dependencies from the evaluated signature.
+import json
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -90,6 +91,16 @@ def age(moment: datetime) -> str:
 
 
 templates.globals["age"] = age
+
+
+def pretty_json(value: Any) -> str:
+    """`value` as indented JSON for a <pre>: its keys in their order and its text as
+    written (autoescape makes it safe). Jinja's `tojson` is for scripts and attributes:
+    it sorts keys and shows <, >, & and ' as \\u escapes, and every non-ASCII letter."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+templates.filters["pretty_json"] = pretty_json
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -80,3 +80,10 @@ FUZZ_SEED ?= 20261129
 fuzz: install
 	CHUTE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHUTE_FUZZ_SEED=$(FUZZ_SEED) \
 		$(BIN)/python -m pytest tests/e2e/test_fuzz.py $(PYTEST_ARGS)
+
+.PHONY: screenshots
+
+## make screenshots: the console's overview, job list and job page as PNG in docs/images,
+## taken in Chromium from a server with a sample of jobs (tests/browser/test_screenshots.py)
+screenshots: install system
+	CHUTE_SCREENSHOTS=docs/images $(BIN)/python -m pytest tests/browser/test_screenshots.py $(PYTEST_ARGS)

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    async_playwright,
+)
 
 from tests.browser.console import Server
 from tests.factories import sqlite_url
@@ -95,13 +101,19 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
 
 @pytest.fixture
 async def page(context: BrowserContext) -> AsyncIterator[Page]:
-    """A page that fails the test on any uncaught script error, such as one that the
-    Content-Security-Policy caused."""
+    """A page that fails the test on any uncaught script error, and on anything the
+    Content-Security-Policy refused (which would leave a part of the console dead)."""
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def refused(message: ConsoleMessage) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            errors.append(message.text)
+
+    page.on("console", refused)
     yield page
-    assert not errors, f"script errors on the page: {errors}"
+    assert not errors, f"errors on the page: {errors}"
 
 
 @pytest.fixture

@@ -97,3 +97,33 @@ async def test_a_queue_is_paused_resumed_and_limited_from_the_overview(
     async with page.expect_navigation():
         await row.get_by_role("button", name="Set").click()
     assert (await state())["concurrency_limit"] is None
+
+
+async def test_selected_rows_are_cancelled_and_the_box_above_selects_them_all(
+    server: Server, page: Page, queue_name: Callable[[str], str]
+) -> None:
+    """The rows' boxes stand outside form#bulk (form="bulk" ties them to it)."""
+    queue = queue_name("q")
+    jobs = await jobs_in(server.api, queue, *[("pending", {})] * 4)
+    chosen, left = [job["id"] for job in jobs[:2]], [job["id"] for job in jobs[2:]]
+
+    await page.goto(server.url(f"/ui/jobs?queue={queue}"))
+    for job_id in chosen:
+        await page.locator(f"#job-{job_id} input[name=id]").check()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Cancel selected").click()
+    await expect(page.locator("#changed")).to_have_text("2")
+    for job_id in chosen:
+        assert (await server.api.get(f"/api/v1/jobs/{job_id}")).json()["status"] == "cancelled"
+    for job_id in left:
+        assert (await server.api.get(f"/api/v1/jobs/{job_id}")).json()["status"] == "pending"
+
+    async with page.expect_navigation():
+        await page.get_by_role("link", name="Back to the jobs").click()
+    await page.get_by_label("select every job on this page").check()
+    await expect(page.locator("tbody input[name=id]:checked")).to_have_count(4)
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Retry selected").click()
+    await expect(page.locator("#matched")).to_have_text("4")
+    await expect(page.locator("#changed")).to_have_text("2")  # the pending ones stay
+    await expect(page.locator("#unchanged")).to_have_text("2")

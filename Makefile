@@ -11,10 +11,11 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-# Debian packages that tests drive as real programs (a Prometheus that scrapes chute),
-# installed when missing and this is root with apt; without them those tests are skipped,
-# which CI (.ci/run) counts as a failure.
-TEST_PACKAGES := prometheus
+# Debian packages that tests drive as real programs (a Prometheus that scrapes chute, the
+# Chromium that tests/browser/ drives through Playwright), installed when missing and this
+# is root with apt; without them those tests are skipped, which CI (.ci/run) counts as a
+# failure.
+TEST_PACKAGES := prometheus chromium
 system:
 	@missing=""; for p in $(TEST_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -79,3 +80,10 @@ FUZZ_SEED ?= 20261129
 fuzz: install
 	CHUTE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHUTE_FUZZ_SEED=$(FUZZ_SEED) \
 		$(BIN)/python -m pytest tests/e2e/test_fuzz.py $(PYTEST_ARGS)
+
+.PHONY: screenshots
+
+## make screenshots: the console's overview, job list and job page as PNG in docs/images,
+## taken in Chromium from a server with a sample of jobs (tests/browser/test_screenshots.py)
+screenshots: install system
+	CHUTE_SCREENSHOTS=docs/images $(BIN)/python -m pytest tests/browser/test_screenshots.py $(PYTEST_ARGS)

@@ -265,10 +265,25 @@ async def server(tmp_path: Path) -> AsyncIterator[ChuteServer]:
         chute.stop()
 
 
+async def next_event(lines: AsyncIterator[str]) -> tuple[str, str]:
+    """The next event of an SSE stream: its name and its data lines joined."""
+    event = await anext(lines)
+    while not event.startswith("event:"):
+        event = await anext(lines)
+    data = []
+    async for line in lines:
+        if not line:
+            break
+        data.append(line.removeprefix("data: "))
+    return event.removeprefix("event: "), "\n".join(data)
+
+
 @pytest.mark.slow
 async def test_the_live_stream_sends_a_row_for_htmx_when_a_job_changes(
     server: ChuteServer,
 ) -> None:
+    """At connection it first sends the job as it is (what changed while the page loaded
+    is not lost), then each change as it comes."""
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
         job = await create_job(client)
         params = {"view": "row", "job_id": job["id"]}
@@ -276,17 +291,11 @@ async def test_the_live_stream_sends_a_row_for_htmx_when_a_job_changes(
             assert response.headers["content-type"].startswith("text/event-stream")
             lines = response.aiter_lines()
             assert (await anext(lines)) == "retry: 2000"  # opened
+            name, first = await next_event(lines)
+            assert name == f"job-{job['id']}" and "status-pending" in first
             await claim_one(client)
-            event = await anext(lines)
-            while not event.startswith("event:"):
-                event = await anext(lines)
-            assert event == f"event: job-{job['id']}"
-            data = []
-            async for line in lines:
-                if not line:
-                    break
-                data.append(line.removeprefix("data: "))
-    row = "\n".join(data)
+            name, row = await next_event(lines)
+    assert name == f"job-{job['id']}"
     assert row.startswith(f'<tr id="job-{job["id"]}" sse-swap="job-{job["id"]}"')
     assert "status-running" in row
 

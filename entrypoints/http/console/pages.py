@@ -15,7 +15,7 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_origin
 from urllib.parse import parse_qsl, urlencode
@@ -29,8 +29,8 @@ from chute.application import (
     QueueChange,
     ValidationFailed,
 )
-from chute.application.feed import EventFeed, FeedItem, StreamFilter, SubscriptionDropped
-from chute.domain import ChuteError, InvalidTransition, JobStatus, Mode, Priority, SourceType
+from chute.application.feed import EventFeed, StreamFilter, SubscriptionDropped
+from chute.domain import ChuteError, InvalidTransition, Job, JobStatus, Mode, Priority, SourceType
 from chute.entrypoints.http.console.chart import chart
 from chute.entrypoints.http.console.session import COOKIE, MAX_AGE, Sessions, cross_site
 from chute.entrypoints.http.deps import Engine
@@ -55,6 +55,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 MAX_LIVE_JOBS = 200  # jobs one live connection follows
+# A change takes its time before it commits, and other processes' clocks differ a little:
+# a live connection also sends the jobs that changed this long before the page read them.
+LIVE_SLACK = timedelta(seconds=2)
 MAX_BULK_IDS = 1000  # selected jobs one action takes
 BULK_ROUND = 1000  # jobs an "all that match" action changes a round
 MAX_BULK_ROUNDS = 1000  # rounds of one action at most: a million jobs
@@ -92,9 +95,10 @@ def age(moment: datetime) -> str:
 
 
 def json_text(value: Any, indent: int | None = None) -> str:
-    """`value` as JSON text for people to read: unlike `tojson`, no character is
-    written as `\\u` (autoescape makes the text safe in the page)."""
-    return json.dumps(value, ensure_ascii=False, indent=indent, sort_keys=True)
+    """`value` as JSON text for people to read: its keys in their order and its text as
+    written (autoescape makes it safe). Jinja's `tojson` is for scripts and attributes:
+    it sorts keys and shows <, >, & and ' as \\u escapes, and every non-ASCII letter."""
+    return json.dumps(value, ensure_ascii=False, indent=indent)
 
 
 templates.globals["age"] = age
@@ -240,6 +244,7 @@ async def jobs_page(request: Request, engine: Engine) -> Response:
     context: dict[str, Any] = {"section": "jobs", "choices": CHOICES, "chosen": chosen}
     if query is None:
         return page(request, "jobs.html", 422, errors=errors, **context)
+    read_at = datetime.now(UTC)
     try:
         found = await engine.list_jobs(
             filter=query.to_filter(),
@@ -253,7 +258,11 @@ async def jobs_page(request: Request, engine: Engine) -> Response:
         return page(request, "jobs.html", 422, errors=errors, **context)
     canonical = canonical_query(query)
     root = request.scope.get("root_path", "")
-    live = {"view": "row", "job_id": [str(job.id) for job in found.items]}
+    live = {
+        "view": "row",
+        "job_id": [str(job.id) for job in found.items],
+        "since": read_at.isoformat(),
+    }
     return page(
         request,
         "jobs.html",
@@ -292,6 +301,7 @@ async def job_page(request: Request, job_id: str, engine: Engine) -> Response:
 async def _job_page(
     request: Request, job_id: str, engine: Engine, status: int = 200, problem: str | None = None
 ) -> Response:
+    read_at = datetime.now(UTC)
     try:
         found = UUID(job_id)
         job = await engine.get_job(found)
@@ -301,7 +311,8 @@ async def _job_page(
             request, "error.html", 404, heading="No such job", problem=f"No job has id {job_id}."
         )
     root = request.scope.get("root_path", "")
-    live = f"{root}/ui/live?{urlencode({'view': 'job', 'job_id': str(job.id)})}"
+    wanted = {"view": "job", "job_id": str(job.id), "since": read_at.isoformat()}
+    live = f"{root}/ui/live?{urlencode(wanted)}"
     return page(
         request,
         "job.html",
@@ -431,16 +442,28 @@ async def bulk(request: Request, engine: Engine) -> Response:
 @router.get("/live")
 async def live(request: Request, engine: Engine) -> Response:
     """Server-Sent Events of HTML for htmx to swap in: `event: job-<id>` with the job's
-    row (`view=row`) or its page's live part (`view=job`) whenever it changes."""
+    row (`view=row`) or its page's live part (`view=job`) whenever it changes, and first
+    of each job that changed after `since` (when the page read them; all when absent)."""
     view = request.query_params.get("view", "row")
     ids = _ids(request.query_params.getlist("job_id"))
-    if view not in ("row", "job") or ids is None or not 0 < len(ids) <= MAX_LIVE_JOBS:
-        return Response("view=row|job and 1 to 200 job_id values", 422, media_type="text/plain")
+    since_text = request.query_params.get("since")
+    since = _aware(since_text) if since_text is not None else None
+    if (
+        view not in ("row", "job")
+        or ids is None
+        or not 0 < len(ids) <= MAX_LIVE_JOBS
+        or (since_text is not None and since is None)
+    ):
+        return Response(
+            "view=row|job, 1 to 200 job_id values and since (a time with its offset)",
+            422,
+            media_type="text/plain",
+        )
     feed: EventFeed = request.app.state.feed
     keepalive = request.app.state.container.config.stream_keepalive_seconds()
     wanted = StreamFilter(job_ids=frozenset(ids))
     return StreamingResponse(
-        _live(request, engine, feed, wanted, view, keepalive),
+        _live(request, engine, feed, wanted, view, keepalive, since),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -453,24 +476,35 @@ async def _live(
     wanted: StreamFilter,
     view: str,
     keepalive: float,
+    since: datetime | None,
 ) -> AsyncIterator[bytes]:
-    subscription = await feed.subscribe()
+    subscription = await feed.subscribe()  # first: nothing committed from now on is missed
     try:
         yield OPENED
+        # What changed after the page read its jobs and before this subscription (while
+        # the page loaded its scripts, or its connection was away) would never come:
+        # each job that changed since is sent as it is now. A connection that comes back
+        # asks with the same `since`, and is sent again what changed since the page.
+        for job_id in sorted(wanted.job_ids):
+            try:
+                job = await engine.get_job(job_id)
+            except JobNotFound:
+                continue  # purged meanwhile
+            if since is None or job.updated_at >= since - LIVE_SLACK:
+                yield await _rendered(request, engine, job, view)
         while True:
             item = await subscription.next(keepalive)
             if item is None:
                 yield KEEP_ALIVE
             elif wanted.matches(item):
-                yield await _rendered(request, engine, item, view)
+                yield await _rendered(request, engine, item.job, view)
     except SubscriptionDropped:
-        pass  # the browser reconnects, and the page it shows is read again
+        pass  # the browser reconnects, and is sent what changed since the page was read
     finally:
         feed.unsubscribe(subscription)
 
 
-async def _rendered(request: Request, engine: Engine, item: FeedItem, view: str) -> bytes:
-    job = item.job
+async def _rendered(request: Request, engine: Engine, job: Job, view: str) -> bytes:
     if view == "row":
         html = fragment("_row.html", request, job=job)
     else:
@@ -566,6 +600,15 @@ def _chosen(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     for name in ("mime_type", "created_after", "created_before"):
         chosen.setdefault(name, None)
     return chosen
+
+
+def _aware(text: str) -> datetime | None:
+    """The time `text` says, with its offset; None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _no_offset(value: str) -> bool:

@@ -20,6 +20,9 @@ from chute.domain import validation as rules
 
 log = logging.getLogger("chute.engine")
 
+# With some queue skipped, at most this many others are looked at one by one.
+MAX_QUEUES_APART = 8
+
 
 class Working(EngineBase):
     async def claim_jobs(
@@ -56,9 +59,7 @@ class Working(EngineBase):
             while len(jobs) < limit:
                 # Claimed and written before any second look, so that a second look
                 # neither finds them again nor leaves them out of their queue's count.
-                candidates = await uow.jobs.lock_claimable(
-                    replace(filt, skip_queues=skip), now, limit - len(jobs)
-                )
+                candidates = await _lock_candidates(uow, filt, skip, now, limit - len(jobs))
                 taken, full = await _within_limits(uow, candidates, limited)
                 for job in taken:
                     job.claim(worker_id, lease_seconds, now)
@@ -258,6 +259,29 @@ def _completed(
     except ChuteError as e:
         return e
     return job
+
+
+async def _lock_candidates(
+    uow: UnitOfWork, filt: ClaimFilter, skip: frozenset[str], now: datetime, wanted: int
+) -> list[Job]:
+    """Up to `wanted` claimable jobs, locked, in claim order, of no queue in `skip`.
+
+    One look across queues walks the claim order of every queue, so it passes over the
+    backlog of the skipped ones (a paused queue, a full limited one) to reach the
+    others. When some queue is skipped and few are left, each of those is looked at
+    alone instead, by its own index, and the best `wanted` of them kept (on
+    PostgreSQL the others stay locked until commit: claims skip them meanwhile).
+    """
+    if skip:
+        names = filt.queues or frozenset(await uow.jobs.queue_names())
+        left = sorted(names - skip)
+        if len(left) <= MAX_QUEUES_APART:
+            found: list[Job] = []
+            for name in left:
+                alone = replace(filt, queues=frozenset({name}), skip_queues=frozenset())
+                found += await uow.jobs.lock_claimable(alone, now, wanted)
+            return sorted(found, key=_claim_order)[:wanted]
+    return await uow.jobs.lock_claimable(replace(filt, skip_queues=skip), now, wanted)
 
 
 async def _within_limits(

@@ -146,6 +146,30 @@ async def test_a_claim_of_several_queues_keeps_priority_then_age_order(
     assert [job.id for job in claimed] == [urgent.id, old.id, newer.id]
 
 
+@pytest.mark.parametrize("others", [2, 12])  # each queue looked at alone, or all at once
+async def test_beside_a_paused_queue_claims_keep_the_order_across_the_others(
+    engine: OrchestrationEngine, clock: ManualClock, others: int
+) -> None:
+    """A skipped queue's backlog is passed over, and what is claimed of the others is
+    the same as without it: the best jobs across them, in priority then age order."""
+    await engine.update_queue("held", pause())
+    await new_jobs(engine, clock, 3, queue="held", priority=Priority.URGENT)
+    made = [
+        (await new_jobs(engine, clock, queue=f"q{n}", priority=priority))[0]
+        for n in range(others)
+        for priority in (Priority.LOW, Priority.HIGH)
+    ]
+    best = sorted(made, key=lambda job: (-job.priority.rank, job.created_at, job.id))
+
+    first = await engine.claim_jobs("w1", limit=3, filter=ClaimFilter())
+    second = await engine.claim_jobs("w1", limit=3, filter=ClaimFilter())
+
+    assert [job.id for job in first + second] == [job.id for job in best[:6]]
+    named = ClaimFilter(queues=frozenset({"held", "q1"}))
+    rest = [job.id for job in await engine.claim_jobs("w1", limit=5, filter=named)]
+    assert rest == [job.id for job in best[6:] if job.queue == "q1"]
+
+
 # -- pause --------------------------------------------------------------------------------
 
 

@@ -406,3 +406,26 @@ def test_a_session_lasts_its_time_only_while_its_key_is_configured() -> None:
     same = Sessions(KeyRing.of(f"second-key-22222222,{KEY}"))
     assert same.valid(cookie, now=1000)  # other processes with the same keys accept it
     assert time.time() > 0
+
+
+async def test_forms_too_large_or_not_forms_are_refused_before_any_work(
+    client: httpx.AsyncClient,
+) -> None:
+    job = await create_job(client)
+    big = {"action": "cancel", "id": job["id"], "query": "x" * 300_000}
+    assert (await post(client, "/ui/jobs/bulk", big)).status_code == 413
+
+    async def endless() -> AsyncIterator[bytes]:  # no Content-Length: chunked
+        yield f"action=cancel&id={job['id']}&query=".encode()
+        for _ in range(100):
+            yield b"x" * 10_000
+
+    chunked = await client.post(
+        "/ui/jobs/bulk",
+        content=endless(),
+        headers=SAME_SITE | {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert chunked.status_code == 413
+    as_json = await client.post("/ui/jobs/bulk", json={"action": "cancel"}, headers=SAME_SITE)
+    assert as_json.status_code == 415
+    assert (await client.get(f"/api/v1/jobs/{job['id']}")).json()["status"] == "pending"

@@ -5,7 +5,7 @@ all inside the package."""
 from __future__ import annotations
 
 from chute.entrypoints.http.console import schedules, webhooks
-from chute.entrypoints.http.console.pages import STATIC, CrossSite, page, router
+from chute.entrypoints.http.console.pages import STATIC, Refused, page, router
 from chute.entrypoints.http.console.session import Sessions
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -13,8 +13,9 @@ from fastapi.staticfiles import StaticFiles
 
 
 def install(app: FastAPI, sessions: Sessions | None) -> None:
-    """Add the console to `app`: its pages, its static files, and the page for a
-    cross-site action. `sessions` signs and checks sign-ins (None: no keys, no sign-in)."""
+    """Add the console to `app`: its pages, its static files, and the page of a request
+    refused before any work (from another site, too large, not a form). `sessions`
+    signs and checks sign-ins (None: no keys, no sign-in)."""
     app.state.console_sessions = sessions
     app.include_router(router)
     app.include_router(schedules.router)
@@ -22,10 +23,10 @@ def install(app: FastAPI, sessions: Sessions | None) -> None:
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
 
     async def refuse(request: Request, exc: Exception) -> Response:
-        problem = "This action came from another site's page and was refused."
-        return page(request, "error.html", 403, heading="Refused", problem=problem)
+        assert isinstance(exc, Refused)
+        return page(request, "error.html", exc.status, heading=exc.heading, problem=exc.problem)
 
-    app.add_exception_handler(CrossSite, refuse)
+    app.add_exception_handler(Refused, refuse)
 
 
 __all__ = ["Sessions", "install"]

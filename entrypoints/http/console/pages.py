@@ -59,6 +59,7 @@ MAX_LIVE_JOBS = 200  # jobs one live connection follows
 # a live connection also sends the jobs that changed this long before the page read them.
 LIVE_SLACK = timedelta(seconds=2)
 MAX_BULK_IDS = 1000  # selected jobs one action takes
+MAX_FORM_BYTES = 256 * 1024  # an action's form: 1,000 ids and the list's query fit
 BULK_ROUND = 1000  # jobs an "all that match" action changes a round
 MAX_BULK_ROUNDS = 1000  # rounds of one action at most: a million jobs
 LIST_FIELDS = frozenset(
@@ -70,11 +71,16 @@ async def not_cross_site(request: Request) -> None:
     """Refuse an action that a browser says another site's page sent."""
     if cross_site(request.method, {k: v for k, v in request.headers.items()}):
         log.warning("console.cross_site", extra={"path": request.url.path})
-        raise CrossSite
+        raise Refused(403, "Refused", "This action came from another site's page and was refused.")
 
 
-class CrossSite(Exception):
-    """An action a browser sent from another site's page."""
+class Refused(Exception):
+    """A request the console answers with an error page before any work: `status`,
+    with `heading` and `problem` on the page."""
+
+    def __init__(self, status: int, heading: str, problem: str) -> None:
+        super().__init__(problem)
+        self.status, self.heading, self.problem = status, heading, problem
 
 
 router = APIRouter(prefix="/ui", include_in_schema=False, dependencies=[Depends(not_cross_site)])
@@ -641,5 +647,19 @@ def _ids(values: list[Any]) -> tuple[UUID, ...] | None:
 
 
 async def read_form(request: Request) -> FormData:
-    """The form of an action: fields only (no files), at most MAX_BULK_IDS and a few."""
-    return await request.form(max_files=0, max_fields=MAX_BULK_IDS + 10)
+    """The form of an action: URL-encoded fields of at most MAX_FORM_BYTES in all (a
+    larger body is refused before it is read whole, whether or not it says its length)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise Refused(415, "Not a form", "Actions take a form (application/x-www-form-urlencoded).")
+    declared = request.headers.get("content-length", "")
+    too_large = Refused(413, "Too large", f"A form may hold at most {MAX_FORM_BYTES} bytes.")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise too_large
+    request._body = bytes(body)  # what `form()` parses, instead of the spent stream
+    return await request.form()

@@ -159,7 +159,7 @@ async def login(request: Request) -> Response:
         COOKIE,
         cookie,
         max_age=MAX_AGE,
-        path="/ui",
+        path=request.scope.get("root_path", "") + "/ui",
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -170,7 +170,8 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     response = back_to(request, "/ui/login")
-    response.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
+    path = request.scope.get("root_path", "") + "/ui"
+    response.delete_cookie(COOKIE, path=path, httponly=True, samesite="strict")
     return response
 
 

@@ -334,25 +334,25 @@ async def _job_page(
 
 @router.post("/jobs/{job_id}/cancel")
 async def cancel_job(request: Request, job_id: UUID, engine: Engine) -> Response:
-    try:
-        await engine.cancel_job(job_id)
-    except InvalidTransition as e:
-        return await _job_page(request, str(job_id), engine, 409, problem=str(e))
-    except JobNotFound:
-        return await _job_page(request, str(job_id), engine)
-    log.info("console.cancelled", extra={"job_id": str(job_id)})
-    return back_to(request, f"/ui/jobs/{job_id}")
+    return await _act_on_job(request, job_id, engine, "cancel")
 
 
 @router.post("/jobs/{job_id}/retry")
 async def retry_job(request: Request, job_id: UUID, engine: Engine) -> Response:
+    return await _act_on_job(request, job_id, engine, "retry")
+
+
+async def _act_on_job(request: Request, job_id: UUID, engine: Engine, action: str) -> Response:
+    """Cancel or retry a job as the API's route would, then show its page; a 409 page
+    saying why when the job's status does not allow it."""
+    act = engine.cancel_job if action == "cancel" else engine.retry_job
     try:
-        await engine.retry_job(job_id)
+        await act(job_id)
     except InvalidTransition as e:
         return await _job_page(request, str(job_id), engine, 409, problem=str(e))
     except JobNotFound:
         return await _job_page(request, str(job_id), engine)
-    log.info("console.retried", extra={"job_id": str(job_id)})
+    log.info(f"console.{action}", extra={"job_id": str(job_id)})
     return back_to(request, f"/ui/jobs/{job_id}")
 
 
@@ -556,7 +556,7 @@ def parse_list_query(
             data.setdefault("queue", []).extend(value.split())
         elif name in LIST_FIELDS or name.startswith("metadata."):
             data.setdefault(name, []).append(value)
-        elif name in ("created_after", "created_before") and _no_offset(value):
+        elif name in ("created_after", "created_before") and no_offset(value):
             data[name] = value + (":00Z" if len(value) == 16 else "Z")  # datetime-local's
         else:
             data[name] = value
@@ -618,7 +618,7 @@ def _aware(text: str) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def _no_offset(value: str) -> bool:
+def no_offset(value: str) -> bool:
     return len(value) in (16, 19) and value[10:11] == "T" and value[-1].isdigit()
 
 

@@ -18,9 +18,9 @@ from chute.application.queries import filter_to_json
 from chute.domain import JobStatus, Mode, Priority, SourceType
 from chute.domain.webhooks import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS
 from chute.entrypoints.http.console.pages import (
-    _no_offset,
     back_to,
     field_name,
+    no_offset,
     not_cross_site,
     page,
     read_form,
@@ -124,7 +124,7 @@ def webhook_request(form: FormData) -> tuple[WebhookRequest | None, list[dict[st
     for name in ("mime_type", "created_after", "created_before"):
         text = str(form.get(name) or "").strip()
         if text:
-            filt[name] = text + "Z" if name != "mime_type" and _no_offset(text) else text
+            filt[name] = text + "Z" if name != "mime_type" and no_offset(text) else text
     metadata: dict[str, str] = {}
     for word in str(form.get("metadata") or "").split():
         key, sep, value = word.partition("=")

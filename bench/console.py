@@ -154,6 +154,7 @@ def figures_of(results: dict[str, Any]) -> list[Figure]:
             note = (
                 f"p99 {console['p99_ms']:.2f} ms (API {api['p99_ms']:.2f}); "
                 f"p50s {_p50s(found['console'])} vs {_p50s(found['api'])}; "
+                f"server CPU {_cpu(found['console'])} vs {_cpu(found['api'])} ms/request; "
                 f"{found['html_bytes']} bytes of HTML"
             )
             figures.append(
@@ -180,3 +181,10 @@ def figures_of(results: dict[str, Any]) -> list[Figure]:
 
 def _p50s(runs: list[dict[str, Any]]) -> str:
     return "/".join(f"{run['p50_ms']:.1f}" for run in runs)
+
+
+def _cpu(runs: list[dict[str, Any]]) -> str:
+    """The server's least CPU per request over the rounds: steadier than latency when
+    other processes take the cores (one connection: it is most of the server time)."""
+    found = [run["cpu_ms_per_request"] for run in runs if run["cpu_ms_per_request"] is not None]
+    return f"{min(found):.2f}" if found else "-"

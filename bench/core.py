@@ -85,6 +85,7 @@ class Sizes:
     batch_connections: int = 4
     list_seconds: float = 4.0  # per list case, per server
     list_rows: tuple[int, ...] = (10_000,)
+    console_rows: int = 1_000_000  # console: jobs bulk-loaded (the figures are at 1M)
     walk_pages: int = 100
     large_upload_mib: int = 256
     small_files: int = 1000
@@ -112,6 +113,7 @@ class Sizes:
             sizes.load_seconds, sizes.warmup_seconds, sizes.list_seconds = 2.0, 0.5, 1.0
             sizes.rounds = 1
             sizes.list_rows = tuple(max(2000, rows // 50) for rows in sizes.list_rows)
+            sizes.console_rows = 20_000
             sizes.walk_pages, sizes.large_upload_mib, sizes.small_files = 10, 16, 50
             sizes.worker_jobs, sizes.detection_variants, sizes.detection_passes = 400, 3, 1
             sizes.s3_objects, sizes.queue_jobs, sizes.retry_jobs = 100, 300, 2000

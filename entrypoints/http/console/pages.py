@@ -84,10 +84,13 @@ class Refused(Exception):
 
 
 router = APIRouter(prefix="/ui", include_in_schema=False, dependencies=[Depends(not_cross_site)])
+# No auto_reload: the templates are the package's files, and checking their times on
+# every get_template (an include or an import) cost a stat each, dozens a page.
 templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(FOLDER / "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
+    auto_reload=False,
 )
 
 

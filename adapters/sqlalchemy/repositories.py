@@ -22,13 +22,12 @@ from chute.adapters.sqlalchemy.rows import (
     to_job_with_detection,
 )
 from chute.adapters.sqlalchemy.statements import (
-    HELD,
     after,
     claimable,
     expired,
     filtered,
-    finished_per_minute,
     list_order,
+    oldest_ready,
     purgeable,
     queue_counts,
     queue_names,
@@ -50,7 +49,6 @@ from chute.application.queries import (
     JobFilter,
     JobQuery,
     JobSort,
-    MinuteCounts,
     QueueCounts,
 )
 from chute.domain import DetectionResult, Job, JobEvent, JobStatus
@@ -199,29 +197,26 @@ class SqlJobRepository(SqlRepository, JobRepository):
     async def queue_counts(
         self, now: datetime, since: datetime, queue: str | None = None
     ) -> dict[str, QueueCounts]:
+        names = [queue] if queue is not None else sorted(await self.queue_names())
+        if not names:
+            return {}
         found: dict[str, dict[str, Any]] = {}
-        statements: list[Select[Any]] = queue_counts(now, since, queue)
-        for stmt in statements:
-            rows: list[Any] = list((await self._db.read(stmt)).all())
-            for name, kind, count, oldest in rows:
-                counts = found.setdefault(name, {})
-                key = kind if kind in _LIVE_KINDS else f"{kind}_last_hour"
-                counts[key] = int(count)
-                if kind == "pending":
-                    counts["oldest_pending_at"] = _aware(oldest)
+        live, scheduled, finished = queue_counts(now, since, names)
+        for name, status, count in (await self._db.read(live)).all():
+            found.setdefault(name, {})[status] = int(count)
+        for name, count in (await self._db.read(scheduled)).all():
+            counts = found.setdefault(name, {})
+            counts["scheduled"] = int(count)
+            counts["pending"] = counts.get("pending", 0) - int(count)
+        for name, status, count in (await self._db.read(finished)).all():
+            found.setdefault(name, {})[f"{status}_last_hour"] = int(count)
+        ready = [name for name, counts in sorted(found.items()) if counts.get("pending")]
+        for start in range(0, len(ready), OLDEST_CHUNK):
+            stmt = oldest_ready(now, ready[start : start + OLDEST_CHUNK])
+            for name, created in (await self._db.read(stmt)).all():
+                oldest, moment = found[name].get("oldest_pending_at"), _aware(created)
+                found[name]["oldest_pending_at"] = min(oldest or moment, moment)
         return {name: QueueCounts(**counts) for name, counts in found.items()}
-
-    async def finished_per_minute(self, since: datetime) -> list[MinuteCounts]:
-        found: dict[str, dict[str, int]] = {}
-        rows: list[Any] = list(
-            (await self._db.read(finished_per_minute(since, self._dialect))).all()
-        )
-        for minute, status, count in rows:
-            found.setdefault(minute, {})[status] = int(count)
-        return [
-            MinuteCounts(datetime.fromisoformat(minute + ":00+00:00"), **counts)
-            for minute, counts in sorted(found.items())
-        ]
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         return await self._lock(expired(now, limit))
@@ -355,6 +350,10 @@ def _page_joined(stmt: Select[Any], sort: JobSort) -> Select[Any]:
     )
 
 
+# Queues a statement looks for the oldest ready job of: 4 seeks each (one a priority),
+# under SQLite's 500 SELECTs of one compound statement.
+OLDEST_CHUNK = 100
+
 # The SET clause is made of the keys of the rows (every column but id); the id goes
 # to the WHERE clause under a name of its own, as a bound parameter may not share one.
 _UPDATE_BY_ID = update(jobs).where(jobs.c.id == bindparam("job_id"))
@@ -380,9 +379,6 @@ def _in_order(found: dict[UUID, Job], job_ids: Sequence[UUID]) -> list[Job]:
             ordered.append(copy.deepcopy(found[job_id]) if job_id in seen else found[job_id])
             seen.add(job_id)
     return ordered
-
-
-_LIVE_KINDS = frozenset({"pending", "scheduled", *HELD})
 
 
 def _aware(value: Any) -> datetime | None:

@@ -4,12 +4,13 @@ purge."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from chute.adapters.sqlalchemy.tables import jobs
 from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset
-from chute.domain import JobStatus
+from chute.domain import JobStatus, Priority
 from chute.domain.metadata import has_json_scalar, json_scalar
 from sqlalchemy import (
     ColumnElement,
@@ -17,7 +18,6 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
-    case,
     cast,
     func,
     literal,
@@ -25,6 +25,7 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql
 
@@ -63,31 +64,59 @@ def queue_names() -> Select[Any]:
     return select(found.c.name).where(found.c.name.is_not(None))
 
 
-def queue_counts(now: datetime, since: datetime, queue: str | None) -> list[Select[Any]]:
-    """Two statements whose rows are (queue, kind, count, oldest created_at): the pending
-    and held jobs of each queue (few, by the queue index), and those that finished since
-    `since` (found by ix_jobs_status_updated_at: a finished job's updated_at is at least
-    its finished_at)."""
+LIVE = sorted({JobStatus.PENDING.value, *HELD})
+
+
+def queue_counts(
+    now: datetime, since: datetime, queues: Sequence[str]
+) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """Three statements for the views of `queues`, none of which reads a job's row:
+
+    - (queue, status, count) of their pending and held jobs, from the queue index;
+    - (queue, count) of their pending jobs not due yet, from the small index of the
+      scheduled ones (pending jobs with a `run_after`);
+    - (queue, status, count) of those that finished since `since`, found by
+      ix_jobs_status_updated_at (a finished job's updated_at is at least its
+      finished_at).
+    """
     c = jobs.c
-    ready = or_(c.run_after.is_(None), c.run_after <= now)
-    kind = case(
-        (and_(c.status == JobStatus.PENDING.value, ready), literal("pending")),
-        (c.status == JobStatus.PENDING.value, literal("scheduled")),
-        else_=c.status,
-    )
     live = (
-        select(c.queue, kind.label("kind"), func.count(), func.min(c.created_at))
-        .where(c.status.in_(sorted({JobStatus.PENDING.value, *HELD})))
-        .group_by(literal_column("1"), literal_column("2"))  # by position: `kind` has parameters
-    )
-    finished = (
-        select(c.queue, c.status, func.count(), literal(None, c.created_at.type))
-        .where(c.status.in_(FINISHED), c.updated_at >= since, c.finished_at >= since)
+        select(c.queue, c.status, func.count())
+        .where(c.queue.in_(queues), c.status.in_(LIVE))
         .group_by(c.queue, c.status)
     )
-    if queue is not None:
-        live, finished = live.where(c.queue == queue), finished.where(c.queue == queue)
-    return [live, finished]
+    scheduled = (
+        select(c.queue, func.count())
+        .where(c.queue.in_(queues), c.status == JobStatus.PENDING.value)
+        .where(c.run_after.is_not(None), c.run_after > now)
+        .group_by(c.queue)
+    )
+    finished = (
+        select(c.queue, c.status, func.count())
+        .where(c.queue.in_(queues), c.status.in_(FINISHED))
+        .where(c.updated_at >= since, c.finished_at >= since)
+        .group_by(c.queue, c.status)
+    )
+    return live, scheduled, finished
+
+
+def oldest_ready(now: datetime, queues: Sequence[str]) -> Select[Any]:
+    """(queue, created_at) of the oldest pending job due by `now` of each priority of
+    each of `queues`: one seek of the claim index per queue and priority (its order is
+    priority, then age), reading rows only to pass over jobs not due yet."""
+    c = jobs.c
+    ready = or_(c.run_after.is_(None), c.run_after <= now)
+    firsts = [
+        select(c.queue, c.created_at)
+        .where(c.queue == queue, c.status == JobStatus.PENDING.value, c.priority == p.rank)
+        .where(ready)
+        .order_by(c.created_at)
+        .limit(1)
+        .subquery()
+        for queue in queues
+        for p in Priority
+    ]
+    return union_all(*(select(first) for first in firsts))  # type: ignore[return-value]
 
 
 def finished_per_minute(since: datetime, dialect: str) -> Select[Any]:

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    and_,
     func,
     literal_column,
 )
@@ -169,6 +170,16 @@ Index(
     jobs.c.id,
 )
 Index(None, jobs.c.queue, jobs.c.created_at, jobs.c.id)  # lists of a queue
+# The scheduled jobs of each queue (pending, with a run_after): a queue's view counts
+# them here and everything else from the queue index, without reading a row.
+_SCHEDULED = and_(jobs.c.status == "pending", jobs.c.run_after.is_not(None))
+Index(
+    "ix_jobs_scheduled",
+    jobs.c.queue,
+    jobs.c.run_after,
+    postgresql_where=_SCHEDULED,
+    sqlite_where=_SCHEDULED,
+)
 Index(None, jobs.c.status, jobs.c.lease_expires_at)  # the rescue of expired leases
 Index(None, jobs.c.status, jobs.c.updated_at)  # the purge of old finished jobs
 # Metadata filters (`metadata @> '{"tenant": "acme"}'`) on PostgreSQL; jsonb_path_ops

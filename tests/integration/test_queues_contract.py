@@ -298,6 +298,26 @@ async def test_queue_views_count_each_state_and_the_last_hour(
     assert (later.completed_last_hour, later.failed_last_hour) == (0, 0)
 
 
+async def test_the_oldest_pending_job_is_the_oldest_due_one_of_any_priority(
+    engine: OrchestrationEngine, clock: ManualClock
+) -> None:
+    await new_jobs(engine, clock, queue="q", run_after=START + timedelta(hours=1))  # oldest
+    [due_low] = await new_jobs(engine, clock, queue="q", priority=Priority.LOW)
+    await new_jobs(engine, clock, queue="q", priority=Priority.URGENT)
+    await new_jobs(engine, clock, queue="q", run_after=START)  # due: its time has come
+    [other] = await new_jobs(engine, clock, queue="other", priority=Priority.HIGH)
+
+    views = {view.name: view.counts for view in await engine.list_queues()}
+
+    assert (views["q"].pending, views["q"].scheduled) == (3, 1)
+    assert views["q"].oldest_pending_at == due_low.created_at
+    assert views["other"].oldest_pending_at == other.created_at
+    clock.advance(2 * 3600)  # the scheduled one is due now, and the oldest
+    counts = (await engine.get_queue("q")).counts
+    assert (counts.pending, counts.scheduled) == (4, 0)
+    assert counts.oldest_pending_at == START
+
+
 async def test_the_list_names_every_queue_a_job_or_a_setting_names(
     engine: OrchestrationEngine, clock: ManualClock
 ) -> None:

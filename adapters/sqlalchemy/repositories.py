@@ -26,6 +26,7 @@ from chute.adapters.sqlalchemy.statements import (
     claimable,
     expired,
     filtered,
+    finished_per_minute,
     list_order,
     oldest_ready,
     purgeable,
@@ -49,6 +50,7 @@ from chute.application.queries import (
     JobFilter,
     JobQuery,
     JobSort,
+    MinuteCounts,
     QueueCounts,
 )
 from chute.domain import DetectionResult, Job, JobEvent, JobStatus
@@ -200,23 +202,44 @@ class SqlJobRepository(SqlRepository, JobRepository):
         names = [queue] if queue is not None else sorted(await self.queue_names())
         if not names:
             return {}
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, dict[str, int]] = {}
+        oldest: dict[str, datetime] = {}
         live, scheduled, finished = queue_counts(now, since, names)
-        for name, status, count in (await self._db.read(live)).all():
+        rows: list[Any] = list((await self._db.read(live)).all())
+        for name, status, count in rows:
             found.setdefault(name, {})[status] = int(count)
-        for name, count in (await self._db.read(scheduled)).all():
+        rows = list((await self._db.read(scheduled)).all())
+        for name, count in rows:
             counts = found.setdefault(name, {})
             counts["scheduled"] = int(count)
             counts["pending"] = counts.get("pending", 0) - int(count)
-        for name, status, count in (await self._db.read(finished)).all():
+        rows = list((await self._db.read(finished)).all())
+        for name, status, count in rows:
             found.setdefault(name, {})[f"{status}_last_hour"] = int(count)
         ready = [name for name, counts in sorted(found.items()) if counts.get("pending")]
         for start in range(0, len(ready), OLDEST_CHUNK):
             stmt = oldest_ready(now, ready[start : start + OLDEST_CHUNK])
-            for name, created in (await self._db.read(stmt)).all():
-                oldest, moment = found[name].get("oldest_pending_at"), _aware(created)
-                found[name]["oldest_pending_at"] = min(oldest or moment, moment)
-        return {name: QueueCounts(**counts) for name, counts in found.items()}
+            rows = list((await self._db.read(stmt)).all())
+            for name, created in rows:
+                moment = _aware(created)
+                if moment is not None:
+                    oldest[name] = min(oldest.get(name, moment), moment)
+        return {
+            name: QueueCounts(**counts, oldest_pending_at=oldest.get(name))
+            for name, counts in found.items()
+        }
+
+    async def finished_per_minute(self, since: datetime) -> list[MinuteCounts]:
+        found: dict[str, dict[str, int]] = {}
+        rows: list[Any] = list(
+            (await self._db.read(finished_per_minute(since, self._dialect))).all()
+        )
+        for minute, status, count in rows:
+            found.setdefault(minute, {})[status] = int(count)
+        return [
+            MinuteCounts(datetime.fromisoformat(minute + ":00+00:00"), **counts)
+            for minute, counts in sorted(found.items())
+        ]
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
         return await self._lock(expired(now, limit))

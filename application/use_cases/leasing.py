@@ -59,7 +59,8 @@ class Working(EngineBase):
             while len(jobs) < limit:
                 # Claimed and written before any second look, so that a second look
                 # neither finds them again nor leaves them out of their queue's count.
-                candidates = await _lock_candidates(uow, filt, skip, now, limit - len(jobs))
+                rooms = {name: s.capacity(held) or 0 for name, (s, held) in limited.items()}
+                candidates = await _lock_candidates(uow, filt, skip, rooms, now, limit - len(jobs))
                 taken, full = await _within_limits(uow, candidates, limited)
                 for job in taken:
                     job.claim(worker_id, lease_seconds, now)
@@ -262,24 +263,34 @@ def _completed(
 
 
 async def _lock_candidates(
-    uow: UnitOfWork, filt: ClaimFilter, skip: frozenset[str], now: datetime, wanted: int
+    uow: UnitOfWork,
+    filt: ClaimFilter,
+    skip: frozenset[str],
+    rooms: dict[str, int],
+    now: datetime,
+    wanted: int,
 ) -> list[Job]:
-    """Up to `wanted` claimable jobs, locked, in claim order, of no queue in `skip`.
+    """Up to `wanted` claimable jobs, locked, in claim order, of no queue in `skip`, and
+    of a limited queue at most its room as last committed (`rooms`).
 
-    One look across queues walks the claim order of every queue, so it passes over the
+    One look across queues walks the claim order of every queue: it passes over the
     backlog of the skipped ones (a paused queue, a full limited one) to reach the
-    others. When some queue is skipped and few are left, each of those is looked at
-    alone instead, by its own index, and the best `wanted` of them kept (on
-    PostgreSQL the others stay locked until commit: claims skip them meanwhile).
+    others, and takes as many of a limited queue's jobs as come first, more than its
+    room (they are then left, and the claim looks again). So when a queue is skipped,
+    or a limited one has less room than is wanted, and few queues are left, each is
+    looked at alone instead, by its own index, for at most its room, and the best
+    `wanted` of them kept (on PostgreSQL the others stay locked until commit: claims
+    skip them meanwhile).
     """
-    if skip:
+    if skip or any(room < wanted for room in rooms.values()):
         names = filt.queues or frozenset(await uow.jobs.queue_names())
         left = sorted(names - skip)
         if len(left) <= MAX_QUEUES_APART:
             found: list[Job] = []
             for name in left:
                 alone = replace(filt, queues=frozenset({name}), skip_queues=frozenset())
-                found += await uow.jobs.lock_claimable(alone, now, wanted)
+                most = min(wanted, rooms.get(name, wanted))
+                found += await uow.jobs.lock_claimable(alone, now, most) if most else []
             return sorted(found, key=_claim_order)[:wanted]
     return await uow.jobs.lock_claimable(replace(filt, skip_queues=skip), now, wanted)
 

@@ -255,6 +255,10 @@ class WebhookRepository(Protocol):
     async def delete(self, webhook_id: UUID) -> bool:
         """Remove a webhook and its deliveries: whether there was one."""
 
+    async def set_paused(self, webhook_id: UUID, paused: bool) -> bool:
+        """Pause a webhook (its deliveries are not claimed) or resume it: whether
+        there was one."""
+
 
 class WebhookDeliveryRepository(Protocol):
     """Deliveries of webhooks: the outbox of job events. Never commits."""
@@ -269,7 +273,8 @@ class WebhookDeliveryRepository(Protocol):
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[WebhookDelivery]:
         """Up to `limit` deliveries due by `now` (oldest due first) that no sender holds,
-        now held until `lease_until`; rows another transaction locks are skipped."""
+        now held until `lease_until`; rows another transaction locks are skipped, and so
+        are the deliveries of a paused webhook (they wait for it to be resumed)."""
 
     async def update_many(self, deliveries: Sequence[WebhookDelivery]) -> None:
         """Write the attempts, results, next attempt and lease of existing deliveries."""

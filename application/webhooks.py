@@ -14,7 +14,11 @@ from chute.domain.webhooks import DEFAULT_WEBHOOK_EVENTS
 @dataclass(slots=True, kw_only=True)
 class Webhook:
     """A URL told of job events: those of `events`, for the jobs `filter` selects.
-    `secret` signs every delivery; the API shows it once, at creation."""
+    `secret` signs every delivery; the API shows it once, at creation.
+
+    While `paused`, its deliveries are still written (the outbox keeps them) but no
+    sender takes them: they wait, and go out oldest first once it is resumed, their
+    give-up clock counted from the change as ever."""
 
     id: UUID
     url: str
@@ -23,6 +27,7 @@ class Webhook:
     description: str | None = None
     secret: str
     created_at: datetime
+    paused: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -467,6 +467,14 @@ class MemoryWebhookRepository(WebhookRepository):
                 del self._staged.deliveries[key]
         return True
 
+    async def set_paused(self, webhook_id: UUID, paused: bool) -> bool:
+        webhook = await self.get(webhook_id)
+        if webhook is None:
+            return False
+        webhook.paused = paused
+        self._staged.webhooks[webhook_id] = webhook
+        return True
+
 
 class MemoryWebhookDeliveryRepository(WebhookDeliveryRepository):
     # Write units of work hold the one lock: claims and purges need none of their own.
@@ -487,12 +495,17 @@ class MemoryWebhookDeliveryRepository(WebhookDeliveryRepository):
     async def claim_due(
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[WebhookDelivery]:
+        # A paused webhook's deliveries wait; those of a deleted one are taken (and
+        # given up), as the SQL claim does.
+        every = {**self._tables.webhooks, **self._staged.webhooks}
+        paused = {key for key, w in every.items() if w is not None and w.paused}
         due = [
             d
             for d in self._all()
             if d.next_attempt_at is not None
             and d.next_attempt_at <= now
             and (d.lease_expires_at is None or d.lease_expires_at <= now)
+            and d.webhook_id not in paused
         ]
         due.sort(key=lambda d: (d.next_attempt_at, d.id))
         taken = []

@@ -181,6 +181,7 @@ def webhook_row(webhook: Webhook) -> dict[str, Any]:
         "description": webhook.description,
         "secret": webhook.secret,
         "created_at": webhook.created_at,
+        "paused": webhook.paused,
     }
 
 
@@ -193,6 +194,7 @@ def to_webhook(row: RowMapping) -> Webhook:
         description=row["description"],
         secret=row["secret"],
         created_at=row["created_at"],
+        paused=row["paused"],
     )
 
 

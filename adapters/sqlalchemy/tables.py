@@ -36,6 +36,7 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
     and_,
+    false,
     func,
     literal_column,
 )
@@ -308,6 +309,8 @@ webhooks = Table(
     Column("description", Text()),
     Column("secret", String(64), nullable=False),  # signs deliveries; never shown again
     Column("created_at", UtcDateTime(), nullable=False),
+    # While paused, its deliveries are written but not sent (claims skip them).
+    Column("paused", Boolean(), nullable=False, server_default=false()),
 )
 
 webhook_deliveries = Table(

@@ -13,9 +13,13 @@ from chute.adapters.sqlalchemy.tables import webhook_deliveries, webhooks
 from chute.application.ports import WebhookDeliveryRepository, WebhookRepository
 from chute.application.webhooks import Webhook
 from chute.domain import WebhookDelivery
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, exists, insert, or_, select, update
 
 _d = webhook_deliveries.c
+# The deliveries of a paused webhook wait: no claim takes them. NOT EXISTS, not a join,
+# so that a delivery whose webhook was deleted meanwhile is still taken (and given up),
+# and the due index still leads: each due row costs one look-up of its webhook's key.
+_NOT_PAUSED = ~exists().where(webhooks.c.id == _d.webhook_id, webhooks.c.paused)
 _SETTLE = (
     update(webhook_deliveries)
     .where(_d.id == bindparam("key"))
@@ -62,6 +66,10 @@ class SqlWebhookRepository(SqlRepository, WebhookRepository):
         stmt = delete(webhooks).where(webhooks.c.id == webhook_id)
         return bool((await self._db.write(stmt)).rowcount)
 
+    async def set_paused(self, webhook_id: UUID, paused: bool) -> bool:
+        stmt = update(webhooks).where(webhooks.c.id == webhook_id).values(paused=paused)
+        return bool((await self._db.write(stmt)).rowcount)
+
 
 class SqlWebhookDeliveryRepository(SqlRepository, WebhookDeliveryRepository):
     """The outbox of job events: one row per delivery of an event to a webhook."""
@@ -89,6 +97,7 @@ class SqlWebhookDeliveryRepository(SqlRepository, WebhookDeliveryRepository):
                 _d.next_attempt_at.isnot(None),
                 _d.next_attempt_at <= now,
                 or_(_d.lease_expires_at.is_(None), _d.lease_expires_at <= now),
+                _NOT_PAUSED,
             )
             .order_by(_d.next_attempt_at, _d.id)
             .limit(limit)

@@ -1,5 +1,5 @@
-"""Use cases of webhooks: register, see and delete them; read their deliveries; send
-the due deliveries.
+"""Use cases of webhooks: register, see, pause, resume and delete them; read their
+deliveries; send the due deliveries (those of a paused webhook wait).
 
 Deliveries are written by `EngineBase._add_events`, in the transaction of the status
 change they report. `deliver_webhooks` takes due ones under a lease in one short
@@ -108,6 +108,26 @@ class Webhooks(EngineBase):
             await uow.commit()
         self._forget_webhooks()
         log.info("webhook.deleted", extra={"webhook_id": str(webhook_id)})
+
+    async def pause_webhook(self, webhook_id: UUID, paused: bool = True) -> Webhook:
+        """Pause a webhook, or resume it (`paused` False); `WebhookNotFound` when none
+        has this id. While it is paused, changes still write its deliveries (nothing is
+        lost) but no sender takes them: they wait, and on resume go out oldest first.
+        Their give-up clock still counts from the change, as ever: one that waited
+        past the policy's `give_up_after` (a day) is still sent once on resume, and
+        given up if that attempt fails."""
+        async with self._uow() as uow:
+            if not await uow.webhooks.set_paused(webhook_id, paused):
+                raise WebhookNotFound(webhook_id)
+            webhook = await uow.webhooks.get(webhook_id)
+            await uow.commit()
+        assert webhook is not None
+        self._forget_webhooks()
+        log.info(
+            "webhook.paused" if paused else "webhook.resumed",
+            extra={"webhook_id": str(webhook_id)},
+        )
+        return webhook
 
     async def list_webhook_deliveries(
         self, webhook_id: UUID, limit: int = DELIVERIES_SHOWN

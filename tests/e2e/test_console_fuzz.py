@@ -34,6 +34,7 @@ PATHS = ["/ui", "/ui/jobs", "/ui/jump", "/ui/queues", "/ui/schedules", "/ui/webh
          "/ui/login", "/ui/chart"]  # fmt: skip
 ACTIONS = ["/ui/jobs/bulk", "/ui/queues/default", "/ui/queues/%3Cx%3E", "/ui/login",
            "/ui/schedules", "/ui/webhooks",
+           "/ui/webhooks/00000000-0000-0000-0000-000000000000/pause",
            "/ui/jobs/00000000-0000-0000-0000-000000000000/cancel"]  # fmt: skip
 FUZZ = settings(
     max_examples=contract.EXAMPLES * 4,

@@ -1,4 +1,4 @@
-"""The console's webhooks pages: `/ui/webhooks` (list, register, delete) and
+"""The console's webhooks pages: `/ui/webhooks` (list, register, pause, resume, delete) and
 `/ui/webhooks/{id}` (one webhook and its deliveries); the signing secret is shown once,
 and a URL to a private address is refused as the API refuses it."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -100,6 +101,59 @@ async def test_delete(client: httpx.AsyncClient) -> None:
     assert again.status_code == 404
     assert (await client.get(f"{PAGE}/{hook['id']}")).status_code == 404
     assert (await client.get(f"{PAGE}/not-an-id")).status_code == 404
+
+
+def webhook_row(html: str, webhook_id: str) -> str:
+    found = re.search(rf'<tr id="webhook-{webhook_id}">(.*?)</tr>', html, re.S)
+    assert found, html
+    return found.group(1)
+
+
+async def test_pause_and_resume_from_the_list(client: httpx.AsyncClient) -> None:
+    await register(client)
+    [hook] = await listed(client)
+    cells = webhook_row((await client.get(PAGE)).text, hook["id"])
+    assert '<td class="state">active</td>' in cells
+    assert f'action="/ui/webhooks/{hook["id"]}/pause"' in cells and ">Pause</button>" in cells
+
+    paused = await client.post(f"{PAGE}/{hook['id']}/pause")
+    assert paused.status_code == 303 and paused.headers["location"] == PAGE
+    assert [w["paused"] for w in await listed(client)] == [True]
+    cells = webhook_row((await client.get(PAGE)).text, hook["id"])
+    assert '<td class="state">paused</td>' in cells
+    assert f'action="/ui/webhooks/{hook["id"]}/resume"' in cells and ">Resume</button>" in cells
+
+    resumed = await client.post(f"{PAGE}/{hook['id']}/resume")
+    assert resumed.status_code == 303 and resumed.headers["location"] == PAGE
+    assert [w["paused"] for w in await listed(client)] == [False]
+    assert '<td class="state">active</td>' in webhook_row((await client.get(PAGE)).text, hook["id"])
+
+
+async def test_pause_and_resume_from_the_webhooks_page(client: httpx.AsyncClient) -> None:
+    await register(client)
+    [hook] = await listed(client)
+    at = f"{PAGE}/{hook['id']}"
+    shown = (await client.get(at)).text
+    assert '<dd id="state">active</dd>' in shown
+    assert f'action="{at}/pause?back=webhook"' in shown and "Pause webhook" in shown
+
+    paused = await client.post(f"{at}/pause?back=webhook")
+    assert paused.status_code == 303 and paused.headers["location"] == at
+    assert [w["paused"] for w in await listed(client)] == [True]
+    shown = (await client.get(at)).text
+    assert '<dd id="state">paused:' in shown
+    assert f'action="{at}/resume?back=webhook"' in shown and "Resume webhook" in shown
+
+    resumed = await client.post(f"{at}/resume?back=webhook")
+    assert resumed.status_code == 303 and resumed.headers["location"] == at
+    assert [w["paused"] for w in await listed(client)] == [False]
+
+
+async def test_pausing_an_unknown_webhook_is_a_404(client: httpx.AsyncClient) -> None:
+    for action in ("pause", "resume"):
+        missing = await client.post(f"{PAGE}/{uuid.uuid4()}/{action}")
+        assert missing.status_code == 404 and "No such webhook" in missing.text
+        assert (await client.post(f"{PAGE}/not-an-id/{action}")).status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,17 @@ async def test_create_list_get_delete_and_the_secret_shown_once(
     )
     assert created.status_code == 201, created.text
     hook = created.json()
-    assert set(hook) == {"id", "url", "events", "filter", "description", "secret", "created_at"}
+    assert set(hook) == {
+        "id",
+        "url",
+        "events",
+        "filter",
+        "description",
+        "secret",
+        "created_at",
+        "paused",
+    }
+    assert hook["paused"] is False
     assert hook["events"] == ["job.completed", "job.failed", "job.cancelled"]
     assert hook["filter"] == {"queue": ["reports"], "metadata": {"batch": "7"}}
     assert hook["secret"].startswith("whsec_") and len(hook["secret"]) == 6 + 44
@@ -128,7 +138,75 @@ async def test_an_unknown_webhook_is_a_404_problem(client: httpx.AsyncClient) ->
     assert_problem(await client.get(missing), 404, "webhook-not-found")
     assert_problem(await client.delete(missing), 404, "webhook-not-found")
     assert_problem(await client.get(f"{missing}/deliveries"), 404, "webhook-not-found")
+    for paused in (True, False):
+        answer = await client.patch(missing, json={"paused": paused})
+        assert_problem(answer, 404, "webhook-not-found")
+    assert error_locs(await client.patch(f"{WEBHOOKS}/not-a-uuid", json={"paused": True})) == [
+        ["path", "webhook_id"]
+    ]
     assert error_locs(await client.get(f"{WEBHOOKS}/not-a-uuid")) == [["path", "webhook_id"]]
+
+
+async def test_patch_pauses_and_resumes_a_webhook_answering_it_as_get_does(
+    client: httpx.AsyncClient, json_logs: io.StringIO
+) -> None:
+    hook = (await client.post(WEBHOOKS, json={"url": "https://example.org/rest"})).json()
+    other = (await client.post(WEBHOOKS, json={"url": "https://example.org/busy"})).json()
+    log_lines(json_logs)
+
+    paused = await client.patch(f"{WEBHOOKS}/{hook['id']}", json={"paused": True})
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["paused"] is True
+    assert paused.json() == (await client.get(f"{WEBHOOKS}/{hook['id']}")).json()
+    assert "secret" not in paused.json()
+    listed = (await client.get(WEBHOOKS)).json()["items"]
+    assert [(w["id"], w["paused"]) for w in listed] == [(hook["id"], True), (other["id"], False)]
+    logged = [(line.get("event"), line.get("webhook_id")) for line in log_lines(json_logs)]
+    assert ("webhook.paused", hook["id"]) in logged
+
+    resumed = await client.patch(f"{WEBHOOKS}/{hook['id']}", json={"paused": False})
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json() == {**paused.json(), "paused": False}
+    assert (await client.get(f"{WEBHOOKS}/{hook['id']}")).json()["paused"] is False
+    logged = [(line.get("event"), line.get("webhook_id")) for line in log_lines(json_logs)]
+    assert ("webhook.resumed", hook["id"]) in logged
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({}, ["body", "paused"]),
+        ({"paused": "yes"}, ["body", "paused"]),
+        ({"paused": 1}, ["body", "paused"]),
+        ({"paused": None}, ["body", "paused"]),
+        ({"paused": True, "url": "https://example.org/other"}, ["body", "url"]),
+        ([True], ["body"]),
+    ],
+)
+async def test_a_bad_webhook_change_is_a_422_and_changes_nothing(
+    client: httpx.AsyncClient, body: Any, loc: list[str]
+) -> None:
+    hook = (await client.post(WEBHOOKS, json={"url": "https://example.org/hook"})).json()
+    response = await client.patch(f"{WEBHOOKS}/{hook['id']}", json=body)
+    assert loc in error_locs(response)
+    shown = (await client.get(f"{WEBHOOKS}/{hook['id']}")).json()
+    assert shown["paused"] is False and shown["url"] == "https://example.org/hook"
+
+
+async def test_a_webhook_change_that_is_not_json_or_too_large_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    hook = (await client.post(WEBHOOKS, json={"url": "https://example.org/hook"})).json()
+    at = f"{WEBHOOKS}/{hook['id']}"
+    broken = await client.patch(at, content=b"{", headers={"content-type": "application/json"})
+    assert_problem(broken, 422, "validation-error")
+    plain = await client.patch(
+        at, content=b'{"paused": true}', headers={"content-type": "text/plain"}
+    )
+    assert_problem(plain, 415, "unsupported-media-type")
+    huge = await client.patch(at, json={"paused": True, "pad": "x" * 4096})
+    assert_problem(huge, 413, "payload-too-large")
+    assert (await client.get(at)).json()["paused"] is False
 
 
 def test_the_schema_lists_every_event_type_of_the_domain() -> None:

@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
+from uuid import uuid4
 
 import pytest
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
@@ -22,6 +23,7 @@ from chute.application import (
     JobFilter,
     OrchestrationEngine,
     SendResult,
+    WebhookNotFound,
     WebhookPolicy,
 )
 from chute.application.ports import UnitOfWork, UnitOfWorkFactory
@@ -302,3 +304,61 @@ async def test_a_webhook_registered_elsewhere_is_heard_within_the_cache_time(
     await asyncio.sleep(0.25)
     heard = (await engine.create_job(make_new_job())).job
     assert [d.job_id for d in await deliveries(engine, hook.id)] == [heard.id]
+
+
+async def test_a_paused_webhooks_deliveries_are_written_but_wait_for_its_resumption(
+    engine: OrchestrationEngine, sender: ScriptedSender, clock: ManualClock
+) -> None:
+    hook = await engine.create_webhook("https://example.org/resting", events=["job.created"])
+    other = await engine.create_webhook("https://example.org/awake", events=["job.created"])
+    paused = await engine.pause_webhook(hook.id, True)
+    assert paused.paused and (await engine.get_webhook(hook.id)).paused
+    assert not (await engine.get_webhook(other.id)).paused
+    jobs = []
+    for _ in range(3):
+        jobs.append((await engine.create_job(make_new_job())).job)
+        clock.advance(1)
+
+    # Written (the outbox keeps them), but only the other webhook's are sent.
+    assert len(await deliveries(engine, hook.id)) == 3
+    assert await engine.deliver_webhooks(render) == 3
+    assert {url for url, _, _ in sender.sent} == {"https://example.org/awake"}
+    clock.advance(3600)
+    assert await engine.deliver_webhooks(render) == 0
+    waiting = await deliveries(engine, hook.id)
+    assert all(d.attempts == 0 and d.next_attempt_at is not None for d in waiting)
+
+    resumed = await engine.pause_webhook(hook.id, False)
+    assert not resumed.paused and not (await engine.get_webhook(hook.id)).paused
+    sender.sent.clear()
+    assert await engine.deliver_webhooks(render) == 3
+    assert [json.loads(body)["data"]["id"] for _, _, body in sender.sent] == [
+        str(job.id) for job in jobs
+    ]  # oldest first
+    assert all(d.delivered_at == clock.now() for d in await deliveries(engine, hook.id))
+
+
+async def test_a_delivery_paused_past_a_day_is_tried_once_on_resumption_then_given_up(
+    engine: OrchestrationEngine, sender: ScriptedSender, clock: ManualClock
+) -> None:
+    hook = await engine.create_webhook("https://example.org/long-rest", events=["job.created"])
+    await engine.pause_webhook(hook.id)
+    await engine.create_job(make_new_job())
+    clock.advance(25 * 3600)
+    assert await engine.deliver_webhooks(render) == 0
+    await engine.pause_webhook(hook.id, False)
+    sender.answer = SendResult(False, status_code=503, error="answered 503")
+    assert await engine.deliver_webhooks(render) == 1
+    (delivery,) = await deliveries(engine, hook.id)
+    assert delivery.attempts == 1 and delivery.given_up_at == clock.now()
+    assert delivery.next_attempt_at is None
+
+
+async def test_pausing_or_resuming_an_unknown_webhook_is_not_found(
+    engine: OrchestrationEngine,
+) -> None:
+    missing = uuid4()
+    for paused in (True, False):
+        with pytest.raises(WebhookNotFound):
+            await engine.pause_webhook(missing, paused)
+    assert await engine.list_webhooks() == []

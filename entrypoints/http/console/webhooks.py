@@ -1,7 +1,9 @@
 """The console's webhooks pages: `/ui/webhooks` lists them and registers one (the fields
 of `POST /api/v1/webhooks`, read by the API's own request model); `/ui/webhooks/{id}`
-shows one with its latest deliveries. The signing secret is shown once, on the page
-that answers the registration, as the API shows it once; it is never shown again.
+shows one with its latest deliveries. Both pause, resume and delete a webhook (a
+paused one's deliveries are written but wait, unsent, until it is resumed). The
+signing secret is shown once, on the page that answers the registration, as the API
+shows it once; it is never shown again.
 
 A URL the engine refuses (a literal private address, unless the server allows them)
 is refused here by the same call, and named as the field `url` with a 422.
@@ -102,6 +104,20 @@ async def webhook_page(request: Request, webhook_id: str, engine: Engine) -> Res
     )
 
 
+@router.post("/webhooks/{webhook_id}/pause")
+async def pause_webhook(
+    request: Request, webhook_id: str, engine: Engine, back: str = ""
+) -> Response:
+    return await _pause(request, webhook_id, engine, True, back)
+
+
+@router.post("/webhooks/{webhook_id}/resume")
+async def resume_webhook(
+    request: Request, webhook_id: str, engine: Engine, back: str = ""
+) -> Response:
+    return await _pause(request, webhook_id, engine, False, back)
+
+
 @router.post("/webhooks/{webhook_id}/delete")
 async def delete_webhook(request: Request, webhook_id: str, engine: Engine) -> Response:
     try:
@@ -109,6 +125,21 @@ async def delete_webhook(request: Request, webhook_id: str, engine: Engine) -> R
     except (ValueError, WebhookNotFound):
         return _missing(request, webhook_id)
     log.info("console.webhook_deleted", extra={"webhook_id": webhook_id})
+    return back_to(request, "/ui/webhooks")
+
+
+async def _pause(
+    request: Request, webhook_id: str, engine: Engine, paused: bool, back: str
+) -> Response:
+    """Pause or resume, then back to the page the button was on: the webhook's own
+    (its form's action says `?back=webhook`) or the list."""
+    try:
+        webhook = await engine.pause_webhook(UUID(webhook_id), paused)
+    except (ValueError, WebhookNotFound):
+        return _missing(request, webhook_id)
+    log.info("console.webhook_paused", extra={"webhook_id": webhook_id, "paused": paused})
+    if back == "webhook":
+        return back_to(request, f"/ui/webhooks/{webhook.id}")
     return back_to(request, "/ui/webhooks")
 
 

@@ -16,12 +16,14 @@ from chute.entrypoints.http.schemas.webhooks import (
     WebhookListResponse,
     WebhookRequest,
     WebhookResponse,
+    WebhookUpdateRequest,
 )
 from fastapi import APIRouter, Path, Response, status
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=BodyLimitedRoute)
 
 MAX_WEBHOOK_BODY = 16 * 1024  # a URL, a description, six event types and a filter
+MAX_WEBHOOK_UPDATE_BODY = 1024  # one flag
 WebhookId = Annotated[UUID, Path(description="the webhook's id")]
 _WORDING = {404: "No webhook has this id (`webhook-not-found`)"}
 
@@ -59,6 +61,21 @@ async def list_webhooks(engine: Engine) -> WebhookListResponse:
 async def get_webhook(webhook_id: WebhookId, engine: Engine) -> WebhookResponse:
     """One webhook (without its secret)."""
     return WebhookResponse.of(await engine.get_webhook(webhook_id))
+
+
+@router.patch(
+    "/{webhook_id}",
+    operation_id="update_webhook",
+    response_model=WebhookResponse,
+    responses=problem_responses(404, 413, 415, 422, descriptions=_WORDING),
+    openapi_extra={LIMIT_KEY: MAX_WEBHOOK_UPDATE_BODY},
+)
+async def update_webhook(
+    webhook_id: WebhookId, body: WebhookUpdateRequest, engine: Engine
+) -> WebhookResponse:
+    """Pause a webhook (its deliveries are still written, but none is sent: they wait)
+    or resume it (they go out, oldest first). Answers the webhook as GET does."""
+    return WebhookResponse.of(await engine.pause_webhook(webhook_id, body.paused))
 
 
 @router.delete(

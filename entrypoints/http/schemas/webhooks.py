@@ -16,7 +16,7 @@ from chute.domain.webhooks import (
 )
 from chute.entrypoints.http.schemas.bulk import BulkFilter
 from chute.entrypoints.http.values import Text, UtcTime
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class WebhookEvent(StrEnum):
@@ -57,6 +57,18 @@ class WebhookRequest(BaseModel):
     description: Text | None = Field(None, max_length=MAX_DESCRIPTION_LENGTH)
 
 
+class WebhookUpdateRequest(BaseModel):
+    """Pause a webhook, or resume it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paused: StrictBool = Field(
+        description="true: its deliveries are still written but none is sent; false: "
+        "they go out, oldest first (each still given up a day after its change, once an "
+        "attempt fails)"
+    )
+
+
 class WebhookResponse(BaseModel):
     """A webhook; its secret is shown only when it is created."""
 
@@ -66,6 +78,7 @@ class WebhookResponse(BaseModel):
     filter: dict[str, Any] = Field(description="the job filter, as given (empty: every job)")
     description: str | None
     created_at: UtcTime
+    paused: bool = Field(description="true: its deliveries wait, unsent, until it is resumed")
 
     @classmethod
     def of(cls, webhook: Webhook) -> WebhookResponse:
@@ -76,6 +89,7 @@ class WebhookResponse(BaseModel):
             filter=filter_to_json(webhook.filter),
             description=webhook.description,
             created_at=webhook.created_at,
+            paused=webhook.paused,
         )
 
 

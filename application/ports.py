@@ -5,7 +5,7 @@ Adapters subclass these protocols explicitly, so that type checkers hold them to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,9 +75,9 @@ class JobRepository(Protocol):
         """Whether some job is in `queue`."""
 
     async def queue_counts(
-        self, now: datetime, since: datetime, queue: str | None = None
+        self, now: datetime, since: datetime, queues: Collection[str]
     ) -> dict[str, QueueCounts]:
-        """The counts of each queue (of `queue` only, when given) that has jobs in a
+        """The counts of each of `queues` that has jobs in a
         counted state: held and pending ones (ready by `now`, or scheduled later) and
         those completed or failed since `since`. Queues with none are absent."""
 

@@ -12,7 +12,7 @@ import asyncio
 import bisect
 import copy
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -263,9 +263,9 @@ class MemoryJobRepository(JobRepository):
         return any(job.queue == queue for job in self._all())
 
     async def queue_counts(
-        self, now: datetime, since: datetime, queue: str | None = None
+        self, now: datetime, since: datetime, queues: Collection[str]
     ) -> dict[str, QueueCounts]:
-        jobs = [job for job in self._all() if queue is None or job.queue == queue]
+        jobs = [job for job in self._all() if job.queue in queues]
         return queue_counts(jobs, now, since)
 
     async def finished_per_minute(self, since: datetime) -> list[MinuteCounts]:

@@ -7,7 +7,7 @@ contract suite (tests/integration) holds both to it.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -197,9 +197,9 @@ class SqlJobRepository(SqlRepository, JobRepository):
         return (await self._db.read(one)).first() is not None
 
     async def queue_counts(
-        self, now: datetime, since: datetime, queue: str | None = None
+        self, now: datetime, since: datetime, queues: Collection[str]
     ) -> dict[str, QueueCounts]:
-        names = [queue] if queue is not None else sorted(await self.queue_names())
+        names = sorted(queues)
         if not names:
             return {}
         found: dict[str, dict[str, int]] = {}

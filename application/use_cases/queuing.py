@@ -36,8 +36,9 @@ class Queuing(EngineBase):
         now = self._clock.now()
         async with self._uow(read_only=True) as uow:
             settings = {s.name: s for s in await uow.queues.list()}
-            counts = await uow.jobs.queue_counts(now, now - HOUR)
-            names = settings.keys() | await uow.jobs.queue_names()
+            with_jobs = await uow.jobs.queue_names()
+            counts = await uow.jobs.queue_counts(now, now - HOUR, with_jobs)
+            names = settings.keys() | with_jobs
         return [_view(name, settings.get(name), counts.get(name)) for name in sorted(names)]
 
     async def finished_per_minute(self, minutes: int = 60) -> list[MinuteCounts]:
@@ -95,7 +96,7 @@ class Queuing(EngineBase):
         settings = await uow.queues.get(name)
         if settings is None and not await uow.jobs.has_queue(name):
             raise QueueNotFound(name)
-        counts = await uow.jobs.queue_counts(now, now - HOUR, name)
+        counts = await uow.jobs.queue_counts(now, now - HOUR, [name])
         return _view(name, settings, counts.get(name))
 
 

@@ -30,6 +30,7 @@ from chute.application import (
     ValidationFailed,
 )
 from chute.application.feed import EventFeed, StreamFilter, SubscriptionDropped
+from chute.application.queries import JobSort
 from chute.domain import ChuteError, InvalidTransition, Job, JobStatus, Mode, Priority, SourceType
 from chute.entrypoints.http.console.chart import chart
 from chute.entrypoints.http.console.session import COOKIE, MAX_AGE, Sessions, cross_site
@@ -69,7 +70,7 @@ LIST_FIELDS = frozenset(
 
 async def not_cross_site(request: Request) -> None:
     """Refuse an action that a browser says another site's page sent."""
-    if cross_site(request.method, {k: v for k, v in request.headers.items()}):
+    if cross_site(request.method, dict(request.headers)):
         log.warning("console.cross_site", extra={"path": request.url.path})
         raise Refused(403, "Refused", "This action came from another site's page and was refused.")
 
@@ -533,9 +534,10 @@ CHOICES = {
     "priority": [p.value for p in Priority],
     "source_type": [s.value for s in SourceType],
     "mode": [m.value for m in Mode],
-    "sort": ["-created_at", "created_at", "-priority", "priority"],
+    "sort": [s.value for s in JobSort],
 }
-DEFAULT_SORT = "-created_at"
+DEFAULT_SORT = JobListQuery.model_fields["sort"].default.value
+DEFAULT_LIMIT = JobListQuery.model_fields["limit"].default
 
 
 def parse_list_query(
@@ -585,7 +587,7 @@ def canonical_query(query: JobListQuery) -> str:
     pairs += [(f"metadata.{key}", value) for key, value in query._metadata]
     if query.sort.value != DEFAULT_SORT:
         pairs.append(("sort", query.sort.value))
-    if query.limit != 50:
+    if query.limit != DEFAULT_LIMIT:
         pairs.append(("limit", str(query.limit)))
     return urlencode(pairs)
 

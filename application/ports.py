@@ -155,15 +155,6 @@ class IdempotencyKeyRepository(Protocol):
         """Forget every key stored before `created_before`; how many there were."""
 
 
-@dataclass(frozen=True, slots=True)
-class Room:
-    """Room in a limited queue: `free` more jobs may be claimed into its part `part` of
-    the limit (adapters that count the whole queue at once use part 0)."""
-
-    part: int
-    free: int
-
-
 class QueueRepository(Protocol):
     """The settings of queues (queues without settings have none here). Never commits."""
 
@@ -189,17 +180,16 @@ class QueueRepository(Protocol):
         `cancelling`; 0 for unlimited queues, which are not counted): what a claim
         reads first, in one read."""
 
-    async def take_room(self, queue: QueueSettings, held: int, wanted: int) -> Sequence[Room]:
-        """Room to claim up to `wanted` jobs of the limited queue `queue` in now, locked
-        until commit (claims that take the same room wait for each other, others do
-        not); none when the queue is paused, unlimited or full. `queue` and `held` are
+    async def take_room(self, queue: QueueSettings, held: int, job_ids: Sequence[UUID]) -> int:
+        """Take room in the limited queue `queue` for as many of `job_ids` (jobs this
+        transaction is claiming, in claim order) as it has now, and count those against
+        its limit while they are held: how many of the first ids got room, none when the
+        queue is paused, unlimited or full. The room is locked until commit (claims that
+        take the same room wait for each other, others do not). `queue` and `held` are
         what `for_claims` read in this transaction, with the jobs it has claimed since:
         an adapter whose write transactions run one at a time (nothing can have changed)
         counts on them; one whose claims run side by side reads the settings and counts
         as last committed, under its lock."""
-
-    async def occupy(self, rooms: Sequence[Room], job_ids: Sequence[UUID]) -> None:
-        """Count the jobs just claimed with `rooms` against them while they are held."""
 
     async def spread(self, name: str, limit: int | None) -> None:
         """After `name`'s limit changed to `limit`: divide it into rooms again, and the

@@ -30,7 +30,8 @@ DEFAULT_RETRY = 2.0
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
     """One item of the stream: a status change (`kind` "job", with its `event_id`, the
-    `event` and the `job` as it was after it), or a progress report (`kind`
+    `event`, and the `job` as the server read it after the change: it may show later
+    changes already, so go by `event.to_status`), or a progress report (`kind`
     "progress", with `progress` and `progress_message`; `job` and `event` None)."""
 
     kind: str

@@ -53,6 +53,7 @@ from chute.application.ports import (
     WebhookDeliveryRepository,
     WebhookRepository,
     WebhookSender,
+    WorkerEngine,
 )
 from chute.application.queries import (
     ClaimFilter,
@@ -146,5 +147,6 @@ __all__ = [
     "WebhookPolicy",
     "WebhookRepository",
     "WebhookSender",
+    "WorkerEngine",
     "safe_filename",
 ]

@@ -119,7 +119,7 @@ def _chute(ctx: Context, folder: Path) -> dict[str, Any]:
     # A storage of its own: each round's database is a new one, with an id of its own,
     # and a storage belongs to one database.
     env = chute_env(url, Path(tempfile.mkdtemp(prefix="storage-", dir=folder)))
-    measured = _timed(
+    measured = timed(
         folder,
         "chute",
         [argv] * s.worker_processes,
@@ -149,7 +149,7 @@ def _procrastinate(ctx: Context, folder: Path) -> dict[str, Any]:
         str(s.worker_concurrency),
     ]
     env = base_env(BENCH_PROCRASTINATE_DSN=dsn(url))
-    measured = _timed(
+    measured = timed(
         folder,
         "procrastinate",
         [argv] * s.worker_processes,
@@ -162,7 +162,7 @@ def _procrastinate(ctx: Context, folder: Path) -> dict[str, Any]:
     return {**measured, "defer_rate": s.worker_jobs / defer_seconds}
 
 
-def _timed(
+def timed(
     folder: Path,
     name: str,
     argvs: list[list[str]],
@@ -172,6 +172,8 @@ def _timed(
     span_sql: str,
     jobs: int,
 ) -> dict[str, Any]:
+    """Start the worker processes of `argvs` and wait until the database says `jobs` are
+    done (`done_sql`); the rates, by the wall clock and by `span_sql`, and CPU per job."""
     logs = [(folder / f"{name}-worker-{n}.log").open("wb") for n in range(len(argvs))]
     started, launched = time.monotonic(), time.time()
     processes = [

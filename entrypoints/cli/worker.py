@@ -32,6 +32,7 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from typing import Any, cast
 
 from chute.adapters.ingest.processor import ingest
@@ -56,7 +57,9 @@ class BadProcessor(Exception):
 
 def add_parser(commands: Any) -> None:
     """Add `chute worker` to the `chute` command's subcommands."""
-    run = commands.add_parser("worker", help="claim jobs and process them (migrates SQLite first)")
+    run = commands.add_parser(
+        "worker", help="claim jobs and process them (migrates SQLite first; --server: over HTTP)"
+    )
     run.add_argument("--processor", default=BUILT_IN, help="module:name of the processor "
                      "(default: the built-in ingest)")  # fmt: skip
     run.add_argument("--slots", type=_bounded(1, 100), help="jobs run at once (CHUTE_WORKER_SLOTS)")
@@ -103,12 +106,13 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         print("chute worker: --metrics-port: with --server, the server's GET /metrics has "
               "the counts", file=sys.stderr)  # fmt: skip
         return 2
+    plan = _Plan(args, settings, processor, worker_id, claim)
     try:
         if server:
             key = args.api_key or os.environ.get("CHUTE_API_KEY") or None
-            asyncio.run(_run_remote(server, key, args, settings, processor, worker_id, claim))
+            asyncio.run(_run_remote(plan, server, key))
         else:
-            asyncio.run(_run(args, settings, processor, worker_id, claim))
+            asyncio.run(_run(plan))
     except StartRefused as e:
         print(f"chute worker: {e}", file=sys.stderr)
         return e.exit_code
@@ -158,13 +162,36 @@ def _is_processor(candidate: object) -> bool:
     )
 
 
-async def _run(
-    args: argparse.Namespace,
-    settings: Settings,
-    processor: Processor | None,
-    worker_id: str,
-    claim: ClaimFilter,
-) -> None:
+@dataclass(frozen=True)
+class _Plan:
+    """The worker the arguments, else the settings, ask for, on whichever engine."""
+
+    args: argparse.Namespace
+    settings: Settings
+    processor: Processor | None  # None: the built-in, on the container's source readers
+    worker_id: str
+    claim: ClaimFilter
+
+    async def work(self, engine: WorkerEngine, container: Container) -> None:
+        """Run the worker on `engine` until SIGTERM/SIGINT."""
+        args, settings = self.args, self.settings
+        running = Worker(
+            engine,
+            self.processor or ingest(await _readers(container)),
+            slots=args.slots or settings.worker_slots,
+            worker_id=self.worker_id,
+            lease_seconds=args.lease_seconds or settings.worker_lease_seconds,
+            poll_seconds=settings.worker_poll_seconds,
+            rescue_seconds=settings.rescue_interval_seconds,
+            grace_seconds=_first(args.grace_seconds, settings.worker_grace_seconds),
+            filter=self.claim,
+        )
+        _stop_on_signals(running)
+        await running.run()
+
+
+async def _run(plan: _Plan) -> None:
+    args, settings = plan.args, plan.settings
     if settings.is_sqlite:  # as `chute serve`: an embedded database is brought up to date
         await upgrade(settings.database_url)
     container = build_container(settings)
@@ -177,31 +204,21 @@ async def _run(
             if metrics is None:
                 raise StartRefused("--metrics-port: metrics are off (CHUTE_METRICS=false)", 2)
             server = await serve_metrics(engine, metrics, args.metrics_host, args.metrics_port)
-        processor = processor or ingest(await _readers(container))
-        await _work(_worker(engine, processor, args, settings, worker_id, claim))
+        await plan.work(engine, container)
     finally:
         if server is not None:
             server.close()
         await settled(container.shutdown_resources())
 
 
-async def _run_remote(
-    url: str,
-    api_key: str | None,
-    args: argparse.Namespace,
-    settings: Settings,
-    processor: Processor | None,
-    worker_id: str,
-    claim: ClaimFilter,
-) -> None:
+async def _run_remote(plan: _Plan, url: str, api_key: str | None) -> None:
     # The container gives the source readers only: the database and the storage it
     # could open are never asked for, so none of their settings matter here.
-    container = build_container(settings)
+    container = build_container(plan.settings)
     try:
         async with RemoteEngine(url, api_key) as engine:
             await _check_server(engine, url)
-            processor = processor or ingest(await _readers(container))
-            await _work(_worker(engine, processor, args, settings, worker_id, claim))
+            await plan.work(engine, container)
     finally:
         await settled(container.shutdown_resources())
 
@@ -213,33 +230,6 @@ async def _check_server(engine: RemoteEngine, url: str) -> None:
         await engine.list_queues()
     except ChuteError as e:
         raise StartRefused(f"--server {url}: {e}", 1) from None
-
-
-def _worker(
-    engine: WorkerEngine,
-    processor: Processor,
-    args: argparse.Namespace,
-    settings: Settings,
-    worker_id: str,
-    claim: ClaimFilter,
-) -> Worker:
-    """The worker of the arguments, else of the settings, on `engine`."""
-    return Worker(
-        engine,
-        processor,
-        slots=args.slots or settings.worker_slots,
-        worker_id=worker_id,
-        lease_seconds=args.lease_seconds or settings.worker_lease_seconds,
-        poll_seconds=settings.worker_poll_seconds,
-        rescue_seconds=settings.rescue_interval_seconds,
-        grace_seconds=_first(args.grace_seconds, settings.worker_grace_seconds),
-        filter=claim,
-    )
-
-
-async def _work(running: Worker) -> None:
-    _stop_on_signals(running)
-    await running.run()
 
 
 async def _readers(container: Container) -> dict[SourceType, SourceReader]:

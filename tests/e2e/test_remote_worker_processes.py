@@ -15,7 +15,7 @@ import hashlib
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ from chute.adapters.s3 import S3Connection
 from chute.adapters.sqlalchemy import upgrade
 
 from tests import corpus
-from tests.faults import ChuteServer, chute, chute_env
-from tests.fileserver import Running, serve_files
+from tests.faults import ChuteServer, WorkerProcess, chute, chute_env
+from tests.fileserver import Running
 from tests.s3 import S3Server
 
 pytestmark = pytest.mark.slow
@@ -47,12 +47,6 @@ class Deployment:
     def client(self) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {KEY}"}
         return httpx.AsyncClient(base_url=self.server.base_url, headers=headers, timeout=60)
-
-
-@pytest.fixture
-def files() -> Iterator[Running]:
-    with serve_files() as running:
-        yield running
 
 
 @pytest.fixture
@@ -93,39 +87,16 @@ def _worker_env(s3_server: S3Server) -> dict[str, str]:
     )
 
 
-class RemoteWorker:
-    """One `chute worker --server`, run in a folder of its own, its output in a log."""
-
-    def __init__(self, deployment: Deployment, name: str, *options: str) -> None:
-        self.folder = deployment.tmp_path / name
-        self.folder.mkdir()
-        self.log_path = deployment.tmp_path / f"{name}.log"
-        command = chute(
-            "worker", "--server", deployment.server.base_url, "--worker-id", name, *options
-        )
-        with self.log_path.open("wb") as out:
-            self.process = subprocess.Popen(
-                command, env=deployment.worker_env, cwd=self.folder, stdout=out, stderr=out
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def started(self) -> None:
-        await until(self._started, 60, "the remote worker started")
-
-    async def _started(self) -> bool:
-        assert self.process.poll() is None, self.log()
-        return "worker.started" in self.log()
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+def remote_worker(deployment: Deployment, name: str, *options: str) -> WorkerProcess:
+    """`chute worker --server` named `name`, run in a folder of its own, `tmp_path/name`."""
+    folder = deployment.tmp_path / name
+    folder.mkdir()
+    return WorkerProcess(
+        deployment.worker_env,
+        deployment.tmp_path / f"{name}.log",
+        *("--server", deployment.server.base_url, "--worker-id", name, *options),
+        cwd=folder,
+    )
 
 
 async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
@@ -167,7 +138,7 @@ async def test_a_remote_worker_completes_url_upload_and_s3_jobs_with_no_database
         assert [r.status_code for r in (*made, upload)] == [201] * 3, upload.text
         ids = [r.json()["id"] for r in made] + [upload.json()["jobs"][0]["id"]]
 
-        worker = RemoteWorker(deployment, "remote-1", "--slots", "3")
+        worker = remote_worker(deployment, "remote-1", "--slots", "3")
         try:
             jobs = [await until(lambda i=i: ended(client, i), 90, f"job {i}") for i in ids]
             assert worker.stop() == 0, worker.log()
@@ -188,7 +159,9 @@ async def test_a_remote_worker_completes_url_upload_and_s3_jobs_with_no_database
     assert s3["result"]["sha256"] == hashlib.sha256(corpus.png()).hexdigest()
     assert uploaded["mime_type"].startswith("text/plain")
     assert uploaded["result"]["size"] == len(corpus.text())
-    assert list(worker.folder.iterdir()) == []  # no ./var/chute.db, nothing of its own
+    assert (
+        list((deployment.tmp_path / "remote-1").iterdir()) == []
+    )  # no ./var/chute.db, nothing of its own
     assert '"worker.stopped"' in worker.log() and "Traceback" not in worker.log()
 
 
@@ -210,14 +183,14 @@ async def test_a_remote_worker_killed_mid_job_loses_it_to_a_second_one_not_share
             job = (await client.get(f"/api/v1/jobs/{job_id}")).json()
             return bool(job["status"] == "running")
 
-        first = RemoteWorker(deployment, "remote-a", *slow)
+        first = remote_worker(deployment, "remote-a", *slow)
         try:
             await until(running, 60, "the first remote worker took the job")
             first.process.send_signal(signal.SIGKILL)
             assert first.process.wait(10) == -signal.SIGKILL
         finally:
             first.kill()
-        second = RemoteWorker(deployment, "remote-b", *slow)
+        second = remote_worker(deployment, "remote-b", *slow)
         try:
             job = await until(lambda: ended(client, job_id), 90, "the job ended")
             assert second.stop() == 0, second.log()

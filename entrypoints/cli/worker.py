@@ -17,9 +17,9 @@ no database and no storage of its own, and leaves rescuing expired leases to the
 server. A server that cannot be reached, or refuses the key, stops it at start with one
 line.
 
-SIGTERM or SIGINT stops the
-worker: it claims no more, gives running jobs the grace period, releases what is left,
-and exits 0. A second signal exits at once (its jobs come back when their leases end).
+SIGTERM or SIGINT stops the worker: it claims no more, gives running jobs the grace
+period, releases what is left, and exits 0. A second signal exits at once (its jobs
+come back when their leases end).
 """
 
 from __future__ import annotations

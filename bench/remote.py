@@ -18,10 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.core import Context, Figure, Target, recorded
+from bench.core import Context, Figure, recorded
 from bench.postgres import dsn, fresh_database
 from bench.procs import base_env, chute, chute_env, chute_server, migrate
-from bench.workers import CHUTE_DONE, CHUTE_SPAN, timed
+from bench.workers import CHUTE_DONE, CHUTE_SPAN, rate_figures, timed
 from bench.workers_setup import defer_chute
 
 SIDES = ("local", "remote")
@@ -38,23 +38,7 @@ def run(ctx: Context) -> list[Figure]:
             f"jobs, best of {s.rounds}"
         )
         figures = [
-            Figure(
-                "remote.jobs_per_s",
-                remote["db_rate"],
-                "jobs/s",
-                local["db_rate"],
-                "in-process workers",
-                Target("ratio", ">=", 0.5),
-                note=f"{setting}; first start to last finish, by the database",
-            ),
-            Figure(
-                "remote.jobs_per_s_wall",
-                remote["wall_rate"],
-                "jobs/s",
-                local["wall_rate"],
-                "in-process workers",
-                note="from the workers' launch, start-up included",
-            ),
+            *rate_figures("remote", remote, local, "in-process workers", 0.5, setting),
             Figure(
                 "remote.cpu_per_job",
                 remote["cpu_ms_per_job"],

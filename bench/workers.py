@@ -56,23 +56,7 @@ def run(ctx: Context) -> list[Figure]:
             f"best of {s.rounds}"
         )
         figures = [
-            Figure(
-                "workers.jobs_per_s",
-                mine["db_rate"],
-                "jobs/s",
-                theirs["db_rate"],
-                "procrastinate",
-                Target("ratio", ">=", 1.0),
-                note=f"{setting}; first start to last finish, by the database",
-            ),
-            Figure(
-                "workers.jobs_per_s_wall",
-                mine["wall_rate"],
-                "jobs/s",
-                theirs["wall_rate"],
-                "procrastinate",
-                note="from the workers' launch, start-up included",
-            ),
+            *rate_figures("workers", mine, theirs, "procrastinate", 1.0, setting),
             Figure(
                 "workers.enqueue_per_s",
                 mine["defer_rate"],
@@ -95,6 +79,37 @@ def run(ctx: Context) -> list[Figure]:
         ]
         data["figures"] = figures
         return figures
+
+
+def rate_figures(
+    name: str,
+    mine: dict[str, float],
+    theirs: dict[str, float],
+    baseline: str,
+    ratio: float,
+    setting: str,
+) -> list[Figure]:
+    """The jobs/s of `mine` against `theirs`: by the database's times (held to `ratio`),
+    and by the wall clock from the workers' launch."""
+    return [
+        Figure(
+            f"{name}.jobs_per_s",
+            mine["db_rate"],
+            "jobs/s",
+            theirs["db_rate"],
+            baseline,
+            Target("ratio", ">=", ratio),
+            note=f"{setting}; first start to last finish, by the database",
+        ),
+        Figure(
+            f"{name}.jobs_per_s_wall",
+            mine["wall_rate"],
+            "jobs/s",
+            theirs["wall_rate"],
+            baseline,
+            note="from the workers' launch, start-up included",
+        ),
+    ]
 
 
 def _best(rounds: list[dict[str, Any]], side: str) -> dict[str, float]:

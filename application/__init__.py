@@ -52,6 +52,7 @@ from chute.application.ports import (
     WebhookDeliveryRepository,
     WebhookRepository,
     WebhookSender,
+    WorkerEngine,
 )
 from chute.application.queries import (
     ClaimFilter,
@@ -144,5 +145,6 @@ __all__ = [
     "WebhookPolicy",
     "WebhookRepository",
     "WebhookSender",
+    "WorkerEngine",
     "safe_filename",
 ]

@@ -1,6 +1,8 @@
 """The `chute` command, one module per subcommand: `serve`, `migrate`, `worker`, `purge`,
-`keygen`. Each module adds its parser and runs with the settings read from the
-environment (`keygen` reads none, so that it works while they are being fixed)."""
+`keygen`, which run with the settings read from the environment (`keygen` reads none,
+so that it works while they are being fixed); and the client commands `submit`, `jobs`,
+`queues`, `watch`, which talk to a chute server over HTTP and read no server settings
+(no database, no storage): only CHUTE_URL and CHUTE_API_KEY (see `client`)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,17 @@ from collections.abc import Callable, Sequence
 
 from chute.adapters.s3 import settle
 from chute.entrypoints.bootstrap import chute_version
-from chute.entrypoints.cli import keygen, migrate, purge, serve, worker
+from chute.entrypoints.cli import (
+    jobs,
+    keygen,
+    migrate,
+    purge,
+    queues,
+    serve,
+    submit,
+    watch,
+    worker,
+)
 from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.settings import Settings, setting_errors
 from pydantic import ValidationError
@@ -22,6 +34,13 @@ COMMANDS: dict[str, Command] = {
     "migrate": migrate.migrate,
     "worker": worker.worker,
     "purge": purge.purge,
+}
+# The client commands: they read no settings (they may run where none are set).
+CLIENT_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "submit": submit.submit,
+    "jobs": jobs.jobs,
+    "queues": queues.queues,
+    "watch": watch.watch,
 }
 
 
@@ -35,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (serve, migrate, worker, purge, keygen):
         command.add_parser(commands)
+    for client in (submit, jobs, queues, watch):
+        client.add_parser(commands)
     return root
 
 
@@ -43,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "keygen":
         return keygen.print_new_key()
+    if args.command in CLIENT_COMMANDS:
+        return CLIENT_COMMANDS[args.command](args)
     try:
         settings = Settings()
     except ValidationError as exc:

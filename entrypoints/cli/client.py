@@ -17,8 +17,7 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 
 import httpx
-from chute.adapters.remote import RemoteEngine, Unauthorized
-from chute.adapters.remote.errors import problem_of
+from chute.adapters.remote import RemoteEngine, Unauthorized, problem_of
 from chute.application import (
     InvalidCursor,
     JobNotFound,

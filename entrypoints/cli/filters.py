@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from chute.application import JobFilter
 from chute.domain import JobStatus, Mode, Priority, SourceType
+
+E = TypeVar("E", bound=StrEnum)
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:
@@ -18,8 +22,7 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--status",
         action="append",
-        type=JobStatus,
-        choices=list(JobStatus),
+        type=one_of(JobStatus),
         metavar="STATUS",
         help=_choices("status", JobStatus),
     )
@@ -27,24 +30,21 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--priority",
         action="append",
-        type=Priority,
-        choices=list(Priority),
+        type=one_of(Priority),
         metavar="PRIORITY",
         help=_choices("priority", Priority),
     )
     group.add_argument(
         "--source-type",
         action="append",
-        type=SourceType,
-        choices=list(SourceType),
+        type=one_of(SourceType),
         metavar="TYPE",
         help=_choices("source type", SourceType),
     )
     group.add_argument(
         "--mode",
         action="append",
-        type=Mode,
-        choices=list(Mode),
+        type=one_of(Mode),
         metavar="MODE",
         help=_choices("mode", Mode),
     )
@@ -136,6 +136,19 @@ def moment(text: str) -> datetime:
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r}: give a UTC offset (Z or +01:00)")
     return value
+
+
+def one_of(kind: type[E]) -> Callable[[str], E]:
+    """An argument type of the values of `kind`, whose error names them."""
+
+    def parse(text: str) -> E:
+        try:
+            return kind(text)
+        except ValueError:
+            names = ", ".join(member.value for member in kind)
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {names}") from None
+
+    return parse
 
 
 def _choices(name: str, values: Any) -> str:

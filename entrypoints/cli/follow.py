@@ -5,37 +5,55 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID
 
-from chute.adapters.remote import RemoteEngine
-from chute.application import JobFilter, JobQuery, JobSort
+from chute.adapters.remote import RemoteEngine, StreamEvent
+from chute.application import JobFilter, JobSort
 from chute.domain import Job, JobStatus
+from chute.entrypoints.cli import render
 
 TERMINAL = frozenset(status for status in JobStatus if status.is_terminal)
 MAX_STREAM_IDS = 100  # job ids a stream's query names; more would make a very long URL
 RECONCILE_SECONDS = (1.0, 10.0)  # the first look at the list, then the interval
 
 
-def describe(event: Any) -> str:
+def describe(item: StreamEvent) -> str:
     """One line for a status change or a progress report of the stream."""
-    at = getattr(event, "at", None)
-    stamp = at.astimezone().strftime("%H:%M:%S") if isinstance(at, datetime) else "--:--:--"
-    job_id = getattr(event, "job_id", "")
-    if getattr(event, "to_status", None) is not None:
-        before = event.from_status or "new"
-        detail = f"  {event.detail}" if getattr(event, "detail", None) else ""
-        return f"{stamp}  {job_id}  {before} -> {event.to_status}{detail}"
-    progress = getattr(event, "progress", None)
-    message = getattr(event, "progress_message", None) or ""
-    shown = f"{progress}%" if progress is not None else ""
-    return f"{stamp}  {job_id}  progress {shown} {message}".rstrip()
+    stamp = item.at.astimezone().strftime("%H:%M:%S")
+    if item.event is not None:
+        change = item.event
+        detail = f"  {change.detail}" if change.detail else ""
+        return (
+            f"{stamp}  {item.job_id}  {change.from_status or 'new'} -> {change.to_status}{detail}"
+        )
+    shown = f"{item.progress}%" if item.progress is not None else ""
+    return f"{stamp}  {item.job_id}  progress {shown} {item.progress_message or ''}".rstrip()
+
+
+def event_json(item: StreamEvent) -> dict[str, Any]:
+    """A stream item as the stream's own data: a status change with its job, or a
+    progress report."""
+    if item.event is not None and item.job is not None:
+        return {
+            "event": "job",
+            "event_id": item.event_id,
+            "job_id": str(item.job_id),
+            **render.event_json(item.event),
+            "job": render.job_json(item.job),
+        }
+    return {
+        "event": "progress",
+        "job_id": str(item.job_id),
+        "progress": item.progress,
+        "progress_message": item.progress_message,
+        "at": render.rfc3339(item.at),
+    }
 
 
 async def until_ended(
-    engine: RemoteEngine, jobs: Iterable[Job], show: Callable[[Any], None]
+    engine: RemoteEngine, jobs: Iterable[Job], show: Callable[[StreamEvent], None]
 ) -> dict[UUID, Job]:
     """Every job of `jobs` as it ended, once all have: from the stream as they change,
     and from the list of ended jobs, read after the stream opened, for those that ended
@@ -55,13 +73,12 @@ async def until_ended(
     async def from_stream() -> None:
         ids = tuple(waiting) if len(waiting) <= MAX_STREAM_IDS else ()
         queues = () if ids else tuple({job.queue for job in waiting.values()})
-        async for event in engine.stream(job_ids=ids, queues=queues):
-            if getattr(event, "job_id", None) not in waiting:
+        async for item in engine.stream(job_ids=ids, queues=queues):
+            if item.job_id not in waiting:
                 continue
-            show(event)
-            job = getattr(event, "job", None)
-            if isinstance(job, Job) and job.status in TERMINAL:
-                end(job)
+            show(item)
+            if item.job is not None and item.job.status in TERMINAL:
+                end(item.job)
 
     async def from_list() -> None:
         first, interval = RECONCILE_SECONDS
@@ -69,12 +86,8 @@ async def until_ended(
         since = min(job.created_at for job in waiting.values())
         queues = frozenset(job.queue for job in waiting.values())
         while waiting:
-            query = JobQuery(
-                filter=JobFilter(statuses=TERMINAL, created_after=since, queues=queues),
-                sort=JobSort.OLDEST,
-                limit=200,
-            )
-            async for job in engine.iter_jobs(query):
+            ended = JobFilter(statuses=TERMINAL, created_after=since, queues=queues)
+            async for job in engine.iter_jobs(filter=ended, sort=JobSort.OLDEST):
                 end(job)
             await asyncio.sleep(interval)
 
@@ -102,9 +115,3 @@ async def _first_of(done: asyncio.Event, tasks: list[asyncio.Task[None]]) -> Non
             tasks[:] = [task for task in tasks if not task.done()]
     finally:
         waiter.cancel()
-
-
-async def events(engine: RemoteEngine, **filters: Any) -> AsyncIterator[Any]:
-    """The stream's events for `chute watch`, as they come."""
-    async for event in engine.stream(**filters):
-        yield event

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from chute.adapters.remote import RemoteEngine
-from chute.application import BulkOutcome, JobQuery, JobSelection, JobSort
+from chute.application import BulkOutcome, JobSelection, JobSort
 from chute.entrypoints.cli import render
 from chute.entrypoints.cli.client import (
     Exit,
@@ -17,7 +17,7 @@ from chute.entrypoints.cli.client import (
     add_json,
     run,
 )
-from chute.entrypoints.cli.filters import add_filters, has_filters, job_filter
+from chute.entrypoints.cli.filters import add_filters, has_filters, job_filter, one_of
 
 MAX_IDS = 1000  # the bulk routes' limit on ids in one call
 BULK_LIMIT = 1000  # jobs a bulk call by filter acts on; the command calls again while `more`
@@ -31,8 +31,7 @@ def add_parser(commands: Any) -> None:
     add_filters(listing)
     listing.add_argument(
         "--sort",
-        type=JobSort,
-        choices=list(JobSort),
+        type=one_of(JobSort),
         default=JobSort.NEWEST,
         help="order (default -created_at)",
     )
@@ -106,9 +105,10 @@ async def _list(engine: RemoteEngine, args: argparse.Namespace) -> int:
 
 
 async def _list_all(engine: RemoteEngine, args: argparse.Namespace) -> int:
-    query = JobQuery(filter=job_filter(args), sort=args.sort, limit=args.limit)
     count = 0
-    async for job in engine.iter_jobs(query):
+    async for job in engine.iter_jobs(
+        filter=job_filter(args), sort=args.sort, page_size=args.limit
+    ):
         if args.json:
             render.print_json_line(render.job_json(job))
         else:  # a row a job as they come: a table would wait for the last page

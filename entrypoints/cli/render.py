@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from chute.application import QueueView
@@ -117,6 +117,11 @@ def queues_table(views: Iterable[QueueView]) -> Table:
             when(c.oldest_pending_at) if c.oldest_pending_at else "",
         )
     return table
+
+
+def rfc3339(moment: datetime) -> str:
+    """A time as the API writes it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def when(moment: datetime) -> str:

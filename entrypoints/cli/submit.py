@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chute.adapters.remote import RemoteEngine
+from chute.adapters.remote import RemoteEngine, StreamEvent
 from chute.application import NewJob
 from chute.domain import DEFAULT_QUEUE, Job, JobStatus, Mode, Priority, SourceType
 from chute.entrypoints.cli import follow, render
@@ -23,7 +24,7 @@ from chute.entrypoints.cli.client import (
     describe,
     run,
 )
-from chute.entrypoints.cli.filters import metadata_value, moment, pair
+from chute.entrypoints.cli.filters import metadata_value, moment, one_of, pair
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -46,7 +47,7 @@ def add_parser(commands: Any) -> None:
     submit.add_argument("sources", nargs="+", metavar="FILE|URL|s3://...")
     submit.add_argument("--queue", help=f"the jobs' queue (default {DEFAULT_QUEUE})")
     submit.add_argument("--priority", type=Priority, choices=list(Priority))
-    submit.add_argument("--mode", type=Mode, choices=list(Mode), help="how to detect content")
+    submit.add_argument("--mode", type=one_of(Mode), help="how to detect content")
     submit.add_argument(
         "--metadata",
         action="append",
@@ -207,8 +208,8 @@ def _print_failures(args: argparse.Namespace, failures: list[tuple[Path, BaseExc
     return codes[0] if codes else Exit.OK
 
 
-def _shower(args: argparse.Namespace) -> Any:
-    def show(event: Any) -> None:
+def _shower(args: argparse.Namespace) -> Callable[[StreamEvent], None]:
+    def show(event: StreamEvent) -> None:
         line = follow.describe(event)
         if args.json:  # stdout is for the one JSON document
             print(line, file=sys.stderr, flush=True)

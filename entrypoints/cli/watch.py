@@ -10,7 +10,7 @@ from chute.adapters.remote import RemoteEngine
 from chute.domain import JobStatus
 from chute.entrypoints.cli import follow, render
 from chute.entrypoints.cli.client import Exit, add_connection, add_json, run
-from chute.entrypoints.cli.filters import add_metadata_filter
+from chute.entrypoints.cli.filters import add_metadata_filter, one_of
 from chute.entrypoints.cli.jobs import job_id
 
 
@@ -34,8 +34,7 @@ def add_parser(commands: Any) -> None:
     watch.add_argument(
         "--status",
         action="append",
-        type=JobStatus,
-        choices=list(JobStatus),
+        type=one_of(JobStatus),
         default=[],
         metavar="STATUS",
         help="only changes to this status (repeatable)",

@@ -55,7 +55,6 @@ def run_json(server: str, *args: str) -> Any:
 @asynccontextmanager
 async def served(tmp_path: Path, **settings: str) -> AsyncIterator[ChuteServer]:
     """`chute serve` on a fresh SQLite file and storage folder, asking for `KEY`."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
     env = chute_env(
         sqlite_url(tmp_path / "chute.db"),
         tmp_path / "storage",

@@ -23,7 +23,7 @@ DOC = ROOT / "docs" / "cli.md"
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[str]:
-    async with served(tmp_path / "server", api_keys="") as chute:
+    async with served(tmp_path, api_keys="") as chute:
         yield chute.base_url
 
 

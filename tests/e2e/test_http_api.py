@@ -181,7 +181,7 @@ async def test_openapi_has_stable_operation_ids_and_problem_responses(
         "update_queue", "cancel_jobs", "retry_jobs", "list_schedules", "get_schedule",
         "put_schedule", "delete_schedule", "stream_events", "create_webhook", "list_webhooks",
         "get_webhook", "update_webhook", "delete_webhook", "list_webhook_deliveries",
-        "metrics",
+        "metrics", "release_job", "store_job_content", "redetect_job_content",
     }  # fmt: skip
     not_found = operations["get_job"]["responses"]["404"]["content"]
     assert list(not_found) == ["application/problem+json"]

@@ -35,6 +35,8 @@ MAX_BATCH_BODY = 64 * 1024 * 1024
 # 1000 ids are about 40 KiB of JSON; a filter far less.
 MAX_BULK_BODY = 256 * 1024
 
+CHANGED = "Chute-Changed"
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -202,11 +204,16 @@ async def get_job(
     },
 )
 async def cancel_job(job_id: UUID, engine: Engine) -> Response:
-    """Cancel a job: pending ones at once (200), running ones when their worker stops (202)."""
+    """Cancel a job: pending ones at once (200), running ones when their worker stops (202).
+    `Chute-Changed: false` says the job was cancelled (or cancelling) already."""
     cancellation = await engine.cancel_job(job_id)
     stopping = cancellation.changed and cancellation.job.status is JobStatus.CANCELLING
     return job_response(
-        cancellation.job, status.HTTP_202_ACCEPTED if stopping else status.HTTP_200_OK
+        cancellation.job,
+        status.HTTP_202_ACCEPTED if stopping else status.HTTP_200_OK,
+        # Whether this call changed the job: a client (the remote engine) tells a
+        # cancel from a repeat that found it cancelled already, as the engine does.
+        {CHANGED: "true" if cancellation.changed else "false"},
     )
 
 

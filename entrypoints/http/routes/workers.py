@@ -1,13 +1,15 @@
-"""Worker routes under `/api/v1/jobs`: claim, heartbeat, complete, fail; events, content.
+"""Worker routes under `/api/v1/jobs`: claim, heartbeat, complete, fail, release; content
+(read, stored, detected again).
 
 `POST /claim` never collides with the `/{job_id}` routes of `routes/jobs.py`: a templated
 route never takes a path that another names literally (`chute.entrypoints.http.routing`), so
 `GET /claim` answers 405 rather than reading `claim` as a job id.
 """
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
+from chute.application import PayloadTooLarge
 from chute.entrypoints.http.body_limit import LIMIT_KEY, BodyLimitedRoute
 from chute.entrypoints.http.deps import Engine
 from chute.entrypoints.http.downloads import OCTET_STREAM, download_headers, opened
@@ -21,8 +23,12 @@ from chute.entrypoints.http.schemas.workers import (
     CompleteRequest,
     FailRequest,
     HeartbeatRequest,
+    RedetectRequest,
+    ReleaseRequest,
+    WorkerId,
 )
-from fastapi import APIRouter, Response
+from chute.entrypoints.http.values import Text
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["workers"], route_class=BodyLimitedRoute)
@@ -141,3 +147,60 @@ async def get_job_content(job_id: UUID, engine: Engine) -> StreamingResponse:
     # The headers carry Content-Type themselves: as `media_type`, Starlette would add
     # a charset to text types that the stored bytes may not be in.
     return StreamingResponse(stream, headers=download_headers(job))
+
+
+@router.post("/{job_id}/release", **_reporting("release_job"))
+async def release_job(job_id: UUID, body: ReleaseRequest, engine: Engine) -> Response:
+    """Give a held job back unfinished (the worker is stopping): `pending` again at
+    once, its attempt not counted as a failure, so that another worker takes it."""
+    with errors_located_at("body"):
+        job = await engine.release_job(job_id, body.worker_id)
+    return job_response(job)
+
+
+@router.post("/{job_id}/redetect", **_reporting("redetect_job_content"))
+async def redetect_job_content(job_id: UUID, body: RedetectRequest, engine: Engine) -> Response:
+    """Detect a held job's stored content again with the detector of `mode`; the job's
+    `mime_type` and `detection` become what it found (404 `content-not-found` when the
+    job has no stored content)."""
+    with errors_located_at("body"):
+        job = await engine.redetect_content(job_id, body.worker_id, body.mode)
+    return job_response(job)
+
+
+_CONTENT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "the bytes, as they are (any media type); streamed to storage",
+        "content": {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.put(
+    "/{job_id}/content",
+    operation_id="store_job_content",
+    response_model=JobResponse,
+    responses=problem_responses(400, 404, 409, 413, 422, 503, 507, descriptions=_WORDING),
+    openapi_extra=_CONTENT_BODY,
+)
+async def store_job_content(
+    job_id: UUID,
+    request: Request,
+    engine: Engine,
+    worker_id: Annotated[WorkerId, Query()],
+    filename: Annotated[
+        Text | None, Query(max_length=1024, description="made safe as upload names are")
+    ] = None,
+) -> Response:
+    """Store the request body as a held job's content (replacing any it had), detect
+    it by the job's mode, and set its `file_name`, `file_size`, `mime_type` and
+    `detection`. The lease is checked before a byte is read; a body over the upload
+    limit (413) or one that ends early (400) leaves nothing stored."""
+    limit = engine.limits.max_file_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The content is larger than {limit} bytes.")
+    with errors_located_at("query"):
+        job = await engine.store_content(job_id, worker_id, filename, request.stream())
+    return job_response(job)

@@ -151,3 +151,20 @@ class FailRequest(BaseModel):
 
 class ClaimResponse(JobsResponse):
     """The jobs handed to the worker (possibly none), in claim order."""
+
+
+class ReleaseRequest(BaseModel):
+    """The holder of a job gives it back unfinished (it is stopping)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: WorkerId
+
+
+class RedetectRequest(BaseModel):
+    """The holder of a job asks for its stored content to be detected again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: WorkerId
+    mode: Mode = Field(description="the detector to use: fast, accurate or auto")

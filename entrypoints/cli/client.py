@@ -39,6 +39,7 @@ class Exit(IntEnum):
     NOT_FOUND = 3  # no such job or queue
     UNAUTHORIZED = 4  # no key, or a wrong one
     UNREACHABLE = 5  # the server does not answer, or answers that it cannot work (503)
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it), but for `watch`
 
 
 class UsageError(Exception):
@@ -83,9 +84,14 @@ def connect(args: argparse.Namespace) -> RemoteEngine:
 
 
 def run(
-    command: str, work: Callable[[RemoteEngine], Awaitable[int]], args: argparse.Namespace
+    command: str,
+    work: Callable[[RemoteEngine], Awaitable[int]],
+    args: argparse.Namespace,
+    *,
+    interrupted: int = Exit.INTERRUPTED,
 ) -> int:
-    """Run `work` on a remote engine for `args`; its exit code, or the one of its error."""
+    """Run `work` on a remote engine for `args`; its exit code, or the one of its error
+    (`interrupted` for Ctrl-C: 0 for a command that runs until one stops it)."""
     options(args)
 
     async def main() -> int:
@@ -95,7 +101,7 @@ def run(
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:
-        return Exit.OK  # Ctrl-C ends a command that follows jobs: that is how one stops it
+        return interrupted
     except Exception as e:
         code, message = describe(e, args.server)
         if code is None:
@@ -109,10 +115,10 @@ def describe(error: BaseException, server: str) -> tuple[int | None, str]:
     bug."""
     if isinstance(error, UsageError):
         return Exit.USAGE, str(error)
-    if isinstance(error, httpx.TransportError | OSError) and not isinstance(
-        error, FileNotFoundError
-    ):
+    if isinstance(error, httpx.TransportError):
         return Exit.UNREACHABLE, f"cannot reach the chute server at {server}: {_reason(error)}"
+    if isinstance(error, OSError):  # a file to upload that cannot be read
+        return Exit.USAGE, _reason(error)
     if isinstance(error, Unauthorized):
         return Exit.UNAUTHORIZED, problem(error) + " (set --api-key or CHUTE_API_KEY)"
     if isinstance(error, JobNotFound | QueueNotFound):

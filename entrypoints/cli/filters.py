@@ -24,7 +24,7 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
         action="append",
         type=one_of(JobStatus),
         metavar="STATUS",
-        help=_choices("status", JobStatus),
+        help=choices("status", JobStatus),
     )
     group.add_argument("--queue", action="append", metavar="NAME", help="queue name")
     group.add_argument(
@@ -32,21 +32,21 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
         action="append",
         type=one_of(Priority),
         metavar="PRIORITY",
-        help=_choices("priority", Priority),
+        help=choices("priority", Priority),
     )
     group.add_argument(
         "--source-type",
         action="append",
         type=one_of(SourceType),
         metavar="TYPE",
-        help=_choices("source type", SourceType),
+        help=choices("source type", SourceType),
     )
     group.add_argument(
         "--mode",
         action="append",
         type=one_of(Mode),
         metavar="MODE",
-        help=_choices("mode", Mode),
+        help=choices("mode", Mode),
     )
     group.add_argument("--mime-type", metavar="TYPE", help="detected type: exact, or type/*")
     group.add_argument(
@@ -151,5 +151,5 @@ def one_of(kind: type[E]) -> Callable[[str], E]:
     return parse
 
 
-def _choices(name: str, values: Any) -> str:
+def choices(name: str, values: Any) -> str:
     return f"{name}: {', '.join(v.value for v in values)}"

@@ -111,26 +111,14 @@ async def _list_all(engine: RemoteEngine, args: argparse.Namespace) -> int:
     ):
         if args.json:
             render.print_json_line(render.job_json(job))
-        else:  # a row a job as they come: a table would wait for the last page
-            render.out.print(render.jobs_table([job]) if count == 0 else _row(job))
+        else:  # a line a job as they come: a table would wait for the last page
+            if count == 0:
+                print("  ".join(render.JOB_COLUMNS))
+            print("  ".join(render.job_row(job)))
         count += 1
     if not args.json:
         render.err.print(f"{count} jobs")
     return Exit.OK
-
-
-def _row(job: Any) -> str:
-    return "  ".join(
-        (
-            str(job.id),
-            job.status,
-            job.queue,
-            job.priority,
-            render.source_of(job),
-            job.mime_type or "",
-            render.when(job.created_at),
-        )
-    )
 
 
 async def _show(engine: RemoteEngine, args: argparse.Namespace) -> int:

@@ -20,6 +20,9 @@ out = Console(soft_wrap=True)  # stdout; rich drops colour when it is not a term
 err = Console(stderr=True)
 
 
+JOB_COLUMNS = ("id", "status", "queue", "priority", "source", "type", "created")
+
+
 def job_json(job: Job) -> dict[str, Any]:
     """A job as `GET /api/v1/jobs/{id}` shows it."""
     return JobResponse.of(job).model_dump(mode="json")
@@ -49,19 +52,19 @@ def source_of(job: Job) -> str:
 
 def jobs_table(jobs: Iterable[Job], *, title: str | None = None) -> Table:
     table = Table(title=title)
-    for name in ("id", "status", "queue", "priority", "source", "type", "created"):
+    for name in JOB_COLUMNS:
         table.add_column(name, no_wrap=name in ("id", "created"), overflow="fold")
     for job in jobs:
-        table.add_row(
-            str(job.id),
-            job.status,
-            job.queue,
-            job.priority,
-            source_of(job),
-            job.mime_type or "",
-            when(job.created_at),
-        )
+        table.add_row(*job_row(job))
     return table
+
+
+def job_row(job: Job) -> tuple[str, ...]:
+    """A job's cells under `JOB_COLUMNS`."""
+    return (
+        str(job.id), job.status, job.queue, job.priority, source_of(job),
+        job.mime_type or "", when(job.created_at),
+    )  # fmt: skip
 
 
 def job_details(job: Job) -> Table:

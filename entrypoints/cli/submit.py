@@ -24,7 +24,7 @@ from chute.entrypoints.cli.client import (
     describe,
     run,
 )
-from chute.entrypoints.cli.filters import metadata_value, moment, one_of, pair
+from chute.entrypoints.cli.filters import choices, metadata_value, moment, one_of, pair
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -46,8 +46,8 @@ def add_parser(commands: Any) -> None:
     )
     submit.add_argument("sources", nargs="+", metavar="FILE|URL|s3://...")
     submit.add_argument("--queue", help=f"the jobs' queue (default {DEFAULT_QUEUE})")
-    submit.add_argument("--priority", type=Priority, choices=list(Priority))
-    submit.add_argument("--mode", type=one_of(Mode), help="how to detect content")
+    submit.add_argument("--priority", type=one_of(Priority), help=choices("priority", Priority))
+    submit.add_argument("--mode", type=one_of(Mode), help=choices("detection mode", Mode))
     submit.add_argument(
         "--metadata",
         action="append",

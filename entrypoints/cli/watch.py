@@ -45,7 +45,7 @@ def add_parser(commands: Any) -> None:
 
 
 def watch(args: argparse.Namespace) -> int:
-    return run("watch", lambda engine: _watch(engine, args), args)
+    return run("watch", lambda engine: _watch(engine, args), args, interrupted=Exit.OK)
 
 
 async def _watch(engine: RemoteEngine, args: argparse.Namespace) -> int:

@@ -164,11 +164,15 @@ ERRORS: dict[str, Callable[[Problem, Context], ChuteError]] = {
 
 
 NO_CONTEXT = Context()
+# What a proxy or load balancer answers when no chute server behind it does.
+GATEWAY_AWAY = frozenset({502, 503, 504})
 
 
 def error_of(problem: Problem, context: Context = NO_CONTEXT) -> ChuteError:
     """The error the engine would have raised for `problem`, carrying the problem."""
     make = ERRORS.get(problem.type)
+    if make is None and problem.status in GATEWAY_AWAY:
+        make = ERRORS["service-unavailable"]  # a proxy's answer: the server is away
     return _carrying(make(problem, context) if make else RemoteError(problem), problem)
 
 

@@ -46,6 +46,8 @@ class StreamEvent:
 
 def event_of(kind: str, data: str) -> StreamEvent | None:
     """The item of one SSE event; None for a kind this client does not know."""
+    if kind not in ("job", "progress"):
+        return None
     body = json.loads(data)
     job_id, at = UUID(body["job_id"]), datetime.fromisoformat(body["at"])
     if kind == "progress":
@@ -56,8 +58,6 @@ def event_of(kind: str, data: str) -> StreamEvent | None:
             progress=body["progress"],
             progress_message=body["progress_message"],
         )
-    if kind != "job":
-        return None
     before = body["from_status"]
     event = JobEvent(
         job_id=job_id,

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from uuid import UUID
 
 import httpx
 from chute.adapters.remote.engine import RemoteEngine
@@ -101,7 +102,7 @@ class SyncRemoteEngine:
     def url(self) -> str:
         return self.engine.url
 
-    def open_content(self, job_id: Any) -> tuple[Job, Iterator[bytes]]:
+    def open_content(self, job_id: UUID) -> tuple[Job, Iterator[bytes]]:
         """`RemoteEngine.open_content`: the job, and its bytes as a plain iterator."""
         job, chunks = self._run(self.engine.open_content(job_id))
         return job, self._iterate(chunks)

@@ -152,7 +152,8 @@ async def get_job_content(job_id: UUID, engine: Engine) -> StreamingResponse:
 @router.post("/{job_id}/release", **_reporting("release_job"))
 async def release_job(job_id: UUID, body: ReleaseRequest, engine: Engine) -> Response:
     """Give a held job back unfinished (the worker is stopping): `pending` again at
-    once, its attempt not counted as a failure, so that another worker takes it."""
+    once, its attempt not counted, so that another worker takes it; a `cancelling`
+    job becomes `cancelled`."""
     with errors_located_at("body"):
         job = await engine.release_job(job_id, body.worker_id)
     return job_response(job)

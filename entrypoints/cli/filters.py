@@ -16,38 +16,23 @@ from chute.domain import JobStatus, Mode, Priority, SourceType
 E = TypeVar("E", bound=StrEnum)
 
 
+ENUM_FILTERS: dict[str, type[StrEnum]] = {
+    "--status": JobStatus,
+    "--priority": Priority,
+    "--source-type": SourceType,
+    "--mode": Mode,
+}
+
+
 def add_filters(parser: argparse.ArgumentParser) -> None:
     """The list filters of `GET /api/v1/jobs`, each flag repeatable where the API's is."""
     group = parser.add_argument_group("filters (repeat a flag for any of its values)")
-    group.add_argument(
-        "--status",
-        action="append",
-        type=one_of(JobStatus),
-        metavar="STATUS",
-        help=choices("status", JobStatus),
-    )
+    for flag, kind in ENUM_FILTERS.items():
+        name = flag.removeprefix("--").replace("-", " ")
+        metavar = name.split()[-1].upper()
+        group.add_argument(flag, action="append", type=one_of(kind), metavar=metavar,
+                           help=choices(name, kind))  # fmt: skip
     group.add_argument("--queue", action="append", metavar="NAME", help="queue name")
-    group.add_argument(
-        "--priority",
-        action="append",
-        type=one_of(Priority),
-        metavar="PRIORITY",
-        help=choices("priority", Priority),
-    )
-    group.add_argument(
-        "--source-type",
-        action="append",
-        type=one_of(SourceType),
-        metavar="TYPE",
-        help=choices("source type", SourceType),
-    )
-    group.add_argument(
-        "--mode",
-        action="append",
-        type=one_of(Mode),
-        metavar="MODE",
-        help=choices("mode", Mode),
-    )
     group.add_argument("--mime-type", metavar="TYPE", help="detected type: exact, or type/*")
     group.add_argument(
         "--created-after",

@@ -17,7 +17,7 @@ from chute.entrypoints.cli.client import (
     add_json,
     run,
 )
-from chute.entrypoints.cli.filters import add_filters, has_filters, job_filter, one_of
+from chute.entrypoints.cli.filters import add_filters, choices, has_filters, job_filter, one_of
 
 MAX_IDS = 1000  # the bulk routes' limit on ids in one call
 BULK_LIMIT = 1000  # jobs a bulk call by filter acts on; the command calls again while `more`
@@ -33,7 +33,7 @@ def add_parser(commands: Any) -> None:
         "--sort",
         type=one_of(JobSort),
         default=JobSort.NEWEST,
-        help="order (default -created_at)",
+        help=choices("order", JobSort) + " (default -created_at)",
     )
     listing.add_argument("--limit", type=_page_size, default=50, help="jobs a page (1-200)")
     listing.add_argument(

@@ -4,8 +4,6 @@ console script and python3, as the README's curl session runs (test_readme_sessi
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +12,7 @@ import httpx
 import pytest
 
 from tests.client_cli import chute_script, served
-from tests.e2e.test_readme_session import MARKER, ROOT, script_of, session_blocks, steps_of
+from tests.e2e.test_readme_session import ROOT, run_session, session_blocks, steps_of
 
 pytestmark = pytest.mark.slow
 
@@ -38,31 +36,8 @@ def chute_and_python_only(tmp_path: Path) -> str:
 def test_the_cli_session_runs_as_written(server: str, tmp_path: Path) -> None:
     steps = steps_of(session_blocks(DOC.read_text(encoding="utf-8"), "## A session"))
     assert len(steps) >= 6
-    script = tmp_path / "session.sh"
-    script.write_text(script_of(steps, server, tmp_path / "hello.pdf"))
-    bash = shutil.which("bash")
-    assert bash is not None
-    done = subprocess.run(
-        [bash, "-euo", "pipefail", str(script)],
-        cwd=ROOT,
-        env={
-            "PATH": chute_and_python_only(tmp_path),
-            "HOME": str(tmp_path),
-            "LANG": "C.UTF-8",
-            "COLUMNS": "160",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    output = done.stdout.splitlines()
-    passed = [n for n in range(1, len(steps) + 1) if MARKER.format(n) in output]
-    failed = len(passed) + 1
-    assert done.returncode == 0 and len(passed) == len(steps), (
-        f"step {failed} of docs/cli.md's session failed (exit {done.returncode}):\n"
-        f"{steps[failed - 1] if failed <= len(steps) else ''}\n"
-        f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
-    )
+    path = chute_and_python_only(tmp_path)
+    output = run_session(steps, server, tmp_path, path=path, name="docs/cli.md's session")
     assert "exit code 3" in output  # the last step's unknown job
 
     jobs = httpx.get(f"{server}/api/v1/jobs", params={"queue": "docs"}).json()["items"]

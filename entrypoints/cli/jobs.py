@@ -113,8 +113,8 @@ async def _list_all(engine: RemoteEngine, args: argparse.Namespace) -> int:
             render.print_json_line(render.job_json(job))
         else:  # a line a job as they come: a table would wait for the last page
             if count == 0:
-                print("  ".join(render.JOB_COLUMNS))
-            print("  ".join(render.job_row(job)))
+                print("\t".join(render.JOB_COLUMNS))
+            print("\t".join(render.job_row(job)))
         count += 1
     if not args.json:
         render.err.print(f"{count} jobs")
@@ -146,6 +146,8 @@ async def _bulk(engine: RemoteEngine, args: argparse.Namespace) -> int:
         raise UsageError("give job ids, or filters (--status, --queue, ...) to select jobs")
     if len(args.job_ids) > MAX_IDS:
         raise UsageError(f"at most {MAX_IDS} ids at once")
+    if len(args.job_ids) == 1:
+        return await _one(engine, args, args.job_ids[0])
     act = engine.cancel_jobs if args.action == "cancel" else engine.retry_jobs
     if args.job_ids:
         outcome = await act(JobSelection(ids=tuple(args.job_ids)))
@@ -165,6 +167,20 @@ async def _bulk(engine: RemoteEngine, args: argparse.Namespace) -> int:
             outcome.more and outcome.changed > 0,  # no change: calling again cannot help
         )
     return _report(args, total, calls)
+
+
+async def _one(engine: RemoteEngine, args: argparse.Namespace, job_id: UUID) -> int:
+    """One job, by the single-job use case: an unknown id (exit 3) or a job that cannot
+    change so (exit 1) is an error the user sees, not an `unchanged` count."""
+    if args.action == "cancel":
+        job = (await engine.cancel_job(job_id)).job
+    else:
+        job = await engine.retry_job(job_id)
+    if args.json:
+        render.print_json(render.job_json(job))
+    else:
+        render.out.print(f"{job.id} is {job.status}")
+    return Exit.OK
 
 
 def _confirmed(args: argparse.Namespace) -> bool:

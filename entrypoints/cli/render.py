@@ -13,6 +13,7 @@ from chute.application import QueueView
 from chute.domain import Job, JobEvent
 from chute.entrypoints.http.schemas.jobs import JobEventResponse, JobResponse
 from chute.entrypoints.http.schemas.queues import QueueResponse
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -51,7 +52,7 @@ def source_of(job: Job) -> str:
 
 
 def jobs_table(jobs: Iterable[Job], *, title: str | None = None) -> Table:
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD)  # no rules between columns: ids are long
     for name in JOB_COLUMNS:
         table.add_column(name, no_wrap=name in ("id", "created"), overflow="fold")
     for job in jobs:

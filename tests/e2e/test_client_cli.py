@@ -156,8 +156,11 @@ def test_jobs_show_events_cancel_and_retry_one_job(server: str) -> None:
     shown = run(server, "jobs", "show", job["id"])
     assert shown.returncode == 0 and "https://example.org/one.pdf" in shown.stdout
 
-    assert run_json(server, "jobs", "cancel", job["id"])["changed"] == 1
-    assert run_json(server, "jobs", "retry", job["id"])["changed"] == 1
+    assert run_json(server, "jobs", "cancel", job["id"])["status"] == "cancelled"
+    assert run_json(server, "jobs", "retry", job["id"])["status"] == "pending"
+    again = run(server, "jobs", "retry", job["id"])
+    assert again.returncode == 1  # a pending job cannot be retried: the server's 409
+    assert "is pending; it cannot become pending" in again.stderr
     events = run_json(server, "jobs", "events", job["id"])["items"]
     assert [event["to_status"] for event in events] == ["pending", "cancelled", "pending"]
     table = run(server, "jobs", "events", job["id"])

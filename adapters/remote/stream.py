@@ -19,9 +19,9 @@ from uuid import UUID
 
 import httpx
 from chute.adapters.remote.transport import Transport
-from chute.adapters.remote.wire import job_of
+from chute.adapters.remote.wire import event_of, job_of
 from chute.application import ServiceUnavailable
-from chute.domain import Job, JobEvent, JobStatus
+from chute.domain import Job, JobEvent
 
 FIRST_WAIT = 0.1  # seconds before the first reconnection; doubled up to the server's `retry`
 DEFAULT_RETRY = 2.0
@@ -44,7 +44,7 @@ class StreamEvent:
     progress_message: str | None = None
 
 
-def event_of(kind: str, data: str) -> StreamEvent | None:
+def item_of(kind: str, data: str) -> StreamEvent | None:
     """The item of one SSE event; None for a kind this client does not know."""
     if kind not in ("job", "progress"):
         return None
@@ -58,15 +58,7 @@ def event_of(kind: str, data: str) -> StreamEvent | None:
             progress=body["progress"],
             progress_message=body["progress_message"],
         )
-    before = body["from_status"]
-    event = JobEvent(
-        job_id=job_id,
-        at=at,
-        from_status=JobStatus(before) if before is not None else None,
-        to_status=JobStatus(body["to_status"]),
-        actor=body["actor"],
-        detail=body["detail"],
-    )
+    event = event_of(job_id, body)
     return StreamEvent(
         "job", job_id, at, event_id=body["event_id"], event=event, job=job_of(body["job"])
     )
@@ -102,7 +94,7 @@ class _Reader:
     def _dispatch(self) -> StreamEvent | None:
         kind, data = self.kind, self.data
         self.kind, self.data = "message", None
-        return event_of(kind, "\n".join(data)) if data is not None else None
+        return item_of(kind, "\n".join(data)) if data is not None else None
 
 
 async def follow(

@@ -135,6 +135,7 @@ async def test_stream_sends_each_change_in_order_with_the_job_and_progress(
     reading = asyncio.create_task(read())
     await finish(remote, queue)
     await asyncio.wait_for(reading, 20)
+    await events.aclose()  # type: ignore[attr-defined]
 
     changes = [e for e in seen if e.kind == "job"]
     statuses = [e.event.to_status for e in changes if e.event]

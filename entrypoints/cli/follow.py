@@ -77,8 +77,11 @@ async def until_ended(
             if item.job_id not in waiting:
                 continue
             show(item)
-            if item.job is not None and item.job.status in TERMINAL:
-                end(item.job)
+            # By the event, not the job: the job as the server read it may show a later
+            # change already, whose line is still to come.
+            if item.event is not None and item.job is not None:
+                if item.event.to_status in TERMINAL:
+                    end(item.job)
 
     async def from_list() -> None:
         first, interval = RECONCILE_SECONDS

@@ -97,7 +97,7 @@ async def _list(engine: RemoteEngine, args: argparse.Namespace) -> int:
             }
         )
     else:
-        render.out.print(render.jobs_table(page.items))
+        render.show(render.jobs_table(page.items))
         shown = f"{len(page.items)} of {page.total}{'' if page.total_exact else '+'}"
         more = " (--all for every one)" if page.next_cursor else ""
         render.err.print(f"{shown} jobs{more}")
@@ -126,7 +126,7 @@ async def _show(engine: RemoteEngine, args: argparse.Namespace) -> int:
     if args.json:
         render.print_json(render.job_json(job))
     else:
-        render.out.print(render.job_details(job))
+        render.show(render.job_details(job))
     return Exit.OK
 
 
@@ -135,7 +135,7 @@ async def _events(engine: RemoteEngine, args: argparse.Namespace) -> int:
     if args.json:
         render.print_json({"items": [render.event_json(e) for e in events]})
     else:
-        render.out.print(render.events_table(events))
+        render.show(render.events_table(events))
     return Exit.OK
 
 

@@ -49,7 +49,7 @@ async def _queues(engine: RemoteEngine, args: argparse.Namespace) -> int:
         if args.json:
             render.print_json({"items": [render.queue_json(view) for view in views]})
         else:
-            render.out.print(render.queues_table(views))
+            render.show(render.queues_table(views))
         return Exit.OK
     change = {
         "pause": QueueChange(paused=True),
@@ -62,5 +62,5 @@ async def _queues(engine: RemoteEngine, args: argparse.Namespace) -> int:
     if args.json:
         render.print_json(render.queue_json(view))
     else:
-        render.out.print(render.queues_table([view]))
+        render.show(render.queues_table([view]))
     return Exit.OK

@@ -4,6 +4,7 @@ API's own JSON shapes for scripts (`--json`)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -17,11 +18,24 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-out = Console(soft_wrap=True)  # stdout; rich drops colour when it is not a terminal
+MIN_TABLE_WIDTH = 120
+
+
+def _width() -> int:
+    """stdout's width: a terminal's, but at least `MIN_TABLE_WIDTH` (narrower, rich cuts
+    ids short and drops columns; the terminal wraps the lines instead, losing nothing).
+    Not a terminal (a pipe, a file): as wide as a table's lines are, never folded."""
+    if not sys.stdout.isatty():
+        return 10_000
+    return max(shutil.get_terminal_size().columns, MIN_TABLE_WIDTH)
+
+
+out = Console(soft_wrap=True, width=_width())  # no colour when not a terminal
 err = Console(stderr=True)
 
 
 JOB_COLUMNS = ("id", "status", "queue", "priority", "source", "type", "created")
+MIN_WIDTHS = {"source": 12, "type": 12}  # squeezed, but never to nothing
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -35,6 +49,10 @@ def event_json(event: JobEvent) -> dict[str, Any]:
 
 def queue_json(view: QueueView) -> dict[str, Any]:
     return QueueResponse.of(view).model_dump(mode="json")
+
+
+def show(table: Table) -> None:
+    out.print(table)
 
 
 def print_json(document: Any) -> None:
@@ -54,7 +72,8 @@ def source_of(job: Job) -> str:
 def jobs_table(jobs: Iterable[Job], *, title: str | None = None) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD)  # no rules between columns: ids are long
     for name in JOB_COLUMNS:
-        table.add_column(name, no_wrap=name in ("id", "created"), overflow="fold")
+        table.add_column(name, no_wrap=name not in ("source", "type"), overflow="fold",
+                         min_width=MIN_WIDTHS.get(name))  # fmt: skip
     for job in jobs:
         table.add_row(*job_row(job))
     return table

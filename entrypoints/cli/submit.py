@@ -223,4 +223,4 @@ def _print_jobs(args: argparse.Namespace, jobs: list[Job]) -> None:
     if args.json:
         render.print_json({"jobs": [render.job_json(job) for job in jobs]})
     elif jobs:
-        render.out.print(render.jobs_table(jobs))
+        render.show(render.jobs_table(jobs))

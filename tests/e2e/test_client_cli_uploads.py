@@ -154,6 +154,9 @@ def _claim_and_report(base_url: str, queue: str, fail: bool) -> None:
         assert len(claimed) == 2
         time.sleep(0.5)  # the client sees them running
         first, second = claimed
+        beat = {"worker_id": "w-cli", "progress": 50, "progress_message": "half way"}
+        client.post(f"/jobs/{first['id']}/heartbeat", json=beat)
+        time.sleep(1.5)  # the stream looks for progress of running jobs now and then
         client.post(f"/jobs/{first['id']}/complete", json={"worker_id": "w-cli"})
         if fail:
             report = {"worker_id": "w-cli", "error": "corrupt input", "retryable": False}
@@ -191,5 +194,6 @@ def test_submit_wait_follows_the_jobs_live_and_exits_1_when_one_fails(
 
     assert process.returncode == (1 if fail else 0), err
     assert "pending -> running" in out and "running -> completed" in out
+    assert "progress 50% half way" in out
     assert ("running -> failed" in out) == fail
     assert "corrupt input" in out or not fail

@@ -34,9 +34,11 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/chute serve
 
-## make test: every test, on SQLite and on a throw-away PostgreSQL the tests start
+## make test: every test, on SQLite and on a throw-away PostgreSQL the tests start; the
+## test files are dealt to one pytest process per core (pytest-xdist; a file's tests
+## stay together, so that a module's server starts once)
 test: install system
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 ## make lint: ruff, and mypy --strict on every layer
 lint: install

@@ -41,7 +41,6 @@ from chute.application.ports import (
     JobEventRepository,
     JobRepository,
     QueueRepository,
-    Room,
     ScheduleRepository,
     Source,
     SourceReader,
@@ -53,6 +52,7 @@ from chute.application.ports import (
     WebhookDeliveryRepository,
     WebhookRepository,
     WebhookSender,
+    WorkerEngine,
 )
 from chute.application.queries import (
     ClaimFilter,
@@ -117,7 +117,6 @@ __all__ = [
     "QueueRepository",
     "QueueView",
     "RetryPolicy",
-    "Room",
     "ScheduleNotFound",
     "ScheduleRepository",
     "ScheduleSaved",
@@ -146,5 +145,6 @@ __all__ = [
     "WebhookPolicy",
     "WebhookRepository",
     "WebhookSender",
+    "WorkerEngine",
     "safe_filename",
 ]

@@ -5,12 +5,12 @@ Adapters subclass these protocols explicitly, so that type checkers hold them to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 from uuid import UUID
 
 from chute.application.queries import (
@@ -28,6 +28,7 @@ from chute.domain import (
     Job,
     JobEvent,
     JobStatus,
+    Mode,
     QueueSettings,
     Schedule,
     WebhookDelivery,
@@ -155,15 +156,6 @@ class IdempotencyKeyRepository(Protocol):
         """Forget every key stored before `created_before`; how many there were."""
 
 
-@dataclass(frozen=True, slots=True)
-class Room:
-    """Room in a limited queue: `free` more jobs may be claimed into its part `part` of
-    the limit (adapters that count the whole queue at once use part 0)."""
-
-    part: int
-    free: int
-
-
 class QueueRepository(Protocol):
     """The settings of queues (queues without settings have none here). Never commits."""
 
@@ -189,17 +181,16 @@ class QueueRepository(Protocol):
         `cancelling`; 0 for unlimited queues, which are not counted): what a claim
         reads first, in one read."""
 
-    async def take_room(self, queue: QueueSettings, held: int, wanted: int) -> Sequence[Room]:
-        """Room to claim up to `wanted` jobs of the limited queue `queue` in now, locked
-        until commit (claims that take the same room wait for each other, others do
-        not); none when the queue is paused, unlimited or full. `queue` and `held` are
+    async def take_room(self, queue: QueueSettings, held: int, job_ids: Sequence[UUID]) -> int:
+        """Take room in the limited queue `queue` for as many of `job_ids` (jobs this
+        transaction is claiming, in claim order) as it has now, and count those against
+        its limit while they are held: how many of the first ids got room, none when the
+        queue is paused, unlimited or full. The room is locked until commit (claims that
+        take the same room wait for each other, others do not). `queue` and `held` are
         what `for_claims` read in this transaction, with the jobs it has claimed since:
         an adapter whose write transactions run one at a time (nothing can have changed)
         counts on them; one whose claims run side by side reads the settings and counts
         as last committed, under its lock."""
-
-    async def occupy(self, rooms: Sequence[Room], job_ids: Sequence[UUID]) -> None:
-        """Count the jobs just claimed with `rooms` against them while they are held."""
 
     async def spread(self, name: str, limit: int | None) -> None:
         """After `name`'s limit changed to `limit`: divide it into rooms again, and the
@@ -540,3 +531,59 @@ class Telemetry(Protocol):
 
     def job_span(self, job: Job) -> AbstractContextManager[None]:
         """The span of a worker's run of `job`, continuing the trace of `job.trace_context`."""
+
+
+class WorkerEngine(Protocol):
+    """What a `Worker`, its jobs' `JobContext` and its reports need of the engine: the
+    in-process `OrchestrationEngine`, or a client of a chute server over HTTP.
+
+    Each method means what the engine's use case of the same name means, and raises the
+    same errors (`LeaseNotHeld`, `ValidationFailed`, `ServiceUnavailable` while the
+    engine's database, or the server, is away).
+    """
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where the worker's job spans come from."""
+
+    async def claim_jobs(
+        self, worker_id: str, *, limit: int, lease_seconds: int, filter: ClaimFilter
+    ) -> list[Job]:
+        """Up to `limit` due jobs, now held by `worker_id` for `lease_seconds`."""
+
+    async def heartbeat(
+        self,
+        job_id: UUID,
+        worker_id: str,
+        *,
+        progress: int | None = None,
+        progress_message: str | None = None,
+    ) -> Job:
+        """Extend the lease on a held job, with its progress when given."""
+
+    async def complete_jobs(
+        self, worker_id: str, completions: Sequence[tuple[UUID, dict[str, Any] | None]]
+    ) -> list[Job | Exception]:
+        """Complete held jobs (id, result): each one's outcome, in order."""
+
+    async def fail_job(
+        self, job_id: UUID, worker_id: str, error: str, *, retryable: bool = True
+    ) -> Job:
+        """Record a failed attempt on a held job."""
+
+    async def release_job(self, job_id: UUID, worker_id: str) -> Job:
+        """Give a held job back unfinished, so that another worker takes it at once."""
+
+    async def rescue_expired_leases(self) -> list[Job]:
+        """Take back jobs whose lease ended (a server's client may leave it to the server)."""
+
+    async def store_content(
+        self, job_id: UUID, worker_id: str, filename: str | None, content: AsyncIterable[bytes]
+    ) -> Job:
+        """Store and detect content a worker fetched for its held job."""
+
+    async def redetect_content(self, job_id: UUID, worker_id: str, mode: Mode) -> Job:
+        """Detect a held job's stored content again with the detector of `mode`."""
+
+    async def open_content(self, job_id: UUID) -> tuple[Job, AsyncIterator[bytes]]:
+        """A job and its stored content, streamed."""

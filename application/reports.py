@@ -17,15 +17,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from chute.application.errors import ServiceUnavailable
+from chute.application.ports import WorkerEngine
 from chute.domain import ChuteError, Job, LeaseNotHeld
 from chute.domain.validation import drop_unstorable
-
-if TYPE_CHECKING:
-    from chute.application.engine import OrchestrationEngine
 
 log = logging.getLogger("chute.worker")
 
@@ -63,7 +61,7 @@ class Reporter:
 
     def __init__(
         self,
-        engine: OrchestrationEngine,
+        engine: WorkerEngine,
         worker_id: str,
         retry_seconds: tuple[float, float],
         monotonic: Callable[[], float] = time.monotonic,

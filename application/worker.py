@@ -1,6 +1,7 @@
 """A worker: claims jobs from the engine and runs a processor on each, under a lease.
 
-It runs in the engine's process (no HTTP) and needs nothing but the engine:
+It needs nothing but an engine (`WorkerEngine`): the `OrchestrationEngine` of its own
+process, or a client of a chute server over HTTP (`chute worker --server`):
 
     async def process(job: Job, context: JobContext) -> dict | None:
         await context.progress(50, "half way")
@@ -31,16 +32,14 @@ import socket
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from chute.application.errors import ServiceUnavailable, ValidationFailed
+from chute.application.ports import WorkerEngine
 from chute.application.queries import ClaimFilter
 from chute.application.reports import Reporter
 from chute.domain import ChuteError, Job, JobStatus, LeaseNotHeld, Mode
-
-if TYPE_CHECKING:
-    from chute.application.engine import OrchestrationEngine
 
 log = logging.getLogger("chute.worker")
 
@@ -57,7 +56,7 @@ class JobFailed(ChuteError):
 class JobContext:
     """What a processor may do with the job it runs, as the holder of its lease."""
 
-    engine: OrchestrationEngine
+    engine: WorkerEngine
     job: Job
     worker_id: str
 
@@ -92,7 +91,7 @@ def default_worker_id() -> str:
 class Worker:
     """Runs `processor` on claimed jobs in up to `slots` concurrent tasks."""
 
-    engine: OrchestrationEngine
+    engine: WorkerEngine
     processor: Processor
     slots: int = 1
     worker_id: str = field(default_factory=default_worker_id)

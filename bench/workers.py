@@ -56,23 +56,7 @@ def run(ctx: Context) -> list[Figure]:
             f"best of {s.rounds}"
         )
         figures = [
-            Figure(
-                "workers.jobs_per_s",
-                mine["db_rate"],
-                "jobs/s",
-                theirs["db_rate"],
-                "procrastinate",
-                Target("ratio", ">=", 1.0),
-                note=f"{setting}; first start to last finish, by the database",
-            ),
-            Figure(
-                "workers.jobs_per_s_wall",
-                mine["wall_rate"],
-                "jobs/s",
-                theirs["wall_rate"],
-                "procrastinate",
-                note="from the workers' launch, start-up included",
-            ),
+            *rate_figures("workers", mine, theirs, "procrastinate", 1.0, setting),
             Figure(
                 "workers.enqueue_per_s",
                 mine["defer_rate"],
@@ -97,6 +81,37 @@ def run(ctx: Context) -> list[Figure]:
         return figures
 
 
+def rate_figures(
+    name: str,
+    mine: dict[str, float],
+    theirs: dict[str, float],
+    baseline: str,
+    ratio: float,
+    setting: str,
+) -> list[Figure]:
+    """The jobs/s of `mine` against `theirs`: by the database's times (held to `ratio`),
+    and by the wall clock from the workers' launch."""
+    return [
+        Figure(
+            f"{name}.jobs_per_s",
+            mine["db_rate"],
+            "jobs/s",
+            theirs["db_rate"],
+            baseline,
+            Target("ratio", ">=", ratio),
+            note=f"{setting}; first start to last finish, by the database",
+        ),
+        Figure(
+            f"{name}.jobs_per_s_wall",
+            mine["wall_rate"],
+            "jobs/s",
+            theirs["wall_rate"],
+            baseline,
+            note="from the workers' launch, start-up included",
+        ),
+    ]
+
+
 def _best(rounds: list[dict[str, Any]], side: str) -> dict[str, float]:
     """Each figure's best round (the rounds are alternated, so noise hits both sides)."""
     best = {
@@ -119,7 +134,7 @@ def _chute(ctx: Context, folder: Path) -> dict[str, Any]:
     # A storage of its own: each round's database is a new one, with an id of its own,
     # and a storage belongs to one database.
     env = chute_env(url, Path(tempfile.mkdtemp(prefix="storage-", dir=folder)))
-    measured = _timed(
+    measured = timed(
         folder,
         "chute",
         [argv] * s.worker_processes,
@@ -149,7 +164,7 @@ def _procrastinate(ctx: Context, folder: Path) -> dict[str, Any]:
         str(s.worker_concurrency),
     ]
     env = base_env(BENCH_PROCRASTINATE_DSN=dsn(url))
-    measured = _timed(
+    measured = timed(
         folder,
         "procrastinate",
         [argv] * s.worker_processes,
@@ -162,7 +177,7 @@ def _procrastinate(ctx: Context, folder: Path) -> dict[str, Any]:
     return {**measured, "defer_rate": s.worker_jobs / defer_seconds}
 
 
-def _timed(
+def timed(
     folder: Path,
     name: str,
     argvs: list[list[str]],
@@ -172,6 +187,8 @@ def _timed(
     span_sql: str,
     jobs: int,
 ) -> dict[str, Any]:
+    """Start the worker processes of `argvs` and wait until the database says `jobs` are
+    done (`done_sql`); the rates, by the wall clock and by `span_sql`, and CPU per job."""
     logs = [(folder / f"{name}-worker-{n}.log").open("wb") for n in range(len(argvs))]
     started, launched = time.monotonic(), time.time()
     processes = [

@@ -1,7 +1,7 @@
-"""Helpers of the fault tests (`tests/e2e/test_faults_*.py`): real `chute serve` processes
-that can be killed, clients that keep creating jobs and tally what was acknowledged,
-slow multipart bodies, a tmpfs of a given size, and a PostgreSQL that can be stopped and
-started again on the same port.
+"""Helpers of the fault tests (`tests/e2e/test_faults_*.py`): real `chute serve` and
+`chute worker` processes that can be killed, clients that keep creating jobs and tally
+what was acknowledged, slow multipart bodies, a tmpfs of a given size, and a PostgreSQL
+that can be stopped and started again on the same port.
 """
 
 from __future__ import annotations
@@ -99,6 +99,32 @@ class ChuteServer:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class WorkerProcess:
+    """One `chute worker` (run in `cwd` when given), its output in a log file."""
+
+    def __init__(
+        self, env: dict[str, str], log: Path, *options: str, cwd: Path | None = None
+    ) -> None:
+        self.log_path = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                chute("worker", *options), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, then its exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
 
 # -- load and its tally --------------------------------------------------------------------

@@ -35,7 +35,6 @@ from chute.application.ports import (
     JobEventRepository,
     JobRepository,
     QueueRepository,
-    Room,
     ScheduleRepository,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -374,14 +373,10 @@ class MemoryQueueRepository(QueueRepository):
             for s in await self.list()
         ]
 
-    async def take_room(self, queue: QueueSettings, held: int, wanted: int) -> Sequence[Room]:
+    async def take_room(self, queue: QueueSettings, held: int, job_ids: Sequence[UUID]) -> int:
         # One writer at a time: the whole limit is one room, and nothing has changed
-        # since the claim read `queue` and `held`.
-        free = queue.capacity(held) or 0
-        return [Room(0, free)] if free > 0 else []
-
-    async def occupy(self, rooms: Sequence[Room], job_ids: Sequence[UUID]) -> None:
-        pass  # counted from the jobs themselves
+        # since the claim read `queue` and `held`; held jobs are counted from the jobs.
+        return min(queue.capacity(held) or 0, len(job_ids))
 
     async def spread(self, name: str, limit: int | None) -> None:
         pass  # one room, counted from the jobs themselves

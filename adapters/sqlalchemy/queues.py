@@ -11,28 +11,13 @@ from chute.adapters.sqlalchemy.repositories import SqlRepository
 from chute.adapters.sqlalchemy.rows import queue_row, to_queue
 from chute.adapters.sqlalchemy.statements import HELD
 from chute.adapters.sqlalchemy.tables import jobs, queue_parts, queues
-from chute.application.ports import QueueRepository, Room
+from chute.application.ports import QueueRepository
 from chute.domain import QueueSettings
-from sqlalchemy import Insert, Select, case, delete, func, insert, select, update
+from sqlalchemy import Insert, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 MAX_PARTS = 8  # claims of one limited queue that can run at once
 STRAY = -1  # the part of held jobs beyond a lowered limit
-
-
-def _held_by_part(queue: str, part: int) -> Select[Any]:
-    """(held jobs of `part`, held jobs of no part, whether the queue is paused: None when
-    it has no limit any more) of `queue`, in one statement: the counts read a range of
-    the queue index's prefix, at most the limit and the strays long."""
-    c, q = jobs.c, queues.c
-    counted = func.coalesce(func.sum(case((c.limit_part == part, 1), else_=0)), 0)
-    strays = func.coalesce(
-        func.sum(case(((c.limit_part.is_(None)) | (c.limit_part < 0), 1), else_=0)), 0
-    )
-    paused = (
-        select(q.paused).where(q.name == queue, q.concurrency_limit.is_not(None)).scalar_subquery()
-    )
-    return select(counted, strays, paused).where(c.queue == queue, c.status.in_(HELD))
 
 
 class SqlQueueRepository(SqlRepository, QueueRepository):
@@ -74,45 +59,16 @@ class SqlQueueRepository(SqlRepository, QueueRepository):
         rows = (await self._db.read(select(queues, held.label("held")).order_by(q.name))).mappings()
         return [(to_queue(row), int(row["held"])) for row in rows]
 
-    async def take_room(self, queue: QueueSettings, held: int, wanted: int) -> Sequence[Room]:
+    async def take_room(self, queue: QueueSettings, held: int, job_ids: Sequence[UUID]) -> int:
         if self._dialect != "postgresql":
             # SQLite: one writer at a time, so the whole limit is one room, and nothing
             # has changed since the claim read `queue` and `held` in this transaction.
-            free = queue.capacity(held) or 0
-            return [Room(0, free)] if free > 0 else []
-        name = queue.name
-        p = queue_parts.c
-        rooms: list[Room] = []
-        tried: list[int] = []
-        while sum(room.free for room in rooms) < wanted and len(tried) < MAX_PARTS:
-            stmt = select(p.part, p.capacity).where(p.queue == name, p.part.not_in(tried))
-            # Any part no other claim holds.
-            stmt = stmt.order_by(func.random()).with_for_update(skip_locked=True)
-            row: Any = (await self._db.write(stmt.order_by(p.part).limit(1))).first()
-            if row is None:
-                break  # every other part is full, or being claimed into
-            part, capacity = int(row[0]), int(row[1])
-            tried.append(part)
-            # Read after the part's lock, so that a claim that held it before has
-            # committed, and so has a pause (a change of the limit locks every part).
-            counts: Any = (await self._db.write(_held_by_part(name, part))).one()
-            mine, strays, paused = int(counts[0]), int(counts[1]), counts[2]
-            if strays or paused is None or paused:
-                return []  # held beyond a lowered limit (wait for them to end), or paused
-            if capacity > mine:
-                rooms.append(Room(part, capacity - mine))
-        return rooms
-
-    async def occupy(self, rooms: Sequence[Room], job_ids: Sequence[UUID]) -> None:
-        if self._dialect != "postgresql":
-            return  # counted from the whole queue (`_whole_room`)
-        start = 0
-        for room in rooms:
-            ids = job_ids[start : start + room.free]
-            start += len(ids)
-            if ids:
-                stmt = update(jobs).where(jobs.c.id.in_(ids)).values(limit_part=room.part)
-                await self._db.write(stmt)
+            return min(queue.capacity(held) or 0, len(job_ids))
+        # Lock a part, count its held jobs, mark the taken ones: one call of the function
+        # of migration 0015, whose statements each see what committed before them.
+        ids = bindparam("ids", list(job_ids), type_=postgresql.ARRAY(postgresql.UUID()))
+        taken = await self._db.write(select(func.chute_take_room(queue.name, ids)))
+        return int(taken.scalar_one())
 
     async def spread(self, name: str, limit: int | None) -> None:
         if self._dialect != "postgresql":

@@ -312,12 +312,10 @@ async def _within_limits(
             taken.append(job)
     for name, jobs in sorted(by_queue.items()):
         settings, held = limited[name]
-        rooms = await uow.queues.take_room(settings, held, len(jobs))
-        room = sum(r.free for r in rooms)
+        room = await uow.queues.take_room(settings, held, [job.id for job in jobs])
         if room < len(jobs):
             full.add(name)
         kept = jobs[:room]
-        await uow.queues.occupy(rooms, [job.id for job in kept])
         limited[name] = (settings, held + len(kept))
         taken += kept
     return taken, frozenset(full)

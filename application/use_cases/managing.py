@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -44,6 +44,12 @@ class Managing(EngineBase):
             if job is None:
                 raise JobNotFound(job_id)
             return job
+
+    async def get_jobs(self, job_ids: Sequence[UUID]) -> list[Job]:
+        """The jobs of `job_ids` that exist, each once, in the order first asked, with
+        their detection results: one read however many (a page that follows some jobs)."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.jobs.get_many(list(dict.fromkeys(job_ids)))
 
     async def list_jobs(
         self,

@@ -9,9 +9,17 @@ The processor is the built-in `ingest` unless `--processor module:name` names an
   start, it must return such a processor.
 
 The module must be importable (installed, or on PYTHONPATH). The worker starts only on a
-storage that belongs to its database (see `startup`). SIGTERM or SIGINT stops the
-worker: it claims no more, gives running jobs the grace period, releases what is left,
-and exits 0. A second signal exits at once (its jobs come back when their leases end).
+storage that belongs to its database (see `startup`).
+
+`--server URL` (or CHUTE_URL) runs the same loop and processors over HTTP against a
+chute server (`RemoteEngine`, with `--api-key` or CHUTE_API_KEY): the worker then opens
+no database and no storage of its own, and leaves rescuing expired leases to the
+server. A server that cannot be reached, or refuses the key, stops it at start with one
+line.
+
+SIGTERM or SIGINT stops the worker: it claims no more, gives running jobs the grace
+period, releases what is left, and exits 0. A second signal exits at once (its jobs
+come back when their leases end).
 """
 
 from __future__ import annotations
@@ -24,13 +32,15 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from typing import Any, cast
 
 from chute.adapters.ingest.processor import ingest
+from chute.adapters.remote import RemoteEngine
 from chute.adapters.sqlalchemy import upgrade
-from chute.application import ClaimFilter, SourceReader
+from chute.application import ClaimFilter, SourceReader, WorkerEngine
 from chute.application.worker import Processor, Worker, default_worker_id
-from chute.domain import InvalidValue, Mode, SourceType
+from chute.domain import ChuteError, InvalidValue, Mode, SourceType
 from chute.domain.validation import check_mime_pattern, check_queue_name, check_worker_id
 from chute.entrypoints.bootstrap import Container, build_container, engine_of, settled
 from chute.entrypoints.cli.metrics_server import serve_metrics
@@ -47,7 +57,9 @@ class BadProcessor(Exception):
 
 def add_parser(commands: Any) -> None:
     """Add `chute worker` to the `chute` command's subcommands."""
-    run = commands.add_parser("worker", help="claim jobs and process them (migrates SQLite first)")
+    run = commands.add_parser(
+        "worker", help="claim jobs and process them (migrates SQLite first; --server: over HTTP)"
+    )
     run.add_argument("--processor", default=BUILT_IN, help="module:name of the processor "
                      "(default: the built-in ingest)")  # fmt: skip
     run.add_argument("--slots", type=_bounded(1, 100), help="jobs run at once (CHUTE_WORKER_SLOTS)")
@@ -67,6 +79,10 @@ def add_parser(commands: Any) -> None:
                      help="serve GET /metrics (Prometheus) on this port")  # fmt: skip
     run.add_argument("--metrics-host", default="127.0.0.1",
                      help="address of --metrics-port (default 127.0.0.1)")  # fmt: skip
+    run.add_argument("--server", metavar="URL",
+                     help="work for the chute server at URL over HTTP, with no database or "
+                     "storage of its own (CHUTE_URL)")  # fmt: skip
+    run.add_argument("--api-key", metavar="KEY", help="the API key of --server (CHUTE_API_KEY)")
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,8 +101,18 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         mime_type=mime_type,
         queues=queues,
     )
+    server = args.server or os.environ.get("CHUTE_URL")
+    if server and args.metrics_port is not None:
+        print("chute worker: --metrics-port: with --server, the server's GET /metrics has "
+              "the counts", file=sys.stderr)  # fmt: skip
+        return 2
+    plan = _Plan(args, settings, processor, worker_id, claim)
     try:
-        asyncio.run(_run(args, settings, processor, worker_id, claim))
+        if server:
+            key = args.api_key or os.environ.get("CHUTE_API_KEY") or None
+            asyncio.run(_run_remote(plan, server, key))
+        else:
+            asyncio.run(_run(plan))
     except StartRefused as e:
         print(f"chute worker: {e}", file=sys.stderr)
         return e.exit_code
@@ -136,13 +162,36 @@ def _is_processor(candidate: object) -> bool:
     )
 
 
-async def _run(
-    args: argparse.Namespace,
-    settings: Settings,
-    processor: Processor | None,
-    worker_id: str,
-    claim: ClaimFilter,
-) -> None:
+@dataclass(frozen=True)
+class _Plan:
+    """The worker the arguments, else the settings, ask for, on whichever engine."""
+
+    args: argparse.Namespace
+    settings: Settings
+    processor: Processor | None  # None: the built-in, on the container's source readers
+    worker_id: str
+    claim: ClaimFilter
+
+    async def work(self, engine: WorkerEngine, container: Container) -> None:
+        """Run the worker on `engine` until SIGTERM/SIGINT."""
+        args, settings = self.args, self.settings
+        running = Worker(
+            engine,
+            self.processor or ingest(await _readers(container)),
+            slots=args.slots or settings.worker_slots,
+            worker_id=self.worker_id,
+            lease_seconds=args.lease_seconds or settings.worker_lease_seconds,
+            poll_seconds=settings.worker_poll_seconds,
+            rescue_seconds=settings.rescue_interval_seconds,
+            grace_seconds=_first(args.grace_seconds, settings.worker_grace_seconds),
+            filter=self.claim,
+        )
+        _stop_on_signals(running)
+        await running.run()
+
+
+async def _run(plan: _Plan) -> None:
+    args, settings = plan.args, plan.settings
     if settings.is_sqlite:  # as `chute serve`: an embedded database is brought up to date
         await upgrade(settings.database_url)
     container = build_container(settings)
@@ -155,23 +204,32 @@ async def _run(
             if metrics is None:
                 raise StartRefused("--metrics-port: metrics are off (CHUTE_METRICS=false)", 2)
             server = await serve_metrics(engine, metrics, args.metrics_host, args.metrics_port)
-        running = Worker(
-            engine,
-            processor or ingest(await _readers(container)),
-            slots=args.slots or settings.worker_slots,
-            worker_id=worker_id,
-            lease_seconds=args.lease_seconds or settings.worker_lease_seconds,
-            poll_seconds=settings.worker_poll_seconds,
-            rescue_seconds=settings.rescue_interval_seconds,
-            grace_seconds=_first(args.grace_seconds, settings.worker_grace_seconds),
-            filter=claim,
-        )
-        _stop_on_signals(running)
-        await running.run()
+        await plan.work(engine, container)
     finally:
         if server is not None:
             server.close()
         await settled(container.shutdown_resources())
+
+
+async def _run_remote(plan: _Plan, url: str, api_key: str | None) -> None:
+    # The container gives the source readers only: the database and the storage it
+    # could open are never asked for, so none of their settings matter here.
+    container = build_container(plan.settings)
+    try:
+        async with RemoteEngine(url, api_key) as engine:
+            await _check_server(engine, url)
+            await plan.work(engine, container)
+    finally:
+        await settled(container.shutdown_resources())
+
+
+async def _check_server(engine: RemoteEngine, url: str) -> None:
+    """One request before the first claim, so that a wrong URL or key stops the worker
+    with one line rather than a warning at every poll."""
+    try:
+        await engine.list_queues()
+    except ChuteError as e:
+        raise StartRefused(f"--server {url}: {e}", 1) from None
 
 
 async def _readers(container: Container) -> dict[SourceType, SourceReader]:

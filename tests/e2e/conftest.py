@@ -33,7 +33,15 @@ from fastapi import FastAPI
 from tests.e2e.helpers import CLOCK_START
 from tests.factories import sqlite_url
 from tests.faults import RestartablePostgres, restartable_postgres
+from tests.fileserver import Running, serve_files
 from tests.pg import PostgresUnavailable
+
+
+@pytest.fixture
+def files() -> Iterator[Running]:
+    """A file server on 127.0.0.1 for url jobs (`files.url("/files/report.pdf")`)."""
+    with serve_files() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import hashlib
 import os
 import time
 from asyncio.subprocess import PIPE
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from chute.adapters.storage.ownership import MARKER
 
 from tests import corpus
 from tests.faults import ChuteServer, chute, chute_env
-from tests.fileserver import Running, serve_files
+from tests.fileserver import Running
 from tests.s3 import S3Server
 
 pytestmark = pytest.mark.slow
@@ -50,12 +50,6 @@ class Deployment:
     def bucket(self) -> obstore.store.S3Store:
         """A plain S3 client of the bucket, as any other program would use."""
         return S3Connection.from_env(self.s3.env()).bucket(self.s3.bucket)
-
-
-@pytest.fixture
-def files() -> Iterator[Running]:
-    with serve_files() as running:
-        yield running
 
 
 @pytest.fixture

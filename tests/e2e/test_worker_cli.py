@@ -6,6 +6,7 @@ database (every case is refused first).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from chute.entrypoints import cli
 from chute.entrypoints.cli.worker import BadProcessor, load_processor
 
 from tests import processors
+from tests.pg import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +91,20 @@ def test_processor_specs_name_functions_objects_or_factories() -> None:
 
 def failing_factory() -> Any:
     raise RuntimeError("no configuration")
+
+
+def test_metrics_port_is_refused_with_server(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["worker", "--server", "http://127.0.0.1:9", "--metrics-port", "9100"]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.startswith("chute worker: --metrics-port: with --server")
+
+
+def test_a_server_out_of_reach_stops_the_worker_at_start_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the embedded database's default would be ./var/chute.db
+    monkeypatch.setenv("CHUTE_URL", f"http://127.0.0.1:{free_port()}")  # nobody listens
+    assert cli.main(["worker"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "cannot be reached" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []  # no database made, nothing migrated

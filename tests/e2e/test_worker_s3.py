@@ -9,9 +9,6 @@ import asyncio
 import hashlib
 import os
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from sqlalchemy import text
 
 from tests import corpus
 from tests.factories import make_engine, sqlite_url
+from tests.faults import WorkerProcess
 from tests.s3 import BUCKET, S3Server
 
 pytestmark = pytest.mark.slow
@@ -80,29 +78,6 @@ def plain(s3_server: S3Server) -> S3Store:
         "region": s3_server.region,
     }
     return S3Store(s3_server.bucket, config=config, client_options={"allow_http": True})
-
-
-class WorkerProcess:
-    """One `chute worker`, its output in a log file."""
-
-    def __init__(self, env: dict[str, str], log: Path, *options: str) -> None:
-        self.log_path = log
-        command = [sys.executable, "-m", "chute.entrypoints", "worker", *options]
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        """SIGTERM, then its exit code."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 async def put_objects(store: S3Store, contents: dict[str, bytes]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -31,6 +31,8 @@ START = CLOCK_START
 # The app's clock is a manual one (the conftest's `clock`), set before the app starts.
 pytestmark = pytest.mark.usefixtures("clock")
 MIB = 1024 * 1024
+# A job that no test creates: fixed, so that test ids are the same in every process.
+NO_JOB = UUID("00000000-0000-7000-8000-000000000001")
 REPORTS = {"heartbeat": {}, "complete": {"result": {"pages": 3}}, "fail": {"error": "boom"}}
 
 
@@ -509,7 +511,7 @@ async def test_a_result_with_nan_is_refused(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["claim", f"{uuid4()}/heartbeat", f"{uuid4()}/complete", f"{uuid4()}/fail"]
+    "path", ["claim", f"{NO_JOB}/heartbeat", f"{NO_JOB}/complete", f"{NO_JOB}/fail"]
 )
 async def test_a_worker_body_that_is_not_json_is_415(client: httpx.AsyncClient, path: str) -> None:
     response = await client.post(f"/api/v1/jobs/{path}", data={"worker_id": "w1"})
@@ -521,9 +523,9 @@ async def test_a_worker_body_that_is_not_json_is_415(client: httpx.AsyncClient, 
     ("path", "body"),
     [
         ("claim", {"worker_id": "w" * (64 * 1024)}),
-        (f"{uuid4()}/heartbeat", {"worker_id": "w1", "progress_message": "x" * (64 * 1024)}),
-        (f"{uuid4()}/fail", {"worker_id": "w1", "error": "x" * (64 * 1024)}),
-        (f"{uuid4()}/complete", {"worker_id": "w1", "result": {"x": "x" * (8 * MIB)}}),
+        (f"{NO_JOB}/heartbeat", {"worker_id": "w1", "progress_message": "x" * (64 * 1024)}),
+        (f"{NO_JOB}/fail", {"worker_id": "w1", "error": "x" * (64 * 1024)}),
+        (f"{NO_JOB}/complete", {"worker_id": "w1", "result": {"x": "x" * (8 * MIB)}}),
     ],
 )
 async def test_a_worker_body_over_its_limit_is_413(

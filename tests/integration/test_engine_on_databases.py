@@ -59,6 +59,18 @@ async def test_a_created_job_is_read_back_whole(engine: OrchestrationEngine) -> 
         await engine.get_job(UuidV7Generator().new_id())
 
 
+async def test_get_jobs_reads_many_in_the_order_asked_and_leaves_out_the_unknown(
+    engine: OrchestrationEngine,
+) -> None:
+    made = [(await engine.create_job(make_new_job())).job for _ in range(3)]
+    unknown = UuidV7Generator().new_id()
+    asked = [made[2].id, unknown, made[0].id, made[1].id, made[0].id]
+    found = await engine.get_jobs(asked)
+    assert [job.id for job in found] == [made[2].id, made[0].id, made[1].id]
+    assert found[0] == await engine.get_job(made[2].id)
+    assert await engine.get_jobs([]) == []
+
+
 async def test_a_batch_is_created_whole_or_not_at_all(engine: OrchestrationEngine) -> None:
     bad = [make_new_job(), make_new_job(source_uri="ftp://example.org/x")]
     with pytest.raises(ValidationFailed):

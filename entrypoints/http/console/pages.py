@@ -496,11 +496,7 @@ async def _live(
         # the page loaded its scripts, or its connection was away) would never come:
         # each job that changed since is sent as it is now. A connection that comes back
         # asks with the same `since`, and is sent again what changed since the page.
-        for job_id in sorted(wanted.job_ids):
-            try:
-                job = await engine.get_job(job_id)
-            except JobNotFound:
-                continue  # purged meanwhile
+        for job in await engine.get_jobs(sorted(wanted.job_ids)):  # less the purged ones
             if since is None or job.updated_at >= since - LIVE_SLACK:
                 yield await _rendered(request, engine, job, view)
         while True:

@@ -56,9 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run_server_command(args)
 
 
+def configure_logging(log_format: str, level: str) -> None:
+    """chute's logging, imported only by the commands that log (not the client ones)."""
+    from chute.entrypoints.logging import configure_logging as configure
+
+    configure(log_format, level)
+
+
 def _run_server_command(args: argparse.Namespace) -> int:
     from chute.adapters.s3 import settle
-    from chute.entrypoints.logging import configure_logging
     from chute.entrypoints.settings import Settings, setting_errors
     from pydantic import ValidationError
 

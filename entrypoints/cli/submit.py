@@ -16,6 +16,7 @@ from chute.adapters.remote import RemoteEngine, StreamEvent
 from chute.application import NewJob
 from chute.domain import DEFAULT_QUEUE, Job, JobStatus, Mode, Priority, SourceType
 from chute.entrypoints.cli import follow, render
+from chute.entrypoints.cli.bars import UploadBars
 from chute.entrypoints.cli.client import (
     Exit,
     UsageError,
@@ -25,18 +26,9 @@ from chute.entrypoints.cli.client import (
     run,
 )
 from chute.entrypoints.cli.filters import choices, metadata_value, moment, one_of, pair
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 UPLOADS_AT_ONCE = 4  # files uploading at a time: enough to fill a link, few for the server
 BATCH = 1000  # the most jobs one create_jobs call takes
-KEEP_BARS = 20  # with more files, a file's bar goes when it is done; the total stays
 REFERENCES = {"http://": SourceType.URL, "https://": SourceType.URL, "s3://": SourceType.S3}
 
 
@@ -145,55 +137,28 @@ async def _uploads(
     the files that failed with their errors."""
     if not files:
         return [], []
-    sizes = [path.stat().st_size for path in files]
     slots = asyncio.Semaphore(UPLOADS_AT_ONCE)
     results: list[Job | BaseException | None] = [None] * len(files)
-    with _progress(len(files)) as bars:
-        total = bars.add_task(f"total ({len(files)} files)", total=sum(sizes) or 1)
+    sizes = [path.stat().st_size for path in files]
+    with UploadBars([path.name for path in files], sizes) as bars:
 
-        async def one(n: int, path: Path) -> None:
+        async def one(n: int) -> None:
             async with slots:
-                task = bars.add_task(path.name, total=sizes[n] or 1)
-                sent = 0
-
-                def progressed(count: int) -> None:
-                    nonlocal sent
-                    bars.update(task, completed=count)
-                    bars.advance(total, count - sent)
-                    sent = count
-
+                progress = bars.start(n)
                 try:
                     results[n] = await engine.upload_file(
-                        path, metadata=metadata or None, progress=progressed, **_options(args)
+                        files[n], metadata=metadata or None, progress=progress, **_options(args)
                     )
-                except (asyncio.CancelledError, KeyboardInterrupt):
-                    raise
-                except Exception as e:
+                except Exception as e:  # the other files go on; it is told at the end
                     results[n] = e
-                progressed(sizes[n])
-                if len(files) > KEEP_BARS:
-                    bars.remove_task(task)
+                bars.end(n, failed=not isinstance(results[n], Job))
 
-        await asyncio.gather(*(one(n, path) for n, path in enumerate(files)))
+        await asyncio.gather(*(one(n) for n in range(len(files))))
     jobs = [result for result in results if isinstance(result, Job)]
     failed = [
         (path, r) for path, r in zip(files, results, strict=True) if isinstance(r, BaseException)
     ]
     return jobs, failed
-
-
-def _progress(files: int) -> Progress:
-    """Bars on stderr, when it is a terminal (nothing in a pipe or a log)."""
-    return Progress(
-        TextColumn("{task.description}", style="bold"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=render.err,
-        disable=not render.err.is_terminal,
-    )
 
 
 def _print_failures(args: argparse.Namespace, failures: list[tuple[Path, BaseException]]) -> int:

@@ -264,3 +264,16 @@ def test_client_commands_read_no_server_settings(server: str) -> None:
     done = run(server, "queues", env=broken)
 
     assert done.returncode == 0, done.stderr
+
+
+def test_a_refused_upload_is_reported_and_the_other_files_go_on(
+    server: str, tmp_path: Path
+) -> None:
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "good.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    done = run(server, "submit", str(tmp_path / "empty.txt"), str(tmp_path / "good.pdf"),
+               "--queue", "cli-refused", "--json")  # fmt: skip
+
+    assert done.returncode == 2  # the server's 422 for the empty file
+    assert f"chute submit: {tmp_path / 'empty.txt'}: Validation failed" in done.stderr
+    assert [job["file_name"] for job in json.loads(done.stdout)["jobs"]] == ["good.pdf"]

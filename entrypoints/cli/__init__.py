@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run_server_command(args)
 
 
-def configure_logging(log_format: str, level: str) -> None:
+def configure_logging(log_format: Any, level: str) -> None:
     """chute's logging, imported only by the commands that log (not the client ones)."""
     from chute.entrypoints.logging import configure_logging as configure
 

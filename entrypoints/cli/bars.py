@@ -6,7 +6,6 @@ They are drawn on stderr when it is a terminal; in a pipe or a log, nothing is d
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import TracebackType
 
 from chute.entrypoints.cli import render
 from rich.progress import (
@@ -23,7 +22,8 @@ KEEP_BARS = 20  # with more files, a file's bar goes when it is done; the total 
 
 
 class UploadBars:
-    """Bars for uploading files of `sizes` bytes, each known by its place in the list."""
+    """Bars for uploading files of `sizes` bytes, each known by its place in the list;
+    drawn while `progress` is entered (`with bars.progress:`)."""
 
     def __init__(self, names: list[str], sizes: list[int]) -> None:
         self.names, self.sizes = names, sizes
@@ -40,18 +40,6 @@ class UploadBars:
             disable=not render.err.is_terminal,
         )
         self.total = self.progress.add_task(f"total ({len(sizes)} files)", total=sum(sizes) or 1)
-
-    def __enter__(self) -> UploadBars:
-        self.progress.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.progress.stop()
 
     def start(self, n: int) -> Callable[[int], None]:
         """A bar for the file `n`; the callback to tell it the bytes sent so far."""

@@ -140,7 +140,8 @@ async def _uploads(
     slots = asyncio.Semaphore(UPLOADS_AT_ONCE)
     results: list[Job | BaseException | None] = [None] * len(files)
     sizes = [path.stat().st_size for path in files]
-    with UploadBars([path.name for path in files], sizes) as bars:
+    bars = UploadBars([path.name for path in files], sizes)
+    with bars.progress:
 
         async def one(n: int) -> None:
             async with slots:

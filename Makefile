@@ -12,10 +12,11 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 # Debian packages that tests drive as real programs (a Prometheus that scrapes chute, the
-# Chromium that tests/browser/ drives through Playwright), installed when missing and this
+# Chromium that tests/browser/ drives through Playwright, the tmux terminal in which
+# `chute submit` draws its progress bars), installed when missing and this
 # is root with apt; without them those tests are skipped, which CI (.ci/run) counts as a
 # failure.
-TEST_PACKAGES := prometheus chromium
+TEST_PACKAGES := prometheus chromium tmux
 system:
 	@missing=""; for p in $(TEST_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

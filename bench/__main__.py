@@ -22,7 +22,7 @@ from bench.report import markdown, table
 
 BENCHMARKS = (
     "create", "batch", "list", "upload", "workers", "remote", "queues", "bulkretry", "detection",
-    "s3ingest", "s3upload", "schedules", "streams", "webhooks", "console",
+    "s3ingest", "s3upload", "schedules", "streams", "webhooks", "console", "submit",
 )  # fmt: skip
 MODULES = {"list": "listing"}  # `list` is a builtin: the module is bench/listing.py
 

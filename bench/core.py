@@ -89,6 +89,7 @@ class Sizes:
     walk_pages: int = 100
     large_upload_mib: int = 256
     small_files: int = 1000
+    submit_files: int = 1000  # submit: files of one `chute submit`, and of the curl loop
     small_clients: int = 8
     worker_jobs: int = 5000
     worker_processes: int = 4
@@ -115,6 +116,7 @@ class Sizes:
             sizes.list_rows = tuple(max(2000, rows // 50) for rows in sizes.list_rows)
             sizes.console_rows = 20_000
             sizes.walk_pages, sizes.large_upload_mib, sizes.small_files = 10, 16, 50
+            sizes.submit_files = 50
             sizes.worker_jobs, sizes.detection_variants, sizes.detection_passes = 400, 3, 1
             sizes.s3_objects, sizes.queue_jobs, sizes.retry_jobs = 100, 300, 2000
             sizes.schedules = 20

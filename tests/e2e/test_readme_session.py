@@ -92,8 +92,16 @@ def test_the_readme_has_a_curl_session() -> None:
     assert all(BASE_URL in step for step in steps)
 
 
-def run_session(steps: list[str], server: str, tmp_path: Path) -> list[str]:
-    """Run the steps as one script; the lines it printed (a failure names its step)."""
+def run_session(
+    steps: list[str],
+    server: str,
+    tmp_path: Path,
+    *,
+    path: str | None = None,
+    name: str = "the README's curl session",
+) -> list[str]:
+    """Run the steps as one script with only the programs in `path` (default: curl and
+    python3); the lines it printed (a failure names its step of the session `name`)."""
     script = tmp_path / "session.sh"
     script.write_text(script_of(steps, server, tmp_path / "hello.pdf"))
     bash = shutil.which("bash")
@@ -101,7 +109,12 @@ def run_session(steps: list[str], server: str, tmp_path: Path) -> list[str]:
     done = subprocess.run(
         [bash, "-euo", "pipefail", str(script)],
         cwd=ROOT,  # the session uploads README.md from the checkout's folder
-        env={"PATH": curl_and_python_only(tmp_path), "HOME": str(tmp_path), "LANG": "C.UTF-8"},
+        env={
+            "PATH": path or curl_and_python_only(tmp_path),
+            "HOME": str(tmp_path),
+            "LANG": "C.UTF-8",
+            "COLUMNS": "160",  # for the tables of the `chute` client (docs/cli.md)
+        },
         capture_output=True,
         text=True,
         timeout=300,
@@ -110,7 +123,7 @@ def run_session(steps: list[str], server: str, tmp_path: Path) -> list[str]:
     passed = [n for n in range(1, len(steps) + 1) if MARKER.format(n) in output]
     failed = len(passed) + 1
     assert done.returncode == 0 and len(passed) == len(steps), (
-        f"step {failed} of the README's curl session failed (exit {done.returncode}):\n"
+        f"step {failed} of {name} failed (exit {done.returncode}):\n"
         f"{steps[failed - 1] if failed <= len(steps) else ''}\n"
         f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
     )

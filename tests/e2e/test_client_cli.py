@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from uuid import uuid4
 
@@ -277,3 +278,67 @@ def test_a_refused_upload_is_reported_and_the_other_files_go_on(
     assert done.returncode == 2  # the server's 422 for the empty file
     assert f"chute submit: {tmp_path / 'empty.txt'}: Validation failed" in done.stderr
     assert [job["file_name"] for job in json.loads(done.stdout)["jobs"]] == ["good.pdf"]
+
+
+def test_submit_run_after_sets_when_the_job_may_run(server: str) -> None:
+    later = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    paris = later.astimezone(timezone(timedelta(hours=1)))
+    [job] = run_json(
+        server,
+        "submit",
+        "https://example.org/later.pdf",
+        "--queue",
+        "cli-later",
+        "--run-after",
+        paris.isoformat(),
+    )["jobs"]
+    assert datetime.fromisoformat(job["run_after"]) == later
+
+    done = run(server, "submit", "https://example.org/x.pdf", "--run-after", "tomorrow")
+    assert done.returncode == 2 and "--run-after" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_api_key_may_be_given_as_a_flag(server: str) -> None:
+    env = client_env(server)
+    del env["CHUTE_API_KEY"]
+    assert run(server, "queues", env=env).returncode == 4
+    done = run(server, "queues", "--api-key", KEY, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "items" in json.loads(done.stdout)
+
+
+def test_watch_json_prints_the_streams_events_as_json_lines(server: str) -> None:
+    watcher = subprocess.Popen(
+        [chute_script(), "watch", "--queue", "cli-watch-json", "--json"],
+        env=client_env(server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)  # the stream opens (it sends only what is committed after)
+        [job] = run_json(
+            server, "submit", "https://example.org/wj.pdf", "--queue", "cli-watch-json"
+        )["jobs"]
+        run_json(server, "jobs", "cancel", job["id"])
+        time.sleep(1.0)
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=15)
+
+    assert watcher.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    mine = [event for event in events if event["job_id"] == job["id"]]
+    assert [event["to_status"] for event in mine] == ["pending", "cancelled"]
+    assert mine[1]["job"]["status"] == "cancelled" and mine[1]["event_id"] > mine[0]["event_id"]
+
+
+def test_bulk_by_filter_calls_again_while_more_jobs_match(server: str) -> None:
+    urls = [f"https://example.org/many-{n}.pdf" for n in range(1203)]
+    assert len(run_json(server, "submit", *urls, "--metadata", "tenant=many")["jobs"]) == 1203
+
+    done = run_json(server, "jobs", "cancel", "--metadata", "tenant=many", "--yes")
+    assert (done["matched"], done["changed"]) == (1203, 1203)
+    with api(server) as client:
+        page = client.get("/jobs", params={"metadata.tenant": "many", "status": "pending"})
+        assert page.json()["items"] == []

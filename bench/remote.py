@@ -21,16 +21,21 @@ from typing import Any
 from bench.core import Context, Figure, recorded
 from bench.postgres import dsn, fresh_database
 from bench.procs import base_env, chute, chute_env, chute_server, migrate
+from bench.profiling import profiled
 from bench.workers import CHUTE_DONE, CHUTE_SPAN, rate_figures, timed
 from bench.workers_setup import defer_chute
 
 SIDES = ("local", "remote")
+PROFILE_SECONDS = 20
 
 
 def run(ctx: Context) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="chute-bench-") as tmp, recorded("remote", ctx) as data:
         folder, s = Path(tmp), ctx.sizes
-        rounds = [{side: _round(ctx, folder, side) for side in SIDES} for _ in range(s.rounds)]
+        rounds = [
+            {side: _round(ctx, folder, side, profile=ctx.profile and not n) for side in SIDES}
+            for n in range(s.rounds)
+        ]
         data["rounds"] = rounds
         local, remote = (_best(rounds, side) for side in SIDES)
         setting = (
@@ -66,7 +71,7 @@ def _best(rounds: list[dict[str, Any]], side: str) -> dict[str, float]:
     return best
 
 
-def _round(ctx: Context, folder: Path, side: str) -> dict[str, Any]:
+def _round(ctx: Context, folder: Path, side: str, *, profile: bool) -> dict[str, Any]:
     s = ctx.sizes
     url = asyncio.run(fresh_database(ctx.postgres(), f"bench_remote_{side}"))
     migrate(url)
@@ -86,9 +91,18 @@ def _round(ctx: Context, folder: Path, side: str) -> dict[str, Any]:
         argv = chute("worker", "--server", server.url, *options)
         env = base_env(CHUTE_LOG_LEVEL="WARNING", CHUTE_LOG_FORMAT="json")  # no database
         before = server.cpu_seconds()
-        measured = timed(
-            folder, side, [argv] * processes, env, dsn(url), CHUTE_DONE, CHUTE_SPAN, s.worker_jobs
-        )
+        # --profile: the server of the first round, from the workers' launch on.
+        with profiled(server.process.pid, "remote-server", PROFILE_SECONDS, enabled=profile):
+            measured = timed(
+                folder,
+                side,
+                [argv] * processes,
+                env,
+                dsn(url),
+                CHUTE_DONE,
+                CHUTE_SPAN,
+                s.worker_jobs,
+            )
         # The server's CPU from the workers' launch to their stop: start-up included,
         # so a little more than the jobs' share.
         server_ms = 1000 * (server.cpu_seconds() - before) / s.worker_jobs

@@ -14,9 +14,12 @@ side the server's too.
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench.core import Context, Figure, recorded
 from bench.postgres import dsn, fresh_database
@@ -52,7 +55,9 @@ def run(ctx: Context) -> list[Figure]:
                 "in-process workers",
                 note=f"remote: workers {remote['worker_cpu_ms_per_job']:.2f} + server "
                 f"{remote['server_cpu_ms_per_job']:.2f} + PostgreSQL "
-                f"{remote['database_cpu_ms_per_job']:.2f}; in-process: workers "
+                f"{remote['database_cpu_ms_per_job']:.2f} (requests per job: claims "
+                f"{remote['claim_requests_per_job']:.2f}, completions "
+                f"{remote['complete_requests_per_job']:.2f}); in-process: workers "
                 f"{local['worker_cpu_ms_per_job']:.2f} + PostgreSQL "
                 f"{local['database_cpu_ms_per_job']:.2f}",
             ),
@@ -65,7 +70,7 @@ def _best(rounds: list[dict[str, Any]], side: str) -> dict[str, float]:
     """Each figure's best round (the rounds alternate, so noise hits both sides)."""
     best = {rate: max(one[side][rate] or 0 for one in rounds) for rate in ("db_rate", "wall_rate")}
     costs = ("worker_cpu_ms_per_job", "database_cpu_ms_per_job", "server_cpu_ms_per_job")
-    for cost in costs:
+    for cost in (*costs, "claim_requests_per_job", "complete_requests_per_job"):
         best[cost] = min(one[side].get(cost, 0.0) for one in rounds)
     best["cpu_ms_per_job"] = min(sum(one[side].get(cost, 0.0) for cost in costs) for one in rounds)
     return best
@@ -106,4 +111,22 @@ def _round(ctx: Context, folder: Path, side: str, *, profile: bool) -> dict[str,
         # The server's CPU from the workers' launch to their stop: start-up included,
         # so a little more than the jobs' share.
         server_ms = 1000 * (server.cpu_seconds() - before) / s.worker_jobs
-    return {**measured, "server_cpu_ms_per_job": server_ms}
+        requests = _requests_per_job(server.url, s.worker_jobs)
+    return {**measured, "server_cpu_ms_per_job": server_ms, **requests}
+
+
+def _requests_per_job(url: str, jobs: int) -> dict[str, float]:
+    """Claim and completion requests per job, by the server's own request counters."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    counts = {"claim": 0.0, "complete": 0.0}
+    for route, count in _REQUESTS.findall(text):
+        kind = "claim" if route.endswith("/claim") else "complete"
+        counts[kind] += float(count)
+    return {f"{kind}_requests_per_job": n / jobs for kind, n in counts.items()}
+
+
+_REQUESTS = re.compile(
+    r'^chute_http_requests_total\{method="POST",route="(/api/v1/jobs/(?:claim|complete|'
+    r'\{job_id\}/complete))",status="200"\} (\S+)$',
+    re.MULTILINE,
+)

@@ -8,6 +8,8 @@ from uuid import uuid4
 import httpx
 import pytest
 from chute.adapters.system import ManualClock
+from chute.entrypoints.bootstrap import engine_of
+from fastapi import FastAPI
 
 from tests.e2e.helpers import assert_problem, claim, claim_one, create_job, error_locs, get
 
@@ -157,3 +159,24 @@ async def test_openapi_describes_complete_many(client: httpx.AsyncClient) -> Non
     assert operation["operationId"] == "complete_jobs"
     assert operation["x-max-body-bytes"] == 16 * MIB
     assert "application/problem+json" in operation["responses"]["422"]["content"]
+
+
+async def test_an_unexpected_error_of_one_item_is_its_500_problem(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await create_job(client)
+    job = await claim_one(client)
+    engine = await engine_of(app.state.container)
+    complete_jobs = engine.complete_jobs
+
+    async def one_row_refused(worker_id: str, completions: Any) -> list[Any]:
+        outcomes = await complete_jobs(worker_id, completions[:1])
+        return [*outcomes, RuntimeError("a value the database refused")]
+
+    monkeypatch.setattr(engine, "complete_jobs", one_row_refused)
+    done, refused = await items(client, [{"job_id": job["id"]}, {"job_id": str(uuid4())}])
+
+    assert done["job"]["status"] == "completed"
+    assert refused["problem"]["status"] == 500
+    assert refused["problem"]["type"] == "internal-error"
+    assert "database" not in refused["problem"]["detail"]

@@ -121,6 +121,32 @@ async def test_jobs_that_finish_together_are_completed_in_one_call(
     assert max(batches) == 4  # the slots freed together were claimed together again
 
 
+async def test_slots_freed_together_are_claimed_in_one_call(
+    engine: OrchestrationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A remote worker's claim is a request: one per batch of slots, not one per slot.
+    await submit(engine, 12)
+    claims: list[tuple[int, int]] = []
+    claim_jobs = engine.claim_jobs
+
+    async def spy(worker_id: str, **options: Any) -> list[Job]:
+        jobs = await claim_jobs(worker_id, **options)
+        if jobs:
+            claims.append((options["limit"], len(jobs)))
+        return jobs
+
+    monkeypatch.setattr(engine, "claim_jobs", spy)
+
+    async def noop(job: Job, context: JobContext) -> None:
+        return None
+
+    async def all_done() -> bool:
+        return await statuses(engine) == [JobStatus.COMPLETED] * 12
+
+    await run_until(worker(engine, noop, slots=4), all_done)
+    assert claims == [(4, 4)] * 3
+
+
 async def test_a_lost_lease_in_a_batch_leaves_the_others_completed(
     engine: OrchestrationEngine,
 ) -> None:

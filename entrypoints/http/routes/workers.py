@@ -35,6 +35,7 @@ from chute.entrypoints.http.schemas.workers import (
 from chute.entrypoints.http.values import Text
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 log = logging.getLogger("chute.http")
 
@@ -59,23 +60,25 @@ _WORDING = {
 }
 
 
-def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str, Any]:
-    """The route options of a worker's report on one job it holds."""
+def _options(
+    operation_id: str, model: type[BaseModel], body_limit: int, *statuses: int
+) -> dict[str, Any]:
+    """The route options of a worker's JSON request: its answer's model, its problems
+    (`statuses`, and those of any JSON body) and its body limit."""
     return {
         "operation_id": operation_id,
-        "response_model": JobResponse,
-        "responses": problem_responses(404, 409, 413, 415, 422, descriptions=_WORDING),
+        "response_model": model,
+        "responses": problem_responses(*statuses, 413, 415, 422, descriptions=_WORDING),
         "openapi_extra": {LIMIT_KEY: body_limit},
     }
 
 
-@router.post(
-    "/claim",
-    operation_id="claim_jobs",
-    response_model=ClaimResponse,
-    responses=problem_responses(413, 415, 422, descriptions=_WORDING),
-    openapi_extra={LIMIT_KEY: MAX_REPORT_BODY},
-)
+def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str, Any]:
+    """The route options of a worker's report on one job it holds."""
+    return _options(operation_id, JobResponse, body_limit, 404, 409)
+
+
+@router.post("/claim", **_options("claim_jobs", ClaimResponse, MAX_REPORT_BODY))
 async def claim_jobs(body: ClaimRequest, engine: Engine) -> Response:
     """Take up to `limit` due pending jobs, highest priority then oldest first, each now
     `running` under a lease of `lease_seconds` held by `worker_id`; possibly none."""
@@ -114,13 +117,7 @@ async def complete_job(job_id: UUID, body: CompleteRequest, engine: Engine) -> R
     return job_response(job)
 
 
-@router.post(
-    "/complete",
-    operation_id="complete_jobs",
-    response_model=CompleteManyResponse,
-    responses=problem_responses(413, 415, 422, descriptions=_WORDING),
-    openapi_extra={LIMIT_KEY: MAX_COMPLETE_MANY_BODY},
-)
+@router.post("/complete", **_options("complete_jobs", CompleteManyResponse, MAX_COMPLETE_MANY_BODY))
 async def complete_jobs(body: CompleteManyRequest, engine: Engine) -> Response:
     """Report the work on 1 to 100 held jobs as done, in one transaction. Each item is
     taken as `POST /api/v1/jobs/{job_id}/complete` would take it, in order, and refused

@@ -32,7 +32,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="add the 1M-row and 1 GiB cases")
     parser.add_argument("--only", action="append", choices=BENCHMARKS, help="run only this one")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to try the scripts")
-    parser.add_argument("--profile", action="store_true", help="py-spy the create/batch server")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server under load")
     return parser.parse_args(argv)
 
 

@@ -1,7 +1,7 @@
 """Profiles of a server under load: py-spy samples its process while a benchmark runs.
 
-`python -m bench --profile` records the server of the create and batch benchmarks
-(py-spy, from the `bench` extra; it needs ptrace, so root or CAP_SYS_PTRACE) and writes
+`python -m bench --profile` records the server of the create, batch and remote
+benchmarks (py-spy, from the `bench` extra; it needs ptrace, so root or CAP_SYS_PTRACE) and writes
 `results/NAME.speedscope.json` (open it at speedscope.app) and `results/NAME.top.txt`,
 the functions that hold the most samples, inclusive and self:
 

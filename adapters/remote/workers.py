@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID
 
 from chute.adapters.remote.base import RemoteBase
-from chute.adapters.remote.errors import Context
+from chute.adapters.remote.errors import Context, Problem, error_of
 from chute.adapters.remote.wire import Json, job_of, jobs_of
-from chute.application import ClaimFilter, ServiceUnavailable
-from chute.domain import ChuteError, Job, Mode
+from chute.application import ClaimFilter, ValidationFailed
+from chute.application.commands import field_problems
+from chute.domain import Job, Mode
+from chute.domain import validation as rules
 
 
 def _claim_json(worker_id: str, limit: int, lease_seconds: int, filt: ClaimFilter | None) -> Json:
@@ -73,25 +77,26 @@ class RemoteWorking(RemoteBase):
     async def complete_jobs(
         self, worker_id: str, completions: Sequence[tuple[UUID, dict[str, Any] | None]]
     ) -> list[Job | Exception]:
-        """`complete_job` of each (job id, result) at once, each outcome the job or the
-        error that refused it alone; `ServiceUnavailable` when the server is away for any
-        (the worker then sends them all again, and a completion that got through
-        answers `LeaseNotHeld` the second time, as it would from the engine)."""
-        outcomes = await asyncio.gather(
-            *(
-                self.complete_job(job_id, worker_id, result=result)
-                for job_id, result in completions
-            ),
-            return_exceptions=True,
-        )
-        found: list[Job | Exception] = []
-        for outcome in outcomes:
-            if isinstance(outcome, ServiceUnavailable):
-                raise outcome
-            if isinstance(outcome, BaseException) and not isinstance(outcome, ChuteError):
-                raise outcome
-            found.append(outcome)
-        return found
+        """`POST /jobs/complete`, in requests of at most 100 jobs and `MAX_BATCH_BYTES`:
+        `complete_job` of each (job id, result) at once, each outcome the job or the
+        error that refused it alone (a result that is no JSON, or too large for any
+        request, is refused here as the engine refuses it); `ServiceUnavailable` when
+        the server is away for any (the worker then sends them all again, and a
+        completion that got through answers `LeaseNotHeld` the second time, as it
+        would from the engine)."""
+        outcomes: dict[int, Job | Exception] = {}
+        for batch in _batches(completions, outcomes):
+            body = b",".join(item.json for item in batch)
+            answer = await self._http.json(
+                "POST",
+                "/jobs/complete",
+                content=b'{"worker_id":' + _dumps(worker_id) + b',"jobs":[' + body + b"]}",
+                headers=_JSON,
+                context=Context(worker_id=worker_id),
+            )
+            for position, (item, data) in enumerate(zip(batch, answer["items"], strict=True)):
+                outcomes[item.index] = _outcome(data, item.job_id, worker_id, position)
+        return [outcomes[index] for index in range(len(completions))]
 
     async def fail_job(
         self, job_id: UUID, worker_id: str, error: str, *, retryable: bool = True
@@ -130,6 +135,61 @@ class RemoteWorking(RemoteBase):
         maintenance duty of `chute serve`, once per deployment), so a remote worker
         leaves it to the server."""
         return []
+
+
+# What one `POST /jobs/complete` carries at most: the server's limits.
+MAX_BATCH_ITEMS = 100
+MAX_BATCH_BYTES = 16 * 1024 * 1024 - 4096
+_JSON = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """One completion as its item of the request body."""
+
+    index: int
+    job_id: UUID
+    json: bytes
+
+
+def _dumps(value: object) -> bytes:
+    """JSON as httpx writes it (and as the engine measures a result)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _batches(
+    completions: Sequence[tuple[UUID, dict[str, Any] | None]],
+    outcomes: dict[int, Job | Exception],
+) -> Iterator[list[_Encoded]]:
+    """The completions in request-sized batches, in order. One whose result is not
+    JSON, or larger than a request (far over the engine's 1 MiB), gets the engine's
+    `ValidationFailed` as its outcome and is sent in none."""
+    batch: list[_Encoded] = []
+    size = 0
+    for index, (job_id, result) in enumerate(completions):
+        try:
+            item = _dumps({"job_id": str(job_id), "result": result})
+        except (TypeError, ValueError, RecursionError):
+            item = b""
+        if not item or len(item) > MAX_BATCH_BYTES:
+            outcomes[index] = ValidationFailed(field_problems(partial(rules.check_result, result)))
+            continue
+        if batch and (len(batch) == MAX_BATCH_ITEMS or size + len(item) > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(_Encoded(index, job_id, item))
+        size += len(item) + 1
+    if batch:
+        yield batch
+
+
+def _outcome(data: Json, job_id: UUID, worker_id: str, position: int) -> Job | Exception:
+    """One item of the answer: the job, or the engine's error for its problem."""
+    if "job" in data:
+        return job_of(data["job"])
+    problem = Problem.of(int(data["problem"].get("status", 500)), data["problem"])
+    where = Context(job_id=job_id, worker_id=worker_id, loc_prefix=("jobs", position))
+    return error_of(problem, where)
 
 
 async def _bytes_of(content: AsyncIterable[bytes]) -> AsyncIterator[bytes]:

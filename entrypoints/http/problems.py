@@ -100,8 +100,15 @@ def problem(
 def internal_error_response(request: Request, request_id: str) -> JSONResponse:
     """The 500 answer: no trace, SQL or path; the request id finds them in the log."""
     request.scope.setdefault("state", {})["request_id"] = request_id
-    detail = "An unexpected error occurred; the request id identifies it in the server log."
-    return problem(request, 500, "internal-error", "Internal server error", detail)
+    return problem(request, detail=_INTERNAL_DETAIL, **_INTERNAL)
+
+
+_INTERNAL: dict[str, Any] = {
+    "status": 500,
+    "type": "internal-error",
+    "title": "Internal server error",
+}
+_INTERNAL_DETAIL = "An unexpected error occurred; the request id identifies it in the server log."
 
 
 # -- validation errors ---------------------------------------------------------------------
@@ -119,8 +126,14 @@ def errors_located_at(*prefix: str | int) -> Iterator[None]:
     except LocatedValidationFailed:
         raise
     except ValidationFailed as exc:
-        located = [FieldError((*prefix, *e.loc), e.msg, e.type) for e in exc.errors]
-        raise LocatedValidationFailed(located) from exc
+        raise located_at(exc, *prefix) from exc
+
+
+def located_at(exc: ValidationFailed, *prefix: str | int) -> LocatedValidationFailed:
+    """`exc` with `prefix` before the loc of each of its errors."""
+    return LocatedValidationFailed(
+        [FieldError((*prefix, *e.loc), e.msg, e.type) for e in exc.errors]
+    )
 
 
 def _validation_problem(request: Request, errors: Sequence[dict[str, Any]]) -> JSONResponse:
@@ -169,14 +182,31 @@ def _clean(error: dict[str, Any]) -> dict[str, Any]:
 
 async def handle_chute_error(request: Request, exc: Exception) -> JSONResponse:
     """Answer an application or domain error with its row of `PROBLEMS`."""
-    kind = next(k for k in type(exc).__mro__ if k in PROBLEMS)
+    return problem(request, **problem_members(exc))
+
+
+def problem_members(exc: Exception) -> dict[str, Any]:
+    """The type, title, status and detail (and a validation error's `errors`) of the
+    problem that answers `exc`: its row of `PROBLEMS`, else an internal error."""
+    kind = next((k for k in type(exc).__mro__ if k in PROBLEMS), None)
+    if kind is None:
+        return {**_INTERNAL, "detail": _INTERNAL_DETAIL}
     status, type_, title = PROBLEMS[kind]
     if type_ == "validation-error":
-        return _validation_problem(request, _field_errors(exc))
+        errors = _field_errors(exc)
+        count = len(errors)
+        detail = f"The request has {count} invalid value{'s' if count != 1 else ''}."
+        return {
+            "type": type_,
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "errors": [_writable(e) for e in errors],
+        }
     if kind in _FIXED_DETAIL:
         log.warning("http.unavailable", extra={"error": repr(exc)})
-        return problem(request, status, type_, title, _FIXED_DETAIL[kind])
-    return problem(request, status, type_, title, str(exc))
+        return {"type": type_, "title": title, "status": status, "detail": _FIXED_DETAIL[kind]}
+    return {"type": type_, "title": title, "status": status, "detail": str(exc)}
 
 
 async def handle_request_validation(request: Request, exc: Exception) -> JSONResponse:

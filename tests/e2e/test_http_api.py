@@ -177,11 +177,12 @@ async def test_openapi_has_stable_operation_ids_and_problem_responses(
     assert set(operations) == {
         "create_job", "create_jobs", "list_jobs", "get_job", "cancel_job", "retry_job",
         "upload_files", "healthz", "readyz", "claim_jobs", "heartbeat_job", "complete_job",
-        "fail_job", "list_job_events", "get_job_content", "list_queues", "get_queue",
-        "update_queue", "cancel_jobs", "retry_jobs", "list_schedules", "get_schedule",
-        "put_schedule", "delete_schedule", "stream_events", "create_webhook", "list_webhooks",
-        "get_webhook", "update_webhook", "delete_webhook", "list_webhook_deliveries",
-        "metrics", "release_job", "store_job_content", "redetect_job_content",
+        "complete_jobs", "fail_job", "list_job_events", "get_job_content", "list_queues",
+        "get_queue", "update_queue", "cancel_jobs", "retry_jobs", "list_schedules",
+        "get_schedule", "put_schedule", "delete_schedule", "stream_events", "create_webhook",
+        "list_webhooks", "get_webhook", "update_webhook", "delete_webhook",
+        "list_webhook_deliveries", "metrics", "release_job", "store_job_content",
+        "redetect_job_content",
     }  # fmt: skip
     not_found = operations["get_job"]["responses"]["404"]["content"]
     assert list(not_found) == ["application/problem+json"]

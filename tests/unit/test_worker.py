@@ -93,22 +93,30 @@ async def test_worker_runs_slots_concurrently(engine: OrchestrationEngine) -> No
     await run_until(worker(engine, process, slots=3), all_done)
 
 
-async def test_jobs_that_finish_together_are_completed_in_one_call(
+async def test_jobs_that_finish_together_are_completed_and_claimed_in_one_call(
     engine: OrchestrationEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A remote worker's calls are requests: one per batch of slots, not one per slot.
     await submit(engine, 12)
     batches: list[int] = []
-    complete_jobs = engine.complete_jobs
+    claims: list[tuple[int, int]] = []
+    complete_jobs, claim_jobs = engine.complete_jobs, engine.claim_jobs
 
     async def spy(worker_id: str, completions: Any) -> Any:
         batches.append(len(completions))
         return await complete_jobs(worker_id, completions)
+
+    async def claim_spy(worker_id: str, **options: Any) -> list[Job]:
+        jobs = await claim_jobs(worker_id, **options)
+        claims.extend([(options["limit"], len(jobs))] if jobs else [])
+        return jobs
 
     async def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a worker completes its jobs in batches")
 
     monkeypatch.setattr(engine, "complete_jobs", spy)
     monkeypatch.setattr(engine, "complete_job", one_at_a_time)
+    monkeypatch.setattr(engine, "claim_jobs", claim_spy)
 
     async def noop(job: Job, context: JobContext) -> None:
         return None
@@ -119,6 +127,7 @@ async def test_jobs_that_finish_together_are_completed_in_one_call(
     await run_until(worker(engine, noop, slots=4), all_done)
     assert sum(batches) == 12
     assert max(batches) == 4  # the slots freed together were claimed together again
+    assert claims == [(4, 4)] * 3
 
 
 async def test_a_lost_lease_in_a_batch_leaves_the_others_completed(

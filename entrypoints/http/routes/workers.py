@@ -6,20 +6,25 @@ route never takes a path that another names literally (`chute.entrypoints.http.r
 `GET /claim` answers 405 rather than reading `claim` as a job id.
 """
 
+import json
+import logging
 from typing import Annotated, Any
 from uuid import UUID
 
-from chute.application import PayloadTooLarge
+from chute.application import PayloadTooLarge, ValidationFailed
+from chute.domain import Job
 from chute.entrypoints.http.body_limit import LIMIT_KEY, BodyLimitedRoute
 from chute.entrypoints.http.deps import Engine
 from chute.entrypoints.http.downloads import OCTET_STREAM, download_headers, opened
-from chute.entrypoints.http.job_json import job_response, jobs_response
+from chute.entrypoints.http.job_json import job_json, job_response, jobs_response
 from chute.entrypoints.http.openapi import problem_responses
-from chute.entrypoints.http.problems import errors_located_at
+from chute.entrypoints.http.problems import errors_located_at, located_at, problem_members
 from chute.entrypoints.http.schemas.jobs import JobResponse
 from chute.entrypoints.http.schemas.workers import (
     ClaimRequest,
     ClaimResponse,
+    CompleteManyRequest,
+    CompleteManyResponse,
     CompleteRequest,
     FailRequest,
     HeartbeatRequest,
@@ -30,6 +35,9 @@ from chute.entrypoints.http.schemas.workers import (
 from chute.entrypoints.http.values import Text
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+log = logging.getLogger("chute.http")
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["workers"], route_class=BodyLimitedRoute)
 
@@ -40,6 +48,9 @@ MAX_REPORT_BODY = 64 * 1024
 # A result is at most 1 MiB as compact UTF-8 JSON; sent with spaces and \u escapes
 # (Python's default json.dumps) it may be several times that.
 MAX_COMPLETE_BODY = 8 * 1024 * 1024
+# Up to 100 results in one body: room for 16 such results as compact JSON, or many
+# small ones. A client with larger results sends fewer at a time (`RemoteEngine` does).
+MAX_COMPLETE_MANY_BODY = 16 * 1024 * 1024
 
 _WORDING = {
     404: "No such job (`job-not-found`)",
@@ -49,23 +60,25 @@ _WORDING = {
 }
 
 
-def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str, Any]:
-    """The route options of a worker's report on one job it holds."""
+def _options(
+    operation_id: str, model: type[BaseModel], body_limit: int, *statuses: int
+) -> dict[str, Any]:
+    """The route options of a worker's JSON request: its answer's model, its problems
+    (`statuses`, and those of any JSON body) and its body limit."""
     return {
         "operation_id": operation_id,
-        "response_model": JobResponse,
-        "responses": problem_responses(404, 409, 413, 415, 422, descriptions=_WORDING),
+        "response_model": model,
+        "responses": problem_responses(*statuses, 413, 415, 422, descriptions=_WORDING),
         "openapi_extra": {LIMIT_KEY: body_limit},
     }
 
 
-@router.post(
-    "/claim",
-    operation_id="claim_jobs",
-    response_model=ClaimResponse,
-    responses=problem_responses(413, 415, 422, descriptions=_WORDING),
-    openapi_extra={LIMIT_KEY: MAX_REPORT_BODY},
-)
+def _reporting(operation_id: str, body_limit: int = MAX_REPORT_BODY) -> dict[str, Any]:
+    """The route options of a worker's report on one job it holds."""
+    return _options(operation_id, JobResponse, body_limit, 404, 409)
+
+
+@router.post("/claim", **_options("claim_jobs", ClaimResponse, MAX_REPORT_BODY))
 async def claim_jobs(body: ClaimRequest, engine: Engine) -> Response:
     """Take up to `limit` due pending jobs, highest priority then oldest first, each now
     `running` under a lease of `lease_seconds` held by `worker_id`; possibly none."""
@@ -102,6 +115,32 @@ async def complete_job(job_id: UUID, body: CompleteRequest, engine: Engine) -> R
     with errors_located_at("body"):
         job = await engine.complete_job(job_id, body.worker_id, result=body.result)
     return job_response(job)
+
+
+@router.post("/complete", **_options("complete_jobs", CompleteManyResponse, MAX_COMPLETE_MANY_BODY))
+async def complete_jobs(body: CompleteManyRequest, engine: Engine) -> Response:
+    """Report the work on 1 to 100 held jobs as done, in one transaction. Each item is
+    taken as `POST /api/v1/jobs/{job_id}/complete` would take it, in order, and refused
+    alone: the answer has one item per job, `{"job": ...}` or `{"problem": ...}` with
+    the problem the single route would answer (a job named twice: the first item
+    completes it, the second is refused as `lease-not-held`)."""
+    completions = [(item.job_id, item.result) for item in body.jobs]
+    with errors_located_at("body"):
+        outcomes = await engine.complete_jobs(body.worker_id, completions)
+    items = b",".join(_item_json(index, outcome) for index, outcome in enumerate(outcomes))
+    return Response(b'{"items":[' + items + b"]}", media_type="application/json")
+
+
+def _item_json(index: int, outcome: Job | Exception) -> bytes:
+    """One item of `complete_jobs`' answer."""
+    if isinstance(outcome, Job):
+        return b'{"job":' + job_json(outcome) + b"}"
+    if isinstance(outcome, ValidationFailed):
+        outcome = located_at(outcome, "body", "jobs", index)
+    members = problem_members(outcome)
+    if members["status"] == 500:
+        log.error("http.item_error", exc_info=outcome, extra={"index": index})
+    return b'{"problem":' + json.dumps(members).encode() + b"}"
 
 
 @router.post("/{job_id}/fail", **_reporting("fail_job"))

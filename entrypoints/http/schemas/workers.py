@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
+from uuid import UUID
 
 from chute.application import ClaimFilter
 from chute.domain import Mode, SourceType
 from chute.domain import validation as rules
-from chute.entrypoints.http.schemas.jobs import JobsResponse
+from chute.entrypoints.http.schemas.jobs import FieldErrorResponse, JobResponse, JobsResponse
 from chute.entrypoints.http.values import JsonInt, MimePattern, QueueName, Text
 from pydantic import (
     AfterValidator,
@@ -131,6 +132,68 @@ class CompleteRequest(BaseModel):
     result: Annotated[dict[str, Any], AfterValidator(rules.check_result)] | None = Field(
         None, description="any JSON object of at most 1 MiB as compact UTF-8 JSON"
     )
+
+
+MAX_COMPLETIONS = 100
+
+
+class Completion(BaseModel):
+    """One job of a batch completion. Its result is checked by the engine, so that an
+    invalid one refuses this item only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: UUID
+    result: dict[str, Any] | None = Field(
+        None, description="any JSON object of at most 1 MiB as compact UTF-8 JSON"
+    )
+
+
+class CompleteManyRequest(BaseModel):
+    """The holder of jobs reports the work on each done, in one request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: WorkerId
+    jobs: list[Completion] = Field(
+        min_length=1,
+        max_length=MAX_COMPLETIONS,
+        description=f"1 to {MAX_COMPLETIONS}, each taken as if sent alone, in this order",
+    )
+
+
+class ItemProblem(BaseModel):
+    """Why one item was refused: the problem the single route would answer for it."""
+
+    type: str = Field(examples=["lease-not-held"])
+    title: str = Field(examples=["Lease not held"])
+    status: int = Field(examples=[409])
+    detail: str
+    errors: list[FieldErrorResponse] | None = Field(
+        None, description="with `validation-error` only; `loc` names the item"
+    )
+
+
+class CompletedItem(BaseModel):
+    """An item whose job is now completed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job: JobResponse
+
+
+class RefusedItem(BaseModel):
+    """An item refused alone: its job is as it was."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problem: ItemProblem
+
+
+class CompleteManyResponse(BaseModel):
+    """One item per job of the request, in its order."""
+
+    items: list[CompletedItem | RefusedItem]
 
 
 class FailRequest(BaseModel):

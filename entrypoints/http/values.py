@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import parse_qsl
 
+from chute.application import FieldError
+from chute.domain import InvalidValue
 from chute.domain import validation as rules
+from chute.entrypoints.http.problems import LocatedValidationFailed
+from fastapi import Request
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StrictInt, WithJsonSchema
 
 
@@ -89,6 +94,25 @@ QueueName = Annotated[
 def storable_text(value: str) -> str:
     """The domain's rule on every string: no NUL, no unpaired surrogate."""
     return rules.check_text("value", value)
+
+
+def utf8_query(request: Request) -> None:
+    """A route dependency: a query whose values are not storable UTF-8 text is a 422 that
+    names each one. Starlette reads bytes that are not UTF-8 (a surrogate written as
+    WTF-8, say) as U+FFFD, so a value stored from the query would be stored changed, not
+    refused. For routes that store what their query says."""
+    raw = request.scope.get("query_string", b"")
+    if not raw:
+        return
+    errors = []
+    text = raw.decode("latin-1")
+    for name, value in parse_qsl(text, keep_blank_values=True, errors="surrogateescape"):
+        try:
+            rules.check_text(name, value)
+        except InvalidValue as exc:
+            errors.append(FieldError(("query", name), exc.message))
+    if errors:
+        raise LocatedValidationFailed(errors)
 
 
 # A string field without a rule of its own (fields with one, such as `worker_id` or

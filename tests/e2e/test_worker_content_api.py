@@ -119,6 +119,24 @@ async def test_put_content_with_a_bad_worker_id_is_refused(client: httpx.AsyncCl
     assert error_locs(missing) == [["query", "worker_id"]]
 
 
+@pytest.mark.parametrize("name", ["worker_id", "filename"])
+@pytest.mark.parametrize("bad", ["%ED%A0%80", "%FF", "%00"])  # a surrogate as WTF-8; not UTF-8; NUL
+async def test_query_text_that_is_not_storable_utf8_is_refused_and_stores_nothing(
+    client: httpx.AsyncClient, storage: Path, name: str, bad: str
+) -> None:
+    """Starlette reads bytes that are not UTF-8 as U+FFFD: the value would be stored
+    changed (a file name of three replacement characters), not refused."""
+    job_id = await running(client)
+    query = {"worker_id": "w1", "filename": "a.pdf"} | {name: f"x{bad}y"}
+    url = f"/api/v1/jobs/{job_id}/content?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+    response = await client.put(url, content=PDF)
+
+    assert error_locs(response) == [["query", name]]
+    assert stored(storage) == []
+    assert (await get(client, job_id))["file_name"] is None
+
+
 @pytest.mark.parametrize("declared", [True, False])
 async def test_put_content_over_the_upload_limit_is_413_and_stores_nothing(
     client: httpx.AsyncClient, container: Container, storage: Path, declared: bool

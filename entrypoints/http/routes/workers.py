@@ -32,8 +32,8 @@ from chute.entrypoints.http.schemas.workers import (
     ReleaseRequest,
     WorkerId,
 )
-from chute.entrypoints.http.values import Text
-from fastapi import APIRouter, Query, Request, Response
+from chute.entrypoints.http.values import Text, utf8_query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -221,6 +221,7 @@ _CONTENT_BODY: dict[str, Any] = {
     "/{job_id}/content",
     operation_id="store_job_content",
     response_model=JobResponse,
+    dependencies=[Depends(utf8_query)],
     responses=problem_responses(400, 404, 409, 413, 422, 503, 507, descriptions=_WORDING),
     openapi_extra=_CONTENT_BODY,
 )

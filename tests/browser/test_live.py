@@ -77,6 +77,29 @@ async def test_a_row_of_the_list_follows_its_job_live(
     assert await marked(page), "the page was loaded again"
 
 
+async def test_a_checked_box_stays_checked_when_its_row_changes_live(
+    server: Server, page: Page, queue_name: Callable[[str], str]
+) -> None:
+    """A selection is the user's: the swap of a row by the live feed must not undo it
+    (before hx-preserve it did, and "Cancel selected" then missed that job)."""
+    queue = queue_name("q")
+    first, second = await create_jobs(server.api, {"queue": queue}, {"queue": queue})
+    await page.goto(server.url(f"/ui/jobs?queue={queue}"))
+    row = page.locator(f"#job-{first['id']}")
+    await following(page)
+    await row.locator("input[name=id]").check()
+
+    await claim(server.api, queue)
+    await expect(row.locator(".status")).to_have_text("running")
+    await expect(row.locator("input[name=id]")).to_be_checked()
+    await expect(page.locator(f"#job-{second['id']} input[name=id]")).not_to_be_checked()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Cancel selected").click()
+    await expect(page.locator("#changed")).to_have_text("1")
+    job = (await server.api.get(f"/api/v1/jobs/{first['id']}")).json()
+    assert job["status"] == "cancelling"
+
+
 async def test_what_changes_while_a_page_connects_is_not_lost(
     server: Server, page: Page, queue_name: Callable[[str], str]
 ) -> None:

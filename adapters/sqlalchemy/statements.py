@@ -36,20 +36,36 @@ FINISHED = (JobStatus.COMPLETED.value, JobStatus.FAILED.value)
 def claimable(filt: ClaimFilter, now: datetime, limit: int, dialect: str) -> Select[Any]:
     """Pending jobs due by `now` that `filt` accepts, in the order they are claimed."""
     c = jobs.c
+    # The order of ix_jobs_status_priority_desc_created_at_id, so that no sort runs.
+    order = [c.priority.desc(), c.created_at, c.id]
+    queues = filt.queues
+    one_queue = len(queues) == 1 and dialect == "postgresql"
+    if one_queue:
+        # Of one queue, by ix_jobs_queue_status_priority_desc_created_at_id instead, led
+        # by the queue. PostgreSQL would rather walk the status index and pass over
+        # every older job of the other queues (its statistics cannot foresee that the
+        # wanted ones come last: a claim of `other` read 3,000 jobs of a backlog in
+        # `q`). Ordered by the queue first, only the queue index gives the order; and
+        # as `= ANY(array)`, the queue is not a constant that the planner drops from the
+        # order (it would for `queue = 'other'`).
+        names = cast(postgresql.array(sorted(queues)), postgresql.ARRAY(Text))
+        order.insert(0, c.queue)
+        queues = frozenset()
     same = JobFilter(
         modes=filt.modes,
         source_types=filt.source_types,
         mime_type=filt.mime_type,
-        queues=filt.queues,
+        queues=queues,
     )
     stmt = filtered(select(jobs), same, dialect)
+    if one_queue:
+        stmt = stmt.where(c.queue == func.any(names))
     if filt.skip_queues:
         stmt = stmt.where(c.queue.not_in(sorted(filt.skip_queues)))
     return (
         stmt.where(c.status == JobStatus.PENDING.value)
         .where(or_(c.run_after.is_(None), c.run_after <= now))
-        # The order of ix_jobs_status_priority_desc_created_at_id, so that no sort runs.
-        .order_by(c.priority.desc(), c.created_at, c.id)
+        .order_by(*order)
         .limit(limit)
     )
 

@@ -18,6 +18,7 @@ from chute.adapters.sqlalchemy.migrate import alembic_config
 from chute.adapters.sqlalchemy.statements import HELD, claimable, filtered, queue_names
 from chute.adapters.sqlalchemy.tables import UtcDateTime, content_folder, jobs, metadata
 from chute.application import ClaimFilter, JobFilter
+from chute.domain import Priority
 from sqlalchemy import Uuid, bindparam, func, inspect, select, text
 from sqlalchemy.engine import Connection, make_url
 
@@ -208,12 +209,13 @@ async def test_the_folder_lookup_walks_the_content_folder_index(empty_url: str) 
         await engine.dispose()
 
 
-def plan(conn: Connection, stmt: Any) -> str:
+def plan(conn: Connection, stmt: Any, *, seqscan: bool = False) -> str:
     """The plan of a statement, with its parameters written in (as literals)."""
     sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
     if conn.dialect.name == "sqlite":
         return " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
-    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table is no measure
+    if not seqscan:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table is no measure
     return " ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
 
 
@@ -246,6 +248,36 @@ async def test_one_queue_is_counted_claimed_and_listed_by_its_indexes(empty_url:
         assert not re.search(r"Seq Scan|SCAN jobs(?! USING)", found), (what, found)
     assert "ix_jobs_queue_status_priority_desc_created_at_id" in plans["claim"], plans
     assert "SORT" not in plans["claim"].upper(), plans  # walked in claim order
+
+
+async def test_a_claim_of_one_queue_walks_its_index_past_an_older_backlog_elsewhere(
+    empty_url: str,
+) -> None:
+    """With another queue's older backlog in front in claim order, a claim of one queue
+    must still seek its own queue's jobs; PostgreSQL, left to its statistics, walked
+    the status index and passed over the whole backlog (every claim beside a paused or
+    full queue paid it)."""
+    await upgrade(empty_url)
+    engine = create_engine_for(empty_url)
+    rows = [
+        {"id": uuid4(), "queue": queue, "status": "pending", "source_type": "url",
+         "source_uri": f"https://example.org/{n}", "priority": Priority.NORMAL.rank, "mode": "auto",
+         "metadata": {}, "attempts": 0, "max_attempts": 3, "created_at": at(n),
+         "updated_at": at(n)}
+        for queue, first in (("q", 0), ("other", 3000)) for n in range(first, first + 3000)
+    ]  # fmt: skip
+    other = ClaimFilter(queues=frozenset({"other"}))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(jobs.insert(), rows)
+            await conn.exec_driver_sql("ANALYZE")
+        async with engine.begin() as conn:
+            sql = claimable(other, at(10_000), 4, conn.dialect.name)
+            found = await conn.run_sync(lambda c: plan(c, sql, seqscan=True))
+    finally:
+        await engine.dispose()
+    assert "ix_jobs_queue_status_priority_desc_created_at_id" in found, found
+    assert "SORT" not in found.upper(), found
 
 
 async def test_the_queues_revision_puts_every_job_in_queue_default(empty_url: str) -> None:

@@ -95,14 +95,16 @@ class RemoteEngine(RemoteManaging, RemoteWorking):
         statuses: Collection[JobStatus] = (),
         metadata: Mapping[str, str] | None = None,
         last_event_id: int | None = None,
+        opened: Callable[[], None] | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """`GET /stream`: each status change (with the job as it then was) and progress
         report of the jobs the filters select, as the server commits them, for as long
         as it is read. A dropped connection is opened again with the id of the last
         change seen (`Last-Event-ID`), so that nothing is lost or seen twice; start
-        after an earlier change with `last_event_id`."""
+        after an earlier change with `last_event_id`. `opened()` is called each time a
+        connection is open: what commits after it comes on the stream."""
         query: list[tuple[str, str]] = [("job_id", str(job_id)) for job_id in job_ids]
         query += [("queue", name) for name in queues]
         query += [("status", str(status)) for status in statuses]
         query += [(f"metadata.{key}", value) for key, value in (metadata or {}).items()]
-        return follow(self._http, query, last_event_id)
+        return follow(self._http, query, last_event_id, opened)

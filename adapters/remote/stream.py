@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -98,9 +98,14 @@ class _Reader:
 
 
 async def follow(
-    http: Transport, query: list[tuple[str, str]], last_event_id: int | None
+    http: Transport,
+    query: list[tuple[str, str]],
+    last_event_id: int | None,
+    opened: Callable[[], None] | None = None,
 ) -> AsyncIterator[StreamEvent]:
-    """The stream's items, for as long as they are read; see the module."""
+    """The stream's items, for as long as they are read; see the module. `opened` is
+    called when a connection's first line comes: the server sends it once it has
+    subscribed, so that every change committed from then on comes."""
     reader = _Reader(last_event_id)
     wait, connected = FIRST_WAIT, False
     while True:
@@ -111,8 +116,11 @@ async def follow(
             async with http.stream(
                 "GET", "/stream", params=query, headers=headers, timeout=_no_read_timeout(http)
             ) as response:
-                connected, wait = True, FIRST_WAIT
+                connected, wait, told = True, FIRST_WAIT, opened is None
                 async for line in response.aiter_lines():
+                    if not told and opened is not None:
+                        told = True
+                        opened()
                     if (item := reader.line(line)) is not None:
                         yield item
         except ServiceUnavailable:

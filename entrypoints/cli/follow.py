@@ -16,7 +16,6 @@ from chute.entrypoints.cli import render
 
 TERMINAL = frozenset(status for status in JobStatus if status.is_terminal)
 MAX_STREAM_IDS = 100  # job ids a stream's query names; more would make a very long URL
-RECONCILE_SECONDS = (1.0, 10.0)  # the first look at the list, then the interval
 
 
 def describe(item: StreamEvent) -> str:
@@ -70,10 +69,12 @@ async def until_ended(
         if not waiting:
             done.set()
 
+    opened = asyncio.Event()
+
     async def from_stream() -> None:
         ids = tuple(waiting) if len(waiting) <= MAX_STREAM_IDS else ()
         queues = () if ids else tuple({job.queue for job in waiting.values()})
-        async for item in engine.stream(job_ids=ids, queues=queues):
+        async for item in engine.stream(job_ids=ids, queues=queues, opened=opened.set):
             if item.job_id not in waiting:
                 continue
             show(item)
@@ -84,15 +85,14 @@ async def until_ended(
                     end(item.job)
 
     async def from_list() -> None:
-        first, interval = RECONCILE_SECONDS
-        await asyncio.sleep(first)
+        # Once, when the stream is open: what ended before it opened never comes on it,
+        # and what ends after does (a dropped connection resumes by its last event id).
+        await opened.wait()
         since = min(job.created_at for job in waiting.values())
         queues = frozenset(job.queue for job in waiting.values())
-        while waiting:
-            ended = JobFilter(statuses=TERMINAL, created_after=since, queues=queues)
-            async for job in engine.iter_jobs(filter=ended, sort=JobSort.OLDEST):
-                end(job)
-            await asyncio.sleep(interval)
+        ended = JobFilter(statuses=TERMINAL, created_after=since, queues=queues)
+        async for job in engine.iter_jobs(filter=ended, sort=JobSort.OLDEST):
+            end(job)
 
     tasks = [asyncio.create_task(from_stream()), asyncio.create_task(from_list())]
     try:

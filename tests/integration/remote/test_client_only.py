@@ -151,9 +151,13 @@ async def test_stream_resumes_after_a_server_restart_without_losing_a_change(
     server: ChuteServer, remote: RemoteEngine, queue: str
 ) -> None:
     job = (await remote.create_job(new(queue))).job
-    events = remote.stream(job_ids=[job.id], last_event_id=0)
+    connections: list[int] = []
+    events = remote.stream(
+        job_ids=[job.id], last_event_id=0, opened=lambda: connections.append(len(connections))
+    )
     created = await asyncio.wait_for(next_change(events, job.id), 20)
     assert created.event is not None and created.event.to_status is JobStatus.PENDING
+    assert connections == [0]  # told once the first connection was open
 
     server.kill()  # a dropped connection (a graceful stop would wait for the stream)
     await server.start()
@@ -162,6 +166,7 @@ async def test_stream_resumes_after_a_server_restart_without_losing_a_change(
     running = await asyncio.wait_for(next_change(events, job.id), 20)
     completed = await asyncio.wait_for(next_change(events, job.id), 20)
     assert [e.event.to_status for e in (running, completed) if e.event] == ["running", "completed"]
+    assert connections == [0, 1]  # and again when the connection was open once more
     await events.aclose()  # type: ignore[attr-defined]
 
 

@@ -13,6 +13,7 @@ from chute.adapters.remote import RemoteEngine, StreamEvent
 from chute.application import JobFilter, JobSort
 from chute.domain import Job, JobStatus
 from chute.entrypoints.cli import render
+from chute.entrypoints.http.values import rfc3339
 
 TERMINAL = frozenset(status for status in JobStatus if status.is_terminal)
 MAX_STREAM_IDS = 100  # job ids a stream's query names; more would make a very long URL
@@ -47,7 +48,7 @@ def event_json(item: StreamEvent) -> dict[str, Any]:
         "job_id": str(item.job_id),
         "progress": item.progress,
         "progress_message": item.progress_message,
-        "at": render.rfc3339(item.at),
+        "at": rfc3339(item.at),
     }
 
 

@@ -7,7 +7,7 @@ import json
 import shutil
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from chute.application import QueueView
@@ -140,11 +140,6 @@ def queues_table(views: Iterable[QueueView]) -> Table:
             when(c.oldest_pending_at) if c.oldest_pending_at else "",
         )
     return table
-
-
-def rfc3339(moment: datetime) -> str:
-    """A time as the API writes it."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def when(moment: datetime) -> str:

@@ -140,8 +140,7 @@ class Worker:
                         return_when=asyncio.FIRST_COMPLETED,
                     )
         finally:
-            stopped.cancel()
-            rescuer.cancel()
+            await _cancelled(stopped, rescuer)
             await self._drain()
             await self._reports.close()
             log.info("worker.stopped", extra={"worker_id": self.worker_id})
@@ -169,7 +168,7 @@ class Worker:
                 # as "never retrieved": the job comes back when its lease ends.
                 log.exception("worker.job_error", extra={"job_id": str(job.id)})
             finally:
-                beats.cancel()
+                await _cancelled(beats)
                 self._running.pop(job.id, None)
                 self._reports.leases.pop(job.id, None)
 
@@ -241,6 +240,15 @@ class Worker:
                     log.warning(
                         "worker.release_failed", extra={"job_id": str(job_id), "error": str(e)}
                     )
+
+
+async def _cancelled(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel `tasks` and wait until they have ended: a task cancelled mid-call still
+    gives its connection back, and must not outlive the engine it runs on. `wait`, not
+    `await`: their cancellation is not ours to raise, and ours still comes through."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks)
 
 
 def _current_task_cancelling() -> bool:

@@ -4,7 +4,6 @@ until every job it made has ended."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID
@@ -101,9 +100,9 @@ async def until_ended(
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # `wait`, not `await`: their cancellation is not ours to raise (a suppressed
+        # CancelledError would also swallow a Ctrl-C that cancels this task).
+        await asyncio.wait(tasks)
     return ended
 
 

@@ -116,7 +116,11 @@ async def test_worker_starts_on_the_bucket_and_exits_0_on_sigterm(
             assert time.monotonic() < deadline, "the worker did not start within 60s"
             await asyncio.sleep(0.1)
         process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 60) == 0, log.read_text()
+        try:
+            code = await asyncio.to_thread(process.wait, 60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker did not exit within 60s of SIGTERM:\n{log.read_text()}")
+        assert code == 0, log.read_text()
     finally:
         if process.poll() is None:
             process.kill()

@@ -241,6 +241,57 @@ async def test_stop_lets_jobs_that_finish_within_the_grace_period_complete(
     assert (await engine.get_job(job.id)).status is JobStatus.COMPLETED
 
 
+class SlowToCancel:
+    """An engine call that waits until cancelled and then needs a moment to clean up,
+    as a database call does when it gives its connection back."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.cleaned = asyncio.Event()
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.entered.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)
+            self.cleaned.set()
+            raise
+
+
+async def test_run_returns_after_the_rescue_it_cancelled_has_ended(
+    engine: OrchestrationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Else the rescue's cleanup outlives the engine it runs on: `chute worker` closed the
+    # database under it and hung at exit, waiting for a task that could not end.
+    rescue = SlowToCancel()
+    monkeypatch.setattr(engine, "rescue_expired_leases", rescue)
+
+    async def rescuing() -> bool:
+        return rescue.entered.is_set()
+
+    await run_until(worker(engine, None), rescuing)
+    assert rescue.cleaned.is_set()
+
+
+async def test_a_job_ends_after_the_heartbeat_it_cancelled_has_ended(
+    engine: OrchestrationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [job] = await submit(engine)
+    beat = SlowToCancel()
+    monkeypatch.setattr(engine, "heartbeat", beat)
+
+    async def process(job: Job, context: JobContext) -> dict[str, Any]:
+        await beat.entered.wait()
+        return {"ok": True}
+
+    async def completed() -> bool:
+        return (await engine.get_job(job.id)).status is JobStatus.COMPLETED
+
+    await run_until(worker(engine, process), completed)
+    assert beat.cleaned.is_set()
+
+
 @pytest.mark.parametrize(
     ("outcome", "words"),
     [

@@ -9,8 +9,7 @@ from uuid import UUID
 
 from chute.adapters.sqlalchemy.repositories import SqlRepository
 from chute.adapters.sqlalchemy.rows import queue_row, to_queue
-from chute.adapters.sqlalchemy.statements import HELD
-from chute.adapters.sqlalchemy.tables import jobs, queue_parts, queues
+from chute.adapters.sqlalchemy.tables import HELD_ROWS, jobs, queue_parts, queues
 from chute.application.ports import QueueRepository
 from chute.domain import QueueSettings
 from sqlalchemy import Insert, bindparam, delete, func, insert, select, update
@@ -53,7 +52,7 @@ class SqlQueueRepository(SqlRepository, QueueRepository):
         c, q = jobs.c, queues.c
         held = (
             select(func.count())
-            .where(c.queue == q.name, c.status.in_(HELD), q.concurrency_limit.is_not(None))
+            .where(c.queue == q.name, HELD_ROWS, q.concurrency_limit.is_not(None))
             .scalar_subquery()
         )
         rows = (await self._db.read(select(queues, held.label("held")).order_by(q.name))).mappings()
@@ -77,7 +76,7 @@ class SqlQueueRepository(SqlRepository, QueueRepository):
         # Wait for the claims in the parts to commit, then start over.
         await self._db.write(select(p.part).where(p.queue == name).with_for_update())
         await self._db.write(delete(queue_parts).where(p.queue == name))
-        held_ids = select(c.id).where(c.queue == name, c.status.in_(HELD)).order_by(c.id)
+        held_ids = select(c.id).where(c.queue == name, HELD_ROWS).order_by(c.id)
         held = list((await self._db.write(held_ids)).scalars())
         if limit is None:
             if held:

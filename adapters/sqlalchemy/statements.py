@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from chute.adapters.sqlalchemy.tables import jobs
+from chute.adapters.sqlalchemy.tables import HELD_ROWS, jobs
 from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset
 from chute.domain import JobStatus, Priority
 from chute.domain.metadata import has_json_scalar, json_scalar
@@ -159,7 +159,7 @@ def expired(now: datetime, limit: int) -> Select[Any]:
     c = jobs.c
     return (
         select(jobs)
-        .where(c.status.in_(HELD), c.lease_expires_at <= now)
+        .where(HELD_ROWS, c.lease_expires_at <= now)
         .order_by(c.lease_expires_at, c.id)
         .limit(limit)
     )

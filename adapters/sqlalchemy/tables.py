@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from chute.domain import JobStatus
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -181,7 +182,21 @@ Index(
     postgresql_where=_SCHEDULED,
     sqlite_where=_SCHEDULED,
 )
-Index(None, jobs.c.status, jobs.c.lease_expires_at)  # the rescue of expired leases
+# The held jobs (claimed, not ended yet): a few at any time, however many jobs there
+# are. Claims of a limited queue count a queue's held jobs here, and the rescue finds
+# the expired leases; a row is in it only while held. The statuses are SQL literals,
+# here and in the statements that use it (`HELD_ROWS`), so that either database can
+# match them to the index's condition, also in a prepared (generic) plan.
+HELD_ROWS = jobs.c.status.in_(
+    [literal_column(f"'{s.value}'") for s in sorted(JobStatus, key=str) if s.is_held]
+)
+Index(
+    "ix_jobs_held",
+    jobs.c.queue,
+    jobs.c.lease_expires_at,
+    postgresql_where=HELD_ROWS,
+    sqlite_where=HELD_ROWS,
+)
 Index(None, jobs.c.status, jobs.c.updated_at)  # the purge of old finished jobs
 # Metadata filters (`metadata @> '{"tenant": "acme"}'`) on PostgreSQL; jsonb_path_ops
 # answers containment only, in a smaller index than the default jsonb_ops. SQLite has

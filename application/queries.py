@@ -92,8 +92,8 @@ def filter_to_json(f: JobFilter) -> dict[str, Any]:
         "priority": sorted(f.priorities),
         "mode": sorted(f.modes),
         "mime_type": f.mime_type,
-        "created_after": _rfc3339(f.created_after),
-        "created_before": _rfc3339(f.created_before),
+        "created_after": rfc3339(f.created_after) if f.created_after else None,
+        "created_before": rfc3339(f.created_before) if f.created_before else None,
         "queue": sorted(f.queues),
         "metadata": dict(f.metadata),
     }
@@ -120,9 +120,9 @@ def filter_from_json(data: dict[str, Any]) -> JobFilter:
     )
 
 
-def _rfc3339(moment: datetime | None) -> str | None:
+def rfc3339(moment: datetime) -> str:
     """The instant as the API writes times: UTC, six digits of microseconds, `Z`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _utc(moment: datetime | None) -> str | None:

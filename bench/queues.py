@@ -63,14 +63,14 @@ def run(ctx: Context) -> list[Figure]:
         limit = 10 * slots
         results: dict[str, Any] = data.setdefault("results", {})
         figures = []
+        sides: dict[str, tuple[str, dict[str, int]]] = {  # (measured queue, limits)
+            "unlimited": ("q", {}),
+            "limited": ("q", {"q": limit}),
+            "other_alone": ("other", {}),
+            "other_beside_q": ("other", {"q": 1}),
+        }
         for database in DATABASES:
             print(f"   {database}", flush=True)
-            sides: dict[str, tuple[str, dict[str, int]]] = {  # (measured queue, limits)
-                "unlimited": ("q", {}),
-                "limited": ("q", {"q": limit}),
-                "other_alone": ("other", {}),
-                "other_beside_q": ("other", {"q": 1}),
-            }
             limit_rounds = _alternated(ctx, folder, database, sides, LIMIT_SIDES, 2 * s.rounds)
             other_rounds = _alternated(ctx, folder, database, sides, OTHER_SIDES, s.rounds)
             results[database] = {"limit_cost": limit_rounds, "other_queue": other_rounds}
@@ -79,7 +79,6 @@ def run(ctx: Context) -> list[Figure]:
             setting = (
                 f"{s.queue_jobs} jobs, {s.worker_processes} processes x {s.worker_concurrency}"
             )
-            rounds = limit_rounds
             figures += [
                 Figure(
                     f"queues.{database}.limit_cost",
@@ -89,7 +88,8 @@ def run(ctx: Context) -> list[Figure]:
                     "no limit",
                     AT_LEAST_09,
                     note=f"q limited to {limit} (never binds); {setting}, best of "
-                    f"{len(rounds)}; by round {_by_round(rounds, 'limited', 'unlimited')}; "
+                    f"{len(limit_rounds)}; by round "
+                    f"{_by_round(limit_rounds, 'limited', 'unlimited')}; "
                     f"from launch {best['limited']['wall_rate']:.0f} vs "
                     f"{best['unlimited']['wall_rate']:.0f} jobs/s",
                 ),

@@ -60,9 +60,5 @@ async def served(tmp_path: Path, **settings: str) -> AsyncIterator[ChuteServer]:
         tmp_path / "storage",
         **{"api_keys": KEY, "allowed_types": "", "log_level": "WARNING"} | settings,
     )
-    server = ChuteServer(env, tmp_path / "server.log")
-    await server.start()
-    try:
+    async with ChuteServer(env, tmp_path / "server.log") as server:
         yield server
-    finally:
-        server.stop()

@@ -71,6 +71,13 @@ class ChuteServer:
                 await asyncio.sleep(0.05)
         raise AssertionError(f"chute serve did not answer /healthz within {timeout}s")
 
+    async def __aenter__(self) -> ChuteServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
     def _spawn(self) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as log:
             return subprocess.Popen(

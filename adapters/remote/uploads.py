@@ -19,7 +19,8 @@ from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from chute.adapters.remote.transport import Transport
-from chute.adapters.remote.wire import jobs_of, rfc3339
+from chute.adapters.remote.wire import jobs_of
+from chute.application.queries import rfc3339
 from chute.domain import Job
 
 CHUNK = 1024 * 1024

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,7 +15,7 @@ from chute.application import (
     QueueCounts,
     QueueView,
 )
-from chute.application.queries import filter_to_json
+from chute.application.queries import filter_to_json, rfc3339
 from chute.domain import (
     DetectionResult,
     Job,
@@ -28,11 +28,6 @@ from chute.domain import (
 
 Json = dict[str, Any]
 Params = list[tuple[str, str]]
-
-
-def rfc3339(moment: datetime) -> str:
-    """An instant as the API reads it: UTC with microseconds and `Z`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _time(value: str | None) -> datetime | None:

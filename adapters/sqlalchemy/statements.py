@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from chute.adapters.sqlalchemy.tables import HELD_ROWS, jobs
+from chute.adapters.sqlalchemy.tables import HELD, HELD_ROWS, jobs
 from chute.application.queries import ClaimFilter, JobFilter, JobSort, Keyset
 from chute.domain import JobStatus, Priority
 from chute.domain.metadata import has_json_scalar, json_scalar
@@ -29,7 +29,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-HELD = tuple(sorted(status.value for status in JobStatus if status.is_held))
 FINISHED = (JobStatus.COMPLETED.value, JobStatus.FAILED.value)
 
 

@@ -187,9 +187,8 @@ Index(
 # the expired leases; a row is in it only while held. The statuses are SQL literals,
 # here and in the statements that use it (`HELD_ROWS`), so that either database can
 # match them to the index's condition, also in a prepared (generic) plan.
-HELD_ROWS = jobs.c.status.in_(
-    [literal_column(f"'{s.value}'") for s in sorted(JobStatus, key=str) if s.is_held]
-)
+HELD = tuple(sorted(status.value for status in JobStatus if status.is_held))
+HELD_ROWS = jobs.c.status.in_([literal_column(f"'{status}'") for status in HELD])
 Index(
     "ix_jobs_held",
     jobs.c.queue,

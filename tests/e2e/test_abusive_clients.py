@@ -60,12 +60,8 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
         max_header_bytes=str(MAX_HEADER),
         keep_alive_seconds=str(KEEP_ALIVE),
     )
-    process = ChuteServer(env, log)
-    await process.start()
-    try:
+    async with ChuteServer(env, log) as process:
         yield Server(process.base_url, process.port, storage, log, process)
-    finally:
-        process.stop()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import httpx
@@ -219,9 +220,13 @@ def test_queues_table_pause_resume_and_limit(server: str) -> None:
     assert done.returncode == 2 and "concurrency_limit" in done.stderr
 
 
-def test_watch_prints_status_changes_until_ctrl_c(server: str) -> None:
+def watch_a_job_made_and_cancelled(
+    server: str, queue: str, *options: str
+) -> tuple[dict[str, Any], int, str, str]:
+    """`chute watch --queue QUEUE [options]` while a job of that queue is submitted and
+    cancelled, then Ctrl-C: the job, and the watcher's exit code, stdout and stderr."""
     watcher = subprocess.Popen(
-        [chute_script(), "watch", "--queue", "cli-watch"],
+        [chute_script(), "watch", "--queue", queue, *options],
         env=client_env(server),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -229,16 +234,20 @@ def test_watch_prints_status_changes_until_ctrl_c(server: str) -> None:
     )
     try:
         time.sleep(1.5)  # the stream opens (it sends only what is committed after)
-        [job] = run_json(server, "submit", "https://example.org/w.pdf", "--queue", "cli-watch")[
-            "jobs"
-        ]
+        url = f"https://example.org/{queue}.pdf"
+        [job] = run_json(server, "submit", url, "--queue", queue)["jobs"]
         run_json(server, "jobs", "cancel", job["id"])
         time.sleep(1.0)
     finally:
         watcher.send_signal(signal.SIGINT)
         out, err = watcher.communicate(timeout=15)
+    return job, watcher.returncode, out, err
 
-    assert watcher.returncode == 0, err
+
+def test_watch_prints_status_changes_until_ctrl_c(server: str) -> None:
+    job, code, out, err = watch_a_job_made_and_cancelled(server, "cli-watch")
+
+    assert code == 0, err
     assert "Traceback" not in err
     lines = [line for line in out.splitlines() if job["id"] in line]
     assert len(lines) == 2
@@ -308,25 +317,9 @@ def test_the_api_key_may_be_given_as_a_flag(server: str) -> None:
 
 
 def test_watch_json_prints_the_streams_events_as_json_lines(server: str) -> None:
-    watcher = subprocess.Popen(
-        [chute_script(), "watch", "--queue", "cli-watch-json", "--json"],
-        env=client_env(server),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        time.sleep(1.5)  # the stream opens (it sends only what is committed after)
-        [job] = run_json(
-            server, "submit", "https://example.org/wj.pdf", "--queue", "cli-watch-json"
-        )["jobs"]
-        run_json(server, "jobs", "cancel", job["id"])
-        time.sleep(1.0)
-    finally:
-        watcher.send_signal(signal.SIGINT)
-        out, err = watcher.communicate(timeout=15)
+    job, code, out, err = watch_a_job_made_and_cancelled(server, "cli-watch-json", "--json")
 
-    assert watcher.returncode == 0, err
+    assert code == 0, err
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
     mine = [event for event in events if event["job_id"] == job["id"]]
     assert [event["to_status"] for event in mine] == ["pending", "cancelled"]

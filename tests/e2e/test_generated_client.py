@@ -37,12 +37,8 @@ async def base_url(tmp_path: Path) -> AsyncIterator[str]:
     """`chute serve` on a free port, on a fresh SQLite file and storage folder."""
     env = chute_env(sqlite_url(tmp_path / "chute.db"), tmp_path / "storage", log_level="WARNING")
     env.pop("CHUTE_API_KEYS", None)
-    server = ChuteServer(env, tmp_path / "server.log")
-    await server.start()
-    try:
+    async with ChuteServer(env, tmp_path / "server.log") as server:
         yield server.base_url
-    finally:
-        server.stop()
 
 
 def generate(base_url: str, folder: Path) -> subprocess.CompletedProcess[str]:

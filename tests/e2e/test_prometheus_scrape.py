@@ -38,12 +38,8 @@ def readme_scrape_config() -> str:
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[ChuteServer]:
     env = chute_env(sqlite_url(tmp_path / "chute.db"), tmp_path / "storage", api_keys=KEY)
-    chute = ChuteServer(env, tmp_path / "serve.log")
-    await chute.start()
-    try:
+    async with ChuteServer(env, tmp_path / "serve.log") as chute:
         yield chute
-    finally:
-        chute.stop()
 
 
 def spawn(command: list[str], log: Path) -> subprocess.Popen[bytes]:

@@ -78,12 +78,8 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
         allowed_types="",
         log_level="WARNING",
     )
-    chute = ChuteServer(env, tmp_path / "server.log")
-    await chute.start()
-    try:
+    async with ChuteServer(env, tmp_path / "server.log") as chute:
         yield chute.base_url
-    finally:
-        chute.stop()
 
 
 def test_the_readme_has_a_curl_session() -> None:

@@ -61,12 +61,8 @@ async def deployment(
         log_level="WARNING",
     )
     await upgrade(fresh_postgres_url)
-    server = ChuteServer(env | s3_server.env(), tmp_path / "serve.log")
-    await server.start()
-    try:
+    async with ChuteServer(env | s3_server.env(), tmp_path / "serve.log") as server:
         yield Deployment(server, _worker_env(s3_server), tmp_path)
-    finally:
-        server.stop()
 
 
 def _worker_env(s3_server: S3Server) -> dict[str, str]:

@@ -204,12 +204,8 @@ async def sqlite_server(tmp_path: Path) -> AsyncIterator[ChuteServer]:
         log_level="WARNING",
         stream_buffer="10",
     )
-    server = ChuteServer(env, tmp_path / "serve.log")
-    await server.start()
-    try:
+    async with ChuteServer(env, tmp_path / "serve.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_wait_answers_when_the_job_ends(sqlite_server: ChuteServer) -> None:

@@ -33,12 +33,8 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Chut
         max_upload_bytes=str(MAX_FILE),
         stream_keepalive_seconds="1",
     )
-    process = ChuteServer(env, root / "server.log")
-    await process.start()
-    try:
+    async with ChuteServer(env, root / "server.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="package")

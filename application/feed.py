@@ -8,7 +8,7 @@ and hands each event, with its job as it is then, to every subscription. Progres
 read from running jobs that changed since the last look. A subscription holds at most
 `buffer` items: one that falls that far behind (a slow or vanished client) is dropped,
 which costs the others nothing, and its client resumes from its last event id, read
-back from the table (`backlog`). The feed reads only while some stream is open.
+back from the table (`follow`). The feed reads only while some stream is open.
 """
 
 from __future__ import annotations
@@ -79,11 +79,9 @@ class SubscriptionDropped(Exception):
 
 
 class Subscription:
-    """What one stream receives from the feed after `position` (the feed's place when it
-    subscribed)."""
+    """What one stream receives from the feed: what the feed reads after it subscribed."""
 
-    def __init__(self, buffer: int, position: tuple[int, int] | None) -> None:
-        self.position = position
+    def __init__(self, buffer: int) -> None:
         self._items: asyncio.Queue[FeedItem | None] = asyncio.Queue(buffer)
         self.dropped = False
 
@@ -134,8 +132,6 @@ class EventFeed:
     poll_seconds: float = 1.0
     _subscriptions: set[Subscription] = field(default_factory=set)
     _head: int | None = None  # the id of the last event handed out
-    _position: tuple[int, int] | None = None
-    _tracking: bool = False
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _progress_seen: dict[UUID, tuple[int | None, str | None]] = field(default_factory=dict)
     _progress_since: datetime | None = None
@@ -143,14 +139,12 @@ class EventFeed:
     async def subscribe(self) -> Subscription:
         """A subscription to what is committed from now on."""
         async with self._lock:
-            if not self._tracking:
+            if not self._subscriptions:  # start from what is committed now, not before
                 async with self.uow(read_only=True) as uow:
                     head = await uow.events.feed_head()
                 self._head = head.id if head else None
-                self._position = head.position if head else None
                 self._progress_since = self.clock.now()
-                self._tracking = True
-            subscription = Subscription(self.buffer, self._position)
+            subscription = Subscription(self.buffer)
             self._subscriptions.add(subscription)
         return subscription
 
@@ -161,20 +155,50 @@ class EventFeed:
     def subscribers(self) -> int:
         return len(self._subscriptions)
 
-    async def backlog(self, after: int) -> AsyncIterator[FeedItem]:
-        """Every status change after the event `after`, in the feed's order, up to what
-        is committed now (rendered), for a stream that resumes."""
+    async def follow(
+        self, subscription: Subscription, after: int | None, idle: float, most: int
+    ) -> AsyncIterator[list[FeedItem]]:
+        """What a stream sends, in bursts of at most `most` items (rendered): with
+        `after`, every status change after that event read back from the table, then what
+        `subscription` receives, without the changes already sent or at or before
+        `after`; an empty burst when nothing new came for `idle` seconds. Raises
+        `SubscriptionDropped` when the subscription is let go."""
+        sent = None  # the feed position of the last change sent (or resumed after)
+        if after is not None:
+            async with self.uow(read_only=True) as uow:
+                sent = await uow.events.feed_position(after)
+            async for page in self._backlog(after, most):
+                sent = page[-1].fed.position if page[-1].fed else sent
+                yield page
+        while True:
+            first = await subscription.next(idle)
+            if first is None:
+                yield []
+                continue
+            # What came meanwhile goes in the same burst: one send per burst, not per item.
+            yield [
+                item
+                for item in [first, *subscription.ready(most - 1)]
+                if not (item.fed is not None and sent is not None and item.fed.position <= sent)
+            ]
+
+    async def _backlog(self, after: int, most: int) -> AsyncIterator[list[FeedItem]]:
+        """Every status change after the event `after`, in pages, up to what is
+        committed now."""
         while True:
             async with self.uow(read_only=True) as uow:
-                fed = await uow.events.feed(after, self.batch)
+                fed = await uow.events.feed(after, most)
                 jobs = await self._jobs_of(uow, fed)
+            page = []
             for event in fed:
                 job = jobs.get(event.event.job_id)
                 if job is not None:
                     item = FeedItem(job, fed=event)
                     item.rendered = self.render(item)
-                    yield item
-            if len(fed) < self.batch:
+                    page.append(item)
+            if page:
+                yield page
+            if len(fed) < most:
                 return
             after = fed[-1].id
 
@@ -183,7 +207,6 @@ class EventFeed:
         while True:
             await self.signal.wait(self.poll_seconds)
             if not self._subscriptions:
-                self._tracking = False  # nobody to tell: the next subscriber starts anew
                 self._progress_seen.clear()
                 continue
             try:
@@ -206,7 +229,7 @@ class EventFeed:
                 if event.event.to_status is not JobStatus.RUNNING:
                     self._progress_seen.pop(event.event.job_id, None)
             if fed:
-                self._head, self._position = fed[-1].id, fed[-1].position
+                self._head = fed[-1].id
             if len(fed) < self.batch:
                 return
 

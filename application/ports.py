@@ -120,6 +120,10 @@ class JobEventRepository(Protocol):
     async def feed_head(self) -> FedEvent | None:
         """The last event `feed` would answer now, or None when there is none."""
 
+    async def feed_position(self, event_id: int) -> tuple[int, int] | None:
+        """The place of the event `event_id` in the feed's order (`FedEvent.position`),
+        or None when there is no such event (purged, or never written)."""
+
 
 class DetectionResultRepository(Protocol):
     """The content-detection result of each job. Never commits."""

@@ -340,6 +340,11 @@ class MemoryJobEventRepository(JobEventRepository):
         ids, events = self._tables.event_ids, self._tables.events
         return FedEvent(ids[-1], (0, ids[-1]), events[-1]) if ids else None
 
+    async def feed_position(self, event_id: int) -> tuple[int, int] | None:
+        ids = self._tables.event_ids
+        found = bisect.bisect_left(ids, event_id)
+        return (0, event_id) if found < len(ids) and ids[found] == event_id else None
+
 
 class MemoryQueueRepository(QueueRepository):
     # Write units of work hold the one lock: `lock` needs none of its own.

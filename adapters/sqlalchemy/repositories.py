@@ -304,7 +304,7 @@ class SqlJobEventRepository(SqlRepository, JobEventRepository):
             return [FedEvent(row["id"], (0, row["id"]), to_event(row)) for row in rows]
         stmt = select(job_events).where(e.tx < _HORIZON).order_by(e.tx, e.id).limit(limit)
         if after is not None:
-            start = (await self._db.read(select(e.tx).where(e.id == after))).first()
+            start = await self.feed_position(after)
             if start is not None:
                 stmt = stmt.where(tuple_(e.tx, e.id) > tuple_(literal(start[0]), literal(after)))
             else:  # purged since: on from the next id
@@ -322,6 +322,11 @@ class SqlJobEventRepository(SqlRepository, JobEventRepository):
         if row is None:
             return None
         return FedEvent(row["id"], (row["tx"] or 0, row["id"]), to_event(row))
+
+    async def feed_position(self, event_id: int) -> tuple[int, int] | None:
+        e = job_events.c
+        row = (await self._db.read(select(e.tx).where(e.id == event_id))).first()
+        return None if row is None else (row[0] or 0, event_id)
 
 
 class SqlDetectionResultRepository(SqlRepository, DetectionResultRepository):

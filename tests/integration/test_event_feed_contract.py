@@ -12,7 +12,9 @@ import random
 from collections import Counter
 
 from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
+from chute.adapters.system import SystemClock
 from chute.application import OrchestrationEngine
+from chute.application.feed import EventFeed
 from chute.application.ports import UnitOfWorkFactory
 from chute.domain import CLIENT, JobEvent, JobStatus
 
@@ -53,6 +55,9 @@ async def test_the_feed_answers_events_in_order_from_any_point(
     )
     positions = [event.position for event in page]
     assert positions == sorted(positions)
+    async with database(read_only=True) as uow:
+        assert [await uow.events.feed_position(event.id) for event in page] == positions
+        assert await uow.events.feed_position(ids[-1] + 1000) is None
     for n, event_id in enumerate(ids):
         assert await read_all(database, event_id) == ids[n + 1 :]
 
@@ -141,3 +146,53 @@ async def test_running_jobs_changed_since(database: UnitOfWorkFactory) -> None:
         assert (running.progress, running.progress_message) == (40, "half")
         later = running.updated_at.replace(year=running.updated_at.year + 1)
         assert await uow.jobs.running_since(later, 10) == []
+
+
+class Nudge:
+    """A change signal the test gives: the feed reads when nudged, never by itself."""
+
+    def __init__(self) -> None:
+        self._nudged = asyncio.Event()
+
+    def nudge(self) -> None:
+        self._nudged.set()
+
+    async def wait(self, at_most: float) -> None:
+        await self._nudged.wait()
+        self._nudged.clear()
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_stream_resumed_on_a_feed_that_lags_repeats_nothing(
+    database: UnitOfWorkFactory,
+) -> None:
+    """A client got an event from one process and resumes after it on another, whose
+    feed (kept reading by another stream) has not read that far yet: what that feed
+    reads next up to the client's event is not sent again."""
+    engine = make_engine(uow=database)
+    signal = Nudge()
+    feed = EventFeed(database, signal, SystemClock())
+    reading = asyncio.create_task(feed.run())
+    try:
+        other = await feed.subscribe()
+        for _ in range(3):
+            await engine.create_job(make_new_job())
+        resumed_after = (await read_all(database, None))[-1]  # as another process sent it
+        stream = feed.follow(await feed.subscribe(), resumed_after, idle=0.05, most=100)
+        assert await anext(stream) == []  # nothing after it yet
+        signal.nudge()  # the feed reads the three creations: the client has them
+        await engine.create_job(make_new_job())
+        await asyncio.sleep(0.05)
+        signal.nudge()
+
+        async def sent() -> list[int]:
+            while not (burst := await anext(stream)):
+                pass
+            return [item.fed.id for item in burst if item.fed is not None]
+
+        assert await asyncio.wait_for(sent(), 10) == (await read_all(database, resumed_after))
+        assert len(other.ready(10)) == 4  # the other stream got all four
+    finally:
+        reading.cancel()

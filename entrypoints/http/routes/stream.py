@@ -112,26 +112,10 @@ async def _events(
     log.info("stream.opened", extra={"resume_after": after, "streams": feed.subscribers})
     try:
         yield OPENED
-        sent = None  # the feed position of the last change read back from the table
-        if after is not None:
-            async for old in feed.backlog(after):
-                assert old.fed is not None
-                sent = old.fed.position
-                if wanted.matches(old):
-                    yield old.rendered
-        while True:
-            first = await subscription.next(keepalive)
-            if first is None:
+        async for burst in feed.follow(subscription, after, keepalive, BURST):
+            if not burst:
                 yield KEEP_ALIVE
-                continue
-            # What came meanwhile goes in the same write: one send per burst, not per item.
-            frames = [
-                item.rendered
-                for item in [first, *subscription.ready(BURST)]
-                if not (item.fed is not None and sent is not None and item.fed.position <= sent)
-                and wanted.matches(item)
-            ]
-            if frames:
+            elif frames := [item.rendered for item in burst if wanted.matches(item)]:
                 yield b"".join(frames)
     except SubscriptionDropped:
         log.warning("stream.dropped", extra={"reason": "fell too far behind"})

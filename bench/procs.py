@@ -45,9 +45,9 @@ class Server:
         raise LookupError(field)
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the process (all its threads) so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time so far of the process (all its threads) and of the
+        processes it started (a server's workers: granian's)."""
+        return sum(_cpu_seconds(pid) for pid in _tree(self.process.pid))
 
     def reset_peak_memory(self) -> bool:
         """Restart VmHWM from the current RSS (Linux >= 4.0); False when not allowed."""
@@ -56,6 +56,24 @@ class Server:
         except OSError:
             return False
         return True
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants, now."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in map(int, children):
+            pids += _tree(child)
+    return pids
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # ended meanwhile
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def base_env(**settings: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from chute.adapters.sqlalchemy import upgrade
 from chute.entrypoints.bootstrap import build_container
 from chute.entrypoints.cli.startup import StartRefused, check_storage
 from chute.entrypoints.http.app import create_app
+from chute.entrypoints.http.protocol import BoundedHttpToolsProtocol
 from chute.entrypoints.settings import Settings
 
 
@@ -50,8 +51,11 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
         lifespan="on",
         server_header=False,
-        # h11, not httptools even when installed: the header limit below is h11's.
-        http="h11",
+        # Chosen by measurement (bench/stack.py, docs/performance.md): httptools with a
+        # bound on a head still coming (the limit is h11's setting, which it reads), on
+        # asyncio's own loop; uvloop bought nothing here.
+        http=BoundedHttpToolsProtocol,
+        loop="asyncio",
         h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.limit_concurrency,

@@ -276,8 +276,8 @@ async def test_a_whole_head_over_the_limit_is_a_431_problem(server: Server) -> N
 async def test_a_head_still_growing_past_the_limit_is_a_400_and_the_connection_closes(
     server: Server,
 ) -> None:
-    """The server itself (h11) refuses a head it has buffered past the limit: a plain
-    400 before the app sees anything, then it closes."""
+    """The server itself (entrypoints/http/protocol.py) refuses a head still coming past
+    the limit: a plain 400 before the app sees anything, then it closes."""
     start = b"GET /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: "
     answer = await exchange(server.port, start + b"a" * (MAX_HEADER // 2), b"a" * MAX_HEADER)
     assert answer.status == 400

@@ -1,13 +1,15 @@
 """`create`: POST /api/v1/jobs, requests/s and latency, on SQLite and PostgreSQL.
 
-Baseline: the no-op app (bench/noop_app.py) parsing the same body with the same model
-and sending a canned answer of the same size, under the same load in the same run.
-The three servers are loaded in turn, for `rounds` rounds, and each one's best run
-counts, so that a burst of noise on the machine hurts neither side for long. A last run repeats the
-SQLite case with CHUTE_LOG_LEVEL=INFO (one JSON line per request, to a file), to show
-what request logging costs. A fourth server, on SQLite with CHUTE_METRICS=false, is
-loaded in the same rounds: the cost of counting for /metrics (metrics are on in the
-others, as by default).
+chute runs as a user runs it: the default log level (INFO: a JSON line per request and
+per use case), metrics on. Baseline: the no-op app (bench/noop_app.py) parsing the same
+body with the same model and sending a canned answer of the same size, under the same
+load in the same run, through the same server stack. Each server is loaded under wrk's
+two shapes (1 thread x 64 connections, 2 threads x 32), in turn, for `rounds` rounds
+(every other one in the reverse order), and each one's best run counts, so that a
+burst of noise on the machine hurts neither side for long. A fourth server, on SQLite
+with CHUTE_METRICS=false, is loaded in the same rounds: the cost of counting for
+/metrics. A last run repeats the SQLite case at CHUTE_LOG_LEVEL=WARNING, to show what
+the default log lines cost.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bench.runs import capture, posted
 
 PATH = "/api/v1/jobs"
 TARGET = Target("ratio", ">=", 0.5)
+SHAPES = ((1, 64), (2, 32))  # wrk threads x connections; the first is the headline
 METRICS_TARGET = Target("ratio", ">=", 0.95)
 
 
@@ -36,7 +39,9 @@ def run(ctx: Context) -> list[Figure]:
         folder, body = Path(tmp), create_body()
         sqlite_url = f"sqlite+aiosqlite:///{folder}/chute.db"
         with ExitStack() as servers:
-            sqlite = servers.enter_context(chute_server(folder, sqlite_url, folder / "storage"))
+            sqlite = servers.enter_context(
+                chute_server(folder, sqlite_url, folder / "storage", log_level="INFO")
+            )
             postgres = servers.enter_context(_postgres(ctx, folder))
             answer = capture(sqlite, folder / "canned", "POST", PATH, body)
             data["response_bytes"] = len(answer)
@@ -55,12 +60,12 @@ def run(ctx: Context) -> list[Figure]:
                 _round(ctx, orders[n % 2], folder, body, first=n == 0)
                 for n in range(ctx.sizes.rounds)
             ]
-        with chute_server(folder, sqlite_url, folder / "storage", log_level="INFO") as chute:
-            logged = _load(ctx, chute, folder, body)
+        with chute_server(folder, sqlite_url, folder / "storage", log_level="WARNING") as chute:
+            quiet = _load(ctx, chute, folder, body, SHAPES[0])
         data["rounds"] = [{name: r.as_json() for name, r in one.items()} for one in rounds]
-        data["sqlite_info_logging"] = logged.as_json()
-        best = {name: max((one[name] for one in rounds), key=lambda r: r.rps) for name in targets}
-        figures = _figures(best, logged, len(rounds))
+        data["sqlite_warning_logging"] = quiet.as_json()
+        best = {name: max((one[name] for one in rounds), key=lambda r: r.rps) for name in rounds[0]}
+        figures = _figures(best, quiet, len(rounds))
         data["figures"] = figures
         return figures
 
@@ -68,20 +73,29 @@ def run(ctx: Context) -> list[Figure]:
 def _round(
     ctx: Context, targets: dict[str, Server], folder: Path, body: bytes, first: bool
 ) -> dict[str, LoadResult]:
-    """One load run on each server in turn; the first round's chute runs may be profiled."""
-    return {
-        name: _load(
-            ctx, server, folder, body, f"create-{name}" if first and name != "noop" else None
-        )
-        for name, server in targets.items()
-    }
+    """One load run on each server in turn, in each shape (results named `server` for
+    1x64, `server@2x32`); the first round's chute runs may be profiled."""
+    results = {}
+    for shape in SHAPES:
+        for name, server in targets.items():
+            profile = f"create-{name}" if first and name != "noop" and shape == SHAPES[0] else None
+            key = name if shape == SHAPES[0] else f"{name}@{shape[0]}x{shape[1]}"
+            results[key] = _load(ctx, server, folder, body, shape, profile)
+    return results
 
 
 def _load(
-    ctx: Context, server: Any, folder: Path, body: bytes, profile: str | None = None
+    ctx: Context,
+    server: Any,
+    folder: Path,
+    body: bytes,
+    shape: tuple[int, int],
+    profile: str | None = None,
 ) -> LoadResult:
-    connections = ctx.sizes.connections
-    return posted(ctx, server, PATH, folder, body, connections=connections, profile=profile)
+    threads, connections = shape
+    return posted(
+        ctx, server, PATH, folder, body, connections=connections, threads=threads, profile=profile
+    )
 
 
 @contextmanager
@@ -89,7 +103,8 @@ def _without_metrics(folder: Path) -> Iterator[Server]:
     """The SQLite server again, on a database and storage of its own, metrics off."""
     url = f"sqlite+aiosqlite:///{folder}/chute-no-metrics.db"
     off = {"CHUTE_METRICS": "false"}
-    with chute_server(folder, url, folder / "storage-no-metrics", extra_env=off) as chute:
+    storage = folder / "storage-no-metrics"
+    with chute_server(folder, url, storage, log_level="INFO", extra_env=off) as chute:
         yield chute
 
 
@@ -97,11 +112,11 @@ def _without_metrics(folder: Path) -> Iterator[Server]:
 def _postgres(ctx: Context, folder: Path) -> Iterator[Server]:
     url = asyncio.run(fresh_database(ctx.postgres(), "bench_create"))
     migrate(url)
-    with chute_server(folder, url, folder / "storage-pg") as chute:
+    with chute_server(folder, url, folder / "storage-pg", log_level="INFO") as chute:
         yield chute
 
 
-def _figures(best: dict[str, LoadResult], logged: LoadResult, rounds: int) -> list[Figure]:
+def _figures(best: dict[str, LoadResult], quiet: LoadResult, rounds: int) -> list[Figure]:
     noop = best["noop"]
     figures = []
     for name in ("sqlite", "postgres"):
@@ -114,7 +129,16 @@ def _figures(best: dict[str, LoadResult], logged: LoadResult, rounds: int) -> li
                 noop.rps,
                 "no-op",
                 TARGET,
-                note=f"best of {rounds} rounds, each side its best",
+                note=f"wrk 1x64, INFO logs; best of {rounds} rounds, each side its best",
+            ),
+            Figure(
+                f"create.{name}.rps_2x32",
+                best[f"{name}@2x32"].rps,
+                "req/s",
+                best["noop@2x32"].rps,
+                "no-op",
+                TARGET,
+                note="wrk 2 threads x 32 connections",
             ),
             Figure(f"create.{name}.p50", result.p50_ms, "ms", noop.p50_ms, "no-op p50"),
             Figure(f"create.{name}.p99", result.p99_ms, "ms", noop.p99_ms, "no-op p99"),
@@ -152,11 +176,11 @@ def _figures(best: dict[str, LoadResult], logged: LoadResult, rounds: int) -> li
     figures.append(
         Figure(
             "create.sqlite.rps_info_log",
-            logged.rps,
-            "req/s",
             best["sqlite"].rps,
+            "req/s",
+            quiet.rps,
             "WARNING level",
-            note="CHUTE_LOG_LEVEL=INFO: one JSON line per request",
+            note="the default INFO lines (one per request, one per use case) against none",
         )
     )
     return figures

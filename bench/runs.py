@@ -60,6 +60,7 @@ def posted(
     body: bytes,
     *,
     connections: int,
+    threads: int = 1,
     profile: str | None = None,
 ) -> LoadResult:
     """`loaded` for a POST of `body`, as long as the run's sizes say; profiled (as
@@ -72,6 +73,7 @@ def posted(
         method="POST",
         body=body,
         connections=connections,
+        threads=threads,
         seconds=s.load_seconds,
         warmup=s.warmup_seconds,
         profile=profile if ctx.profile else None,
@@ -88,13 +90,16 @@ def loaded(
     warmup: float,
     method: str = "GET",
     body: bytes | None = None,
+    threads: int = 1,
     profile: str | None = None,
 ) -> LoadResult:
-    """A warm-up run (discarded), then the measured run, of one request against `server`;
-    with `profile`, py-spy samples the server during the measured run (results/PROFILE.*)."""
+    """A warm-up run (discarded), then the measured run, of one request against `server`
+    (`threads` x `connections` for wrk); with `profile`, py-spy samples the server during
+    the measured run (results/PROFILE.*)."""
     headers = JSON if body is not None else None
     url = server.url + target
     load = {"connections": connections, "method": method, "body": body, "headers": headers}
+    load["threads"] = threads
     if warmup > 0:
         run_load(url, folder, seconds=warmup, **load)  # type: ignore[arg-type]
     with profiled(server.process.pid, profile or "", seconds, enabled=profile is not None):

@@ -11,6 +11,11 @@ app parsing the same query with `JobListQuery` and answering the same bytes chut
 answered, measured right before chute on each case. A Python client also walks
 `walk_pages` pages by `next_cursor` from the half-way point (baseline: the same
 client re-reading one page of the same size from the no-op app).
+
+The first page (50 jobs, counted) at the smallest size has a second baseline: the
+raw parts (`bench/list_raw_app.py`: chute's own statements through the raw driver,
+the rows written by orjson in a bare ASGI app on chute's server options), loaded the
+same way (before the no-op app and chute), once its answer is checked to be chute's.
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ from bench.core import Context, Figure, Target, recorded
 from bench.data import TENANTS
 from bench.listing_figures import figures_of, rows_name
 from bench.postgres import fresh_database
-from bench.procs import Server, chute_server, migrate, noop_server
-from bench.runs import capture, get_json, loaded
+from bench.procs import Server, chute_server, list_raw_server, migrate, noop_server
+from bench.runs import capture, get_json, loaded, request
 
 PATH = "/api/v1/jobs"
 DATABASES = ("sqlite", "postgres")
 AT_MOST_TWICE = Target("ratio", "<=", 2.0)
+RAW_PARTS_CASE = "first"  # a 50-job page with `total`: issue 16's figure
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -57,19 +63,43 @@ def _one(ctx: Context, folder: Path, noop: Server, database: str, rows: int) -> 
     url, load_seconds = _prepared(ctx, folder, database, rows)
     out: dict[str, Any] = {"rows": rows, "load_seconds": round(load_seconds, 1), "cases": {}}
     canned = folder / "canned"
+    raw_parts = rows == min(ctx.sizes.list_rows)
     # A storage per database: each one has an id of its own, and a storage belongs to one.
     with chute_server(folder, url, folder / f"storage-{database}-{rows}") as chute:
         for case, target in cases(chute, rows).items():
             body = capture(chute, canned, "GET", target, None)
-            measured = {}
+            measured: dict[str, Any] = {}
+            if raw_parts and case == RAW_PARTS_CASE:
+                # Up only for its case: no idle process (nor connection) beside the others.
+                with list_raw_server(folder, url) as raw:
+                    measured["raw_bytes"] = check_same_page(body, raw, target)
+                    measured[raw.name] = _measured(ctx, raw, target, folder)
             for server in (noop, chute):
-                result = loaded(
-                    server, target, folder, connections=1, seconds=ctx.sizes.list_seconds, warmup=1
-                )
-                measured[server.name] = result.as_json()
+                measured[server.name] = _measured(ctx, server, target, folder)
             out["cases"][case] = {"target": target, "bytes": len(body), **measured}
         out["walk"] = _walks(chute, noop, canned, rows, ctx.sizes.walk_pages)
     return out
+
+
+def _measured(ctx: Context, server: Server, target: str, folder: Path) -> dict[str, Any]:
+    """`target` loaded on one connection (a warm-up second, then the measured run)."""
+    result = loaded(server, target, folder, connections=1, seconds=ctx.sizes.list_seconds, warmup=1)
+    return result.as_json()
+
+
+def check_same_page(answer: bytes, raw: Server, target: str) -> int:
+    """Check that the raw parts answer chute's page: the same fields and values, but for
+    the opaque `next_cursor`, which need only be there (or null) as chute's is; and
+    about as many bytes. Their body's size."""
+    status, body = request(raw, "GET", target)
+    if status != 200:
+        raise RuntimeError(f"raw parts, GET {target}: {status} {body[:500]!r}")
+    chute_page, raw_page = json.loads(answer), json.loads(body)
+    cursors = chute_page.pop("next_cursor"), raw_page.pop("next_cursor")
+    assert (cursors[0] is None) == (cursors[1] is None), f"next_cursor: {cursors}"
+    assert raw_page == chute_page, f"the raw parts' page differs from chute's: {target}"
+    assert abs(len(body) - len(answer)) <= len(answer) // 20, (len(body), len(answer))
+    return len(body)
 
 
 def _prepared(ctx: Context, folder: Path, database: str, rows: int) -> tuple[str, float]:

@@ -6,6 +6,8 @@ from typing import Any
 
 from bench.core import Figure, Target
 
+RAW_PARTS_TARGET = Target("ratio", "<=", 1.5)  # issue 16: within 1.5x the limit of its parts
+
 NO_TARGET = ("offset_deep",)  # OFFSET costs in proportion to its depth, by nature
 SCALED = (
     "cursor_deep",
@@ -25,6 +27,7 @@ def figures_of(results: dict[str, Any], sizes: tuple[int, ...], target: Target) 
     figures = []
     for key, result in results.items():
         figures += _cases(key, result, target)
+        figures += _raw_parts(key, result)
         figures.append(_count_cost(key, result))
         figures.append(_walk(key, result))
     if len(set(sizes)) > 1:
@@ -49,6 +52,27 @@ def _cases(key: str, result: dict[str, Any], target: Target) -> list[Figure]:
             )
         )
     return figures
+
+
+def _raw_parts(key: str, result: dict[str, Any]) -> list[Figure]:
+    """The first page against its raw parts (`bench/list_raw_app.py`), where measured."""
+    found = result["cases"].get("first", {})
+    if "raw" not in found:
+        return []
+    chute, raw = found["chute"], found["raw"]
+    return [
+        Figure(
+            f"list.{key}.first_page.raw_parts",
+            chute["p50_ms"],
+            "ms p50",
+            raw["p50_ms"],
+            "raw parts p50",
+            RAW_PARTS_TARGET,
+            note=f"p99 {chute['p99_ms']:.2f} ms (raw parts {raw['p99_ms']:.2f}); "
+            f"{raw['requests']} raw requests; {found['raw_bytes']} bytes "
+            f"(chute {found['bytes']}); canned p50 {found['noop']['p50_ms']:.2f} ms",
+        )
+    ]
 
 
 def _count_cost(key: str, result: dict[str, Any]) -> Figure:

@@ -137,6 +137,18 @@ def noop_server(folder: Path, canned: Path) -> Iterator[Server]:
 
 
 @contextmanager
+def list_raw_server(folder: Path, database_url: str) -> Iterator[Server]:
+    """The raw-parts list app (`bench/list_raw_app.py`) on a free port, on `database_url`."""
+    port = free_port()
+    env = base_env(
+        CHUTE_DATABASE_URL=database_url, CHUTE_LOG_LEVEL="WARNING", CHUTE_LOG_FORMAT="json"
+    )
+    argv = [sys.executable, "-m", "bench.list_raw_app", "--port", str(port)]
+    with serving("raw", [*argv, "--database-url", database_url], env, port, folder) as server:
+        yield server
+
+
+@contextmanager
 def serving(
     name: str, argv: Sequence[str], env: dict[str, str], port: int, folder: Path
 ) -> Iterator[Server]:

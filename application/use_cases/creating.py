@@ -88,11 +88,13 @@ class Creating(EngineBase):
                 await uow.idempotency.add(IdempotencyRecord(scope, key, digest, ids, now))
             await uow.commit()
         self._committed(changes)
-        if log.isEnabledFor(logging.INFO):  # a batch would build 1,000 unused lines else
-            for job in jobs:
-                log.info(
-                    "job.created", extra={"job_id": str(job.id), "source_type": job.source_type}
-                )
+        # One line a use case: a batch's jobs are in their own histories (a line for
+        # each of 1,000 jobs cost 15% of a batch's time).
+        if scope == "jobs/batch":
+            log.info("jobs.created", extra={"count": len(jobs)})
+        else:
+            [job] = jobs
+            log.info("job.created", extra={"job_id": str(job.id), "source_type": job.source_type})
         return Submission(jobs)
 
     async def _replay(self, scope: str, key: str, digest: str) -> Submission | None:

@@ -2,7 +2,8 @@
 
 Baseline: the no-op app parsing the same batch (`BatchCreateRequest`) and sending a
 canned answer of the same size (the 1,000 jobs chute made for the same body). The two
-are loaded in turn for `rounds` rounds; each one's best run counts.
+are loaded in turn for `rounds` rounds; each one's best run counts. chute runs at the
+default log level (INFO), as users run it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def run(ctx: Context) -> list[Figure]:
         folder = Path(tmp)
         body = batch_body(JOBS)
         url = f"sqlite+aiosqlite:///{folder}/chute.db"
-        with chute_server(folder, url, folder / "storage") as chute:
+        with chute_server(folder, url, folder / "storage", log_level="INFO") as chute:
             answer = capture(chute, folder / "canned", "POST", PATH, body)
             data.update(request_bytes=len(body), response_bytes=len(answer))
             with noop_server(folder, folder / "canned") as noop:

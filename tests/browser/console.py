@@ -113,7 +113,9 @@ async def following(page: Page) -> None:
     """Wait until the page's live connection (/ui/live) is open, and a little longer (the
     server subscribes to the feed right after it answers): what changes next comes by
     the feed, not by what a connection sends first of the jobs that changed meanwhile."""
-    await page.wait_for_function("window.__sseOpens > 0")
+    # A function, not an expression: Playwright polls an expression with eval, which the
+    # console's Content-Security-Policy forbids (it passed only when already true).
+    await page.wait_for_function("() => window.__sseOpens > 0")
     await asyncio.sleep(0.3)
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import gc
 import math
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import datetime
@@ -362,6 +361,7 @@ async def _lifespan(receive: Receive, send: Send, pages: SqlitePages | PostgresP
 
 def main() -> int:
     import uvicorn
+    from chute.entrypoints.cli.serve import tune_garbage_collector
     from chute.entrypoints.http.protocol import BoundedHttpToolsProtocol
     from chute.entrypoints.settings import Settings
 
@@ -372,10 +372,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = Settings()  # for the server limits only: chute's defaults, or $CHUTE_*
     app = make_app(args.database_url)
-    # `chute serve`'s collector tuning (entrypoints/cli/serve.py: tune_garbage_collector).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 10, 10)
+    tune_garbage_collector()  # as `chute serve` does
     uvicorn.run(
         app,
         host=args.host,

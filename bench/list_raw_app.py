@@ -361,8 +361,7 @@ async def _lifespan(receive: Receive, send: Send, pages: SqlitePages | PostgresP
 
 def main() -> int:
     import uvicorn
-    from chute.entrypoints.cli.serve import tune_garbage_collector
-    from chute.entrypoints.http.protocol import BoundedHttpToolsProtocol
+    from chute.entrypoints.cli.serve import server_options, tune_garbage_collector
     from chute.entrypoints.settings import Settings
 
     parser = argparse.ArgumentParser(prog="python -m bench.list_raw_app")
@@ -373,20 +372,7 @@ def main() -> int:
     settings = Settings()  # for the server limits only: chute's defaults, or $CHUTE_*
     app = make_app(args.database_url)
     tune_garbage_collector()  # as `chute serve` does
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        server_header=False,
-        http=BoundedHttpToolsProtocol,
-        loop="asyncio",
-        h11_max_incomplete_event_size=settings.max_header_bytes,
-        timeout_keep_alive=settings.keep_alive_seconds,
-        limit_concurrency=settings.limit_concurrency,
-    )
+    uvicorn.run(app, host=args.host, port=args.port, **server_options(settings))
     return 0
 
 

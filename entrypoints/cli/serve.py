@@ -47,20 +47,27 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         app,
         host=args.host or settings.host,
         port=settings.port if args.port is None else args.port,
-        log_config=None,  # keep chute's logging; `http.request` lines replace the access log
-        access_log=False,
-        lifespan="on",
-        server_header=False,
+        **server_options(settings),
+    )
+    return 0
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for chute's app, but where to listen."""
+    return {
+        "log_config": None,  # keep chute's logging; `http.request` lines replace the access log
+        "access_log": False,
+        "lifespan": "on",
+        "server_header": False,
         # Chosen by measurement (bench/stack.py, docs/performance.md): httptools with a
         # bound on a head still coming (the limit is h11's setting, which it reads), on
         # asyncio's own loop; uvloop bought nothing here.
-        http=BoundedHttpToolsProtocol,
-        loop="asyncio",
-        h11_max_incomplete_event_size=settings.max_header_bytes,
-        timeout_keep_alive=settings.keep_alive_seconds,
-        limit_concurrency=settings.limit_concurrency,
-    )
-    return 0
+        "http": BoundedHttpToolsProtocol,
+        "loop": "asyncio",
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "limit_concurrency": settings.limit_concurrency,
+    }
 
 
 def return_after_stop_signals() -> None:

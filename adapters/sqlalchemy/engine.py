@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from chute.adapters.sqlalchemy.aiosqlite_driver import one_trip_dbapi
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -57,7 +58,8 @@ def ensure_sqlite_folder(url: str | URL) -> None:
 
 
 def _sqlite_engine(url: URL) -> AsyncEngine:
-    options: dict[str, Any] = {}
+    # One trip to aiosqlite's thread a statement, where SQLAlchemy's adapter makes four.
+    options: dict[str, Any] = {"module": one_trip_dbapi()}
     if is_memory_sqlite(url):
         # One connection holds the whole database; a second would see another, empty one.
         options["poolclass"] = StaticPool

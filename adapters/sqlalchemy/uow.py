@@ -288,11 +288,9 @@ class SqlUnitOfWork(UnitOfWork):
             return
         try:
             with database_errors():
-                try:
-                    if conn.in_transaction():
-                        await conn.rollback()
-                finally:
-                    await conn.close()
+                # close() rolls back a transaction still open and then spares the pool
+                # its own reset: one rollback where rollback() and close() made two.
+                await conn.close()
         except Exception:
             if e is None:
                 raise

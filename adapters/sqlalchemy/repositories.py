@@ -7,6 +7,7 @@ contract suite (tests/integration) holds both to it.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -72,6 +73,11 @@ from sqlalchemy import (
 
 IN_CHUNK = 500  # ids per IN list, well under every driver's limit on parameters
 
+# Statements are immutable: a query asked again (the first page of a list a console
+# polls, a filter) reuses its statement, whose SQLAlchemy cache key is then computed
+# once. Building it and its key was a tenth of a page's time.
+STATEMENT_CACHE = 256
+
 
 class Statements(Protocol):
     """Where repositories run their statements: their unit of work (`SqlUnitOfWork`)."""
@@ -120,11 +126,12 @@ class SqlJobRepository(SqlRepository, JobRepository):
         await self._db.insert(Insert(jobs, [job_row(job) for job in jobs_], _existing_id))
 
     async def get(self, job_id: UUID, *, for_update: bool = False) -> Job | None:
-        stmt = _joined(select(jobs).where(jobs.c.id == job_id))
-        if for_update and self._dialect == "postgresql":
+        if for_update:
             # SQLite has no row locks: its write transactions hold the whole file.
-            stmt = stmt.with_for_update(of=jobs)
-        result = await (self._db.write(stmt) if for_update else self._db.read(stmt))
+            stmt = _BY_ID_LOCKED if self._dialect == "postgresql" else _BY_ID
+            result = await self._db.write(stmt, {"job_id": job_id})
+        else:
+            result = await self._db.read(_BY_ID, {"job_id": job_id})
         row = result.mappings().first()
         return to_job_with_detection(row) if row else None
 
@@ -140,9 +147,7 @@ class SqlJobRepository(SqlRepository, JobRepository):
         return _in_order(found, job_ids)
 
     async def update(self, job: Job) -> None:
-        row = job_row(job)
-        del row["id"]
-        result = await self._db.write(update(jobs).where(jobs.c.id == job.id).values(row))
+        result = await self._db.write(_UPDATE_BY_ID, _update_row(job))
         if result.rowcount == 0:
             raise ValueError(f"job {job.id} does not exist")
 
@@ -166,28 +171,16 @@ class SqlJobRepository(SqlRepository, JobRepository):
         return [to_job_with_detection(row) for row in rows]
 
     async def find(self, query: JobQuery) -> list[Job]:
-        stmt = filtered(select(jobs), query.filter, self._dialect)
-        stmt = stmt.order_by(*list_order(query.sort)).limit(query.limit)
-        if query.after is not None:
-            stmt = _joined(stmt.where(after(query.after, query.sort)))
-        elif query.offset:
-            stmt = _page_joined(stmt.offset(query.offset), query.sort)
-        else:
-            stmt = _joined(stmt)
-        rows = (await self._db.read(stmt)).mappings()
+        rows = (await self._db.read(_find(query, self._dialect))).mappings()
         return [to_job_with_detection(row) for row in rows]
 
     async def count(self, filt: JobFilter, *, at_most: int | None = None) -> int:
-        # Over a LIMITed subquery: the database stops after `at_most` matching rows
-        # instead of passing over every one of them.
-        matching = filtered(select(literal_column("1")).select_from(jobs), filt, self._dialect)
-        if at_most is not None:
-            matching = matching.limit(at_most)
-        stmt = select(func.count()).select_from(matching.subquery())
-        return int((await self._db.read(stmt)).scalar_one())
+        return int((await self._db.read(_count(filt, at_most, self._dialect))).scalar_one())
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
-        return await self._lock(claimable(filt, now, limit, self._dialect))
+        stmt = _claim(filt, limit, self._dialect)
+        rows = (await self._db.write(stmt, {"now": now})).mappings()
+        return [to_job_with_detection(row) for row in rows]
 
     async def queue_names(self) -> set[str]:
         return set((await self._db.read(queue_names())).scalars())
@@ -270,15 +263,7 @@ class SqlJobRepository(SqlRepository, JobRepository):
         return found
 
     async def _lock(self, stmt: Select[Any]) -> list[Job]:
-        stmt = _joined(stmt)
-        if self._dialect == "postgresql":
-            # Rows another claimer or rescuer holds are skipped, not waited for; a row
-            # that changed meanwhile is checked against WHERE again before it is locked.
-            stmt = stmt.with_for_update(of=jobs, skip_locked=True)
-        # SQLite has no row locks and needs none: write units of work begin with BEGIN
-        # IMMEDIATE, so this transaction is the only writer of the whole database until
-        # it commits, and no row it reads here can change before then.
-        rows = (await self._db.write(stmt)).mappings()
+        rows = (await self._db.write(_locking(stmt, self._dialect))).mappings()
         return [to_job_with_detection(row) for row in rows]
 
 
@@ -355,6 +340,48 @@ _HORIZON: ColumnElement[int] = literal_column(
 )
 
 
+@functools.lru_cache(maxsize=STATEMENT_CACHE)
+def _find(query: JobQuery, dialect: str) -> Select[Any]:
+    """The SELECT of a page of jobs."""
+    stmt = filtered(select(jobs), query.filter, dialect)
+    stmt = stmt.order_by(*list_order(query.sort)).limit(query.limit)
+    if query.after is not None:
+        return _joined(stmt.where(after(query.after, query.sort)))
+    if query.offset:
+        return _page_joined(stmt.offset(query.offset), query.sort)
+    return _joined(stmt)
+
+
+@functools.lru_cache(maxsize=STATEMENT_CACHE)
+def _count(filt: JobFilter, at_most: int | None, dialect: str) -> Select[Any]:
+    """The count of the jobs `filt` matches, up to `at_most`: over a LIMITed subquery,
+    so that the database stops after `at_most` matching rows instead of passing over
+    every one of them."""
+    matching = filtered(select(literal_column("1")).select_from(jobs), filt, dialect)
+    if at_most is not None:
+        matching = matching.limit(at_most)
+    return select(func.count()).select_from(matching.subquery())
+
+
+@functools.lru_cache(maxsize=STATEMENT_CACHE)
+def _claim(filt: ClaimFilter, limit: int, dialect: str) -> Select[Any]:
+    """The claim of up to `limit` jobs that `filt` accepts, due by the `now` parameter."""
+    return _locking(claimable(filt, limit, dialect), dialect)
+
+
+def _locking(stmt: Select[Any], dialect: str) -> Select[Any]:
+    """`stmt`'s jobs with their detection results, locked for this transaction."""
+    stmt = _joined(stmt)
+    if dialect == "postgresql":
+        # Rows another claimer or rescuer holds are skipped, not waited for; a row
+        # that changed meanwhile is checked against WHERE again before it is locked.
+        return stmt.with_for_update(of=jobs, skip_locked=True)
+    # SQLite has no row locks and needs none: write units of work begin with BEGIN
+    # IMMEDIATE, so this transaction is the only writer of the whole database until
+    # it commits, and no row it reads here can change before then.
+    return stmt
+
+
 def _joined(stmt: Select[Any]) -> Select[Any]:
     """A SELECT of `jobs` rows with each one's detection result beside it (NULLs when it
     has none): one query, where reading the results apart took a second transaction.
@@ -385,6 +412,10 @@ OLDEST_CHUNK = 100
 # The SET clause is made of the keys of the rows (every column but id); the id goes
 # to the WHERE clause under a name of its own, as a bound parameter may not share one.
 _UPDATE_BY_ID = update(jobs).where(jobs.c.id == bindparam("job_id"))
+
+# One job by its `job_id` parameter, with its detection result; and locked.
+_BY_ID = _joined(select(jobs).where(jobs.c.id == bindparam("job_id")))
+_BY_ID_LOCKED = _BY_ID.with_for_update(of=jobs)
 
 
 def _update_row(job: Job) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
+    bindparam,
     cast,
     func,
     literal,
@@ -32,8 +33,9 @@ from sqlalchemy.dialects import postgresql
 FINISHED = (JobStatus.COMPLETED.value, JobStatus.FAILED.value)
 
 
-def claimable(filt: ClaimFilter, now: datetime, limit: int, dialect: str) -> Select[Any]:
-    """Pending jobs due by `now` that `filt` accepts, in the order they are claimed."""
+def claimable(filt: ClaimFilter, limit: int, dialect: str) -> Select[Any]:
+    """Pending jobs due by the `now` parameter that `filt` accepts, in the order they
+    are claimed (the same statement for every `now`, so that it is built once)."""
     c = jobs.c
     # The order of ix_jobs_status_priority_desc_created_at_id, so that no sort runs.
     order = [c.priority.desc(), c.created_at, c.id]
@@ -63,7 +65,7 @@ def claimable(filt: ClaimFilter, now: datetime, limit: int, dialect: str) -> Sel
         stmt = stmt.where(c.queue.not_in(sorted(filt.skip_queues)))
     return (
         stmt.where(c.status == JobStatus.PENDING.value)
-        .where(or_(c.run_after.is_(None), c.run_after <= now))
+        .where(or_(c.run_after.is_(None), c.run_after <= bindparam("now")))
         .order_by(*order)
         .limit(limit)
     )

@@ -229,7 +229,7 @@ def queue_plans(conn: Connection) -> dict[str, str]:
     """The plans of what claims and queue views ask of one queue."""
     one = ClaimFilter(queues=frozenset({"q"}))
     return {
-        "claim": plan(conn, claimable(one, at(0), 5, conn.dialect.name)),
+        "claim": plan(conn, claimable(one, 5, conn.dialect.name).params(now=at(0))),
         "list": plan(conn, filtered(select(jobs), JobFilter(queues=frozenset({"q"})), "x")
                      .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(50)),
         "names": plan(conn, queue_names()),
@@ -315,7 +315,7 @@ async def test_a_claim_of_one_queue_walks_its_index_past_an_older_backlog_elsewh
             await conn.execute(jobs.insert(), rows)
             await conn.exec_driver_sql("ANALYZE")
         async with engine.begin() as conn:
-            sql = claimable(other, at(10_000), 4, conn.dialect.name)
+            sql = claimable(other, 4, conn.dialect.name).params(now=at(10_000))
             found = await conn.run_sync(lambda c: plan(c, sql, seqscan=True))
     finally:
         await engine.dispose()

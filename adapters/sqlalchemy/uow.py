@@ -242,10 +242,14 @@ class SqlUnitOfWork(UnitOfWork):
             conn = await self._db.engine.connect()
             try:
                 if read_only:
-                    # SQLite: plain BEGIN instead of BEGIN IMMEDIATE; PostgreSQL: READ ONLY.
+                    # SQLite: plain BEGIN instead of BEGIN IMMEDIATE, for a snapshot of
+                    # the whole unit. PostgreSQL: no transaction at all. Under READ
+                    # COMMITTED each statement takes its own snapshot in a transaction
+                    # or out of one, so BEGIN and ROLLBACK were two round trips for
+                    # nothing.
                     options: dict[str, Any] = {READ_ONLY: True}
                     if conn.dialect.name == "postgresql":
-                        options["postgresql_readonly"] = True
+                        options["isolation_level"] = "AUTOCOMMIT"
                     await conn.execution_options(**options)
                 await conn.begin()
             except BaseException:

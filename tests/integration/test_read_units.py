@@ -4,22 +4,11 @@ ROLLBACK would be two round trips a read for nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
+from chute.adapters.sqlalchemy import SqlDatabase
 from chute.application.queries import JobFilter, JobQuery
 
 from tests.factories import make_job
-
-
-@pytest.fixture
-async def postgres(migrated_postgres_url: str) -> AsyncIterator[SqlDatabase]:
-    db = SqlDatabase(create_engine_for(migrated_postgres_url))
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 async def _in_transaction(uow: object) -> bool:
@@ -28,9 +17,11 @@ async def _in_transaction(uow: object) -> bool:
     return bool(raw.driver_connection.is_in_transaction())
 
 
+@pytest.mark.parametrize("sql_database_url", ["postgresql"], indirect=True)
 async def test_a_read_unit_opens_no_transaction_and_a_write_unit_does(
-    postgres: SqlDatabase,
+    sql_database: SqlDatabase,
 ) -> None:
+    postgres = sql_database
     job = make_job()
     async with postgres() as uow:
         await uow.jobs.add([job])

@@ -8,16 +8,16 @@ the very statements chute runs for that request (found by logging them: SQLAlche
 the raw driver of each database, and writes the rows with orjson into the JSON chute
 answers (the same fields, values and order; `bench/listing.py` checks the two agree):
 
-    SQLite (aiosqlite, as chute's engine)  PostgreSQL (asyncpg)
-    BEGIN                                  BEGIN READ ONLY;
+    SQLite (aiosqlite, as chute's engine)  PostgreSQL (asyncpg; no transaction, as
+    BEGIN                                  chute's read-only units)
     PAGE_SQLITE  (51, 0)                   PAGE_POSTGRES  (51)
     COUNT_SQLITE (1001, 0)                 COUNT_POSTGRES (1001)
-    ROLLBACK (the driver's rollback())     ROLLBACK;
+    ROLLBACK (the driver's rollback())
 
 The connections are set up as chute's (SQLite's pragmas; PostgreSQL's server
 settings), pooled as simply as the drivers allow: a list of idle aiosqlite
 connections, an asyncpg pool that runs no reset query when a connection comes back
-(each request ends its transaction itself). `next_cursor` is opaque: this one is
+(no request leaves a transaction open). `next_cursor` is opaque: this one is
 base64 of the last item's keyset, not chute's encoding (its filter hash is chute's code).
 
 It runs on uvicorn with `chute serve`'s options (httptools bounded as chute bounds it,
@@ -234,7 +234,7 @@ class SqlitePages:
 
 
 async def _no_reset(conn: Any) -> None:
-    return None  # each request ended its transaction: nothing to reset
+    return None  # no request leaves a transaction open: nothing to reset
 
 
 class PostgresPages:
@@ -259,13 +259,8 @@ class PostgresPages:
 
     async def rows(self, limit: int) -> tuple[list[Any], int]:
         async with self.pool.acquire() as conn:
-            transaction = conn.transaction(readonly=True)  # BEGIN READ ONLY;
-            await transaction.start()
-            try:
-                rows = await conn.fetch(PAGE_POSTGRES, limit + 1)
-                counted = await conn.fetchval(COUNT_POSTGRES, COUNT_CAP + 1)
-            finally:
-                await transaction.rollback()
+            rows = await conn.fetch(PAGE_POSTGRES, limit + 1)
+            counted = await conn.fetchval(COUNT_POSTGRES, COUNT_CAP + 1)
         return rows, counted
 
     async def close(self) -> None:

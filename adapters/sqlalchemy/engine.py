@@ -80,7 +80,8 @@ def ensure_sqlite_folder(url: str | URL) -> None:
 
 
 def _sqlite_engine(url: URL) -> AsyncEngine:
-    # One trip to aiosqlite's thread a statement, where SQLAlchemy's adapter makes four.
+    # The DBAPI module: one trip to aiosqlite's thread a statement, where SQLAlchemy's
+    # adapter makes four (aiosqlite_driver.py).
     options: dict[str, Any] = {"module": one_trip_dbapi(), "json_deserializer": json_loads}
     if is_memory_sqlite(url):
         # One connection holds the whole database; a second would see another, empty one.

@@ -178,9 +178,7 @@ class SqlJobRepository(SqlRepository, JobRepository):
         return int((await self._db.read(_count(filt, at_most, self._dialect))).scalar_one())
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
-        stmt = _claim(filt, limit, self._dialect)
-        rows = (await self._db.write(stmt, {"now": now})).mappings()
-        return [to_job_with_detection(row) for row in rows]
+        return await self._locked(_claim(filt, limit, self._dialect), {"now": now})
 
     async def queue_names(self) -> set[str]:
         return set((await self._db.read(queue_names())).scalars())
@@ -235,12 +233,13 @@ class SqlJobRepository(SqlRepository, JobRepository):
         ]
 
     async def lock_expired(self, now: datetime, limit: int) -> list[Job]:
-        return await self._lock(expired(now, limit))
+        return await self._locked(_locking(expired(now, limit), self._dialect))
 
     async def lock_purgeable(
         self, statuses: frozenset[JobStatus], updated_before: datetime, limit: int
     ) -> list[Job]:
-        return await self._lock(purgeable(statuses, updated_before, limit))
+        stmt = purgeable(statuses, updated_before, limit)
+        return await self._locked(_locking(stmt, self._dialect))
 
     async def delete(self, job_ids: Sequence[UUID]) -> int:
         deleted = 0
@@ -262,8 +261,9 @@ class SqlJobRepository(SqlRepository, JobRepository):
             found.update(UUID(value) for value in (await self._db.read(stmt)).scalars())
         return found
 
-    async def _lock(self, stmt: Select[Any]) -> list[Job]:
-        rows = (await self._db.write(_locking(stmt, self._dialect))).mappings()
+    async def _locked(self, stmt: Select[Any], params: Any = None) -> list[Job]:
+        """The jobs of a `_locking` statement, locked in the write transaction."""
+        rows = (await self._db.write(stmt, params)).mappings()
         return [to_job_with_detection(row) for row in rows]
 
 

@@ -49,13 +49,7 @@ class SqlQueueRepository(SqlRepository, QueueRepository):
             raise ValueError(f"queue {settings.name!r} has no settings")
 
     async def for_claims(self) -> Sequence[tuple[QueueSettings, int]]:
-        c, q = jobs.c, queues.c
-        held = (
-            select(func.count())
-            .where(c.queue == q.name, HELD_ROWS, q.concurrency_limit.is_not(None))
-            .scalar_subquery()
-        )
-        rows = (await self._db.read(select(queues, held.label("held")).order_by(q.name))).mappings()
+        rows = (await self._db.read(_FOR_CLAIMS)).mappings()
         return [(to_queue(row), int(row["held"])) for row in rows]
 
     async def take_room(self, queue: QueueSettings, held: int, job_ids: Sequence[UUID]) -> int:
@@ -97,3 +91,13 @@ class SqlQueueRepository(SqlRepository, QueueRepository):
         dialect: Any = postgresql if self._dialect == "postgresql" else sqlite
         insert: Insert = dialect.insert(queues)
         return insert
+
+
+# Every queue's settings, with the held jobs of each limited one (built once: a claim
+# reads it each time).
+_HELD = (
+    select(func.count())
+    .where(jobs.c.queue == queues.c.name, HELD_ROWS, queues.c.concurrency_limit.is_not(None))
+    .scalar_subquery()
+)
+_FOR_CLAIMS = select(queues, _HELD.label("held")).order_by(queues.c.name)

@@ -139,11 +139,12 @@ class SqlJobRepository(SqlRepository, JobRepository):
     async def get_many(self, job_ids: Sequence[UUID], *, for_update: bool = False) -> list[Job]:
         found: dict[UUID, Job] = {}
         for chunk in _chunks(list(dict.fromkeys(job_ids))):
-            stmt = _joined(select(jobs).where(jobs.c.id.in_(chunk)))
-            if for_update and self._dialect == "postgresql":
-                # In one order, so that two lockers of overlapping sets cannot deadlock.
-                stmt = stmt.order_by(jobs.c.id).with_for_update(of=jobs)
-            result = await (self._db.write(stmt) if for_update else self._db.read(stmt))
+            params = {"job_ids": chunk}
+            if not for_update:
+                result = await self._db.read(_BY_IDS, params)
+            else:  # SQLite has no row locks: its write transactions hold the whole file.
+                stmt = _BY_IDS_LOCKED if self._dialect == "postgresql" else _BY_IDS
+                result = await self._db.write(stmt, params)
             found.update((row["id"], to_job_with_detection(row)) for row in result.mappings())
         return _in_order(found, job_ids)
 
@@ -428,6 +429,10 @@ _WALK_IN_ORDER = text("SET LOCAL enable_sort = off")
 # One job by its `job_id` parameter, with its detection result; and locked.
 _BY_ID = _joined(select(jobs).where(jobs.c.id == bindparam("job_id")))
 _BY_ID_LOCKED = _BY_ID.with_for_update(of=jobs)
+# Jobs by the ids of their `job_ids` list; and locked, in one order, so that two
+# lockers of overlapping sets cannot deadlock.
+_BY_IDS = _joined(select(jobs).where(jobs.c.id.in_(bindparam("job_ids", expanding=True))))
+_BY_IDS_LOCKED = _BY_IDS.order_by(jobs.c.id).with_for_update(of=jobs)
 
 
 def _update_row(job: Job) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def run(ctx: Context) -> list[Figure]:
             f"best of {s.rounds}"
         )
         figures = [
-            *rate_figures("workers", mine, theirs, "procrastinate", 1.0, setting),
+            *rate_figures("workers", mine, theirs, "procrastinate", 2.0, setting),
             Figure(
                 "workers.enqueue_per_s",
                 mine["defer_rate"],

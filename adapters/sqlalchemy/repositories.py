@@ -417,14 +417,18 @@ OLDEST_CHUNK = 100
 # to the WHERE clause under a name of its own, as a bound parameter may not share one.
 _UPDATE_BY_ID = update(jobs).where(jobs.c.id == bindparam("job_id"))
 
-# A claim walks its index in claim order (`ix_jobs_pending`, or a queue's) and stops at
-# `limit` jobs. Left to its statistics, PostgreSQL could instead fetch every pending job
-# and sort them: before any ANALYZE (a new table, or a burst of jobs faster than
-# autovacuum's), it judged the pending jobs a handful and sorted the whole backlog at
-# each claim (4 ms a claim at 5,000 jobs, 50 ms at 20,000; two thirds of the database's
-# time in the workers' benchmark). Sorting is off for the rest of the claim's
-# transaction, in which nothing else sorts; an ordered walk is always there to take.
-_WALK_IN_ORDER = text("SET LOCAL enable_sort = off")
+# A claim walks its index in claim order (`ix_jobs_status_priority_desc_created_at_id`,
+# or a queue's) and stops at `limit` jobs. Left to its statistics, PostgreSQL could
+# instead fetch every pending job and sort them: before any ANALYZE (a new table, or a
+# burst of jobs faster than autovacuum's), it judged the pending jobs a handful and
+# sorted the whole backlog at each claim (4 ms a claim at 5,000 jobs, 50 ms at 20,000;
+# two thirds of the database's time in the workers' benchmark). So sorting is off for
+# the rest of the claim's transaction. A statement there that must sort all the same
+# (`chute_take_room` picks a part of a limit at random) is then costed at 10^10, which
+# started JIT compilation, 100 to 180 ms a call: JIT is off too.
+_WALK_IN_ORDER = text(
+    "SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)"
+)
 
 # One job by its `job_id` parameter, with its detection result; and locked.
 _BY_ID = _joined(select(jobs).where(jobs.c.id == bindparam("job_id")))

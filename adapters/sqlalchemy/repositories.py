@@ -120,6 +120,9 @@ class SqlRepository:
 class SqlJobRepository(SqlRepository, JobRepository):
     """Jobs in the `jobs` table."""
 
+    # Whether its unit of work (one transaction) has `_WALK_IN_ORDER`'s settings yet.
+    _walking_in_order = False
+
     async def add(self, jobs_: Sequence[Job]) -> None:
         if not jobs_:
             return
@@ -180,8 +183,10 @@ class SqlJobRepository(SqlRepository, JobRepository):
         return int((await self._db.read(_count(filt, at_most, self._dialect))).scalar_one())
 
     async def lock_claimable(self, filt: ClaimFilter, now: datetime, limit: int) -> list[Job]:
-        if self._dialect == "postgresql":
+        if self._dialect == "postgresql" and not self._walking_in_order:
+            # For the rest of the transaction: once, however many looks a claim takes.
             await self._db.write(_WALK_IN_ORDER)
+            self._walking_in_order = True
         return await self._locked(_claim(filt, limit, self._dialect), {"now": now})
 
     async def queue_names(self) -> set[str]:

@@ -26,7 +26,7 @@ from chute.adapters.sqlalchemy.tables import (
 )
 from chute.application import ClaimFilter, JobFilter
 from chute.domain import Priority
-from sqlalchemy import Uuid, bindparam, func, inspect, select, text
+from sqlalchemy import Uuid, bindparam, event, func, inspect, select, text
 from sqlalchemy.engine import Connection, make_url
 
 from tests.factories import at
@@ -334,7 +334,7 @@ async def test_a_claim_walks_the_pending_jobs_in_order_before_any_analyze(
     await upgrade(empty_url)
     engine = create_engine_for(empty_url)
     rows = [
-        {"id": uuid4(), "queue": "q", "status": "completed" if n < 1000 else "pending",
+        {"id": uuid4(), "queue": "q", "status": "pending",
          "source_type": "url", "source_uri": f"https://example.org/{n}",
          "priority": Priority.NORMAL.rank, "mode": "auto", "metadata": {}, "attempts": 0,
          "max_attempts": 3, "created_at": at(n), "updated_at": at(n)}
@@ -342,14 +342,22 @@ async def test_a_claim_walks_the_pending_jobs_in_order_before_any_analyze(
     ]  # fmt: skip
     oldest = [row["id"] for row in rows[1000:1004]]
     postgres = engine.dialect.name == "postgresql"
+    settings: list[str] = []  # the claims' planner settings, as sent
+    event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_: settings.append(sql) if "set_config" in sql else None,
+    )
     db = SqlDatabase(engine)
     try:
         async with engine.begin() as conn:  # pending, then ended: as claims leave them
-            await conn.execute(jobs.insert(), [{**row, "status": "pending"} for row in rows])
+            await conn.execute(jobs.insert(), rows)
             ended = jobs.c.created_at < at(1000)
             await conn.execute(jobs.update().where(ended).values(status="completed"))
         async with db() as uow:
             claimed = await uow.jobs.lock_claimable(ClaimFilter(), at(10_000), 4)
+            # A second look in the same claim (nothing claimed meanwhile: the same jobs).
+            again = await uow.jobs.lock_claimable(ClaimFilter(), at(10_000), 4)
             if postgres:  # the rows this transaction has read so far
                 reads = text("SELECT pg_stat_get_xact_tuples_fetched('jobs'::regclass)")
                 fetched = (await uow.write(reads)).scalar_one()
@@ -364,9 +372,10 @@ async def test_a_claim_walks_the_pending_jobs_in_order_before_any_analyze(
                 walked = await conn.run_sync(lambda c: plan(c, sql))
     finally:
         await db.dispose()
-    assert [job.id for job in claimed] == oldest
+    assert [job.id for job in claimed] == oldest == [job.id for job in again]
     if postgres:
         assert fetched < 50, fetched
+        assert len(settings) == 1, settings  # once a transaction, not once a look
         assert "Sort" in sorted_anyway and "JIT" not in sorted_anyway, sorted_anyway
     else:
         assert "ix_jobs_status_priority_desc" in walked and "TEMP B-TREE" not in walked, walked

@@ -570,6 +570,17 @@ class WorkerEngine(Protocol):
     ) -> list[Job | Exception]:
         """Complete held jobs (id, result): each one's outcome, in order."""
 
+    async def complete_and_claim(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[UUID, dict[str, Any] | None]],
+        *,
+        limit: int,
+        lease_seconds: int,
+        filter: ClaimFilter,
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """`complete_jobs`, then `claim_jobs`: the outcomes, and the jobs claimed."""
+
     async def fail_job(
         self, job_id: UUID, worker_id: str, error: str, *, retryable: bool = True
     ) -> Job:

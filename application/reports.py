@@ -22,6 +22,7 @@ from uuid import UUID
 
 from chute.application.errors import ServiceUnavailable
 from chute.application.ports import WorkerEngine
+from chute.application.queries import ClaimFilter
 from chute.domain import ChuteError, Job, LeaseNotHeld
 from chute.domain.validation import drop_unstorable
 
@@ -38,6 +39,18 @@ class _Completion:
     result: dict[str, Any] | None
     done: asyncio.Future[Outcome]
     delayed: bool = False  # sent at least once while the database was away
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The jobs a worker asks for along with completions: up to `limit`, under a lease
+    of `lease_seconds`, of `filter`; `taken` gets those claimed (none when the call
+    failed) and the monotonic time the claim was asked at."""
+
+    limit: int
+    lease_seconds: int
+    filter: ClaimFilter
+    taken: Callable[[list[Job], float], None]
 
 
 @dataclass
@@ -57,7 +70,9 @@ class Backoff:
 
 class Reporter:
     """Sends the reports of one worker; `leases` says until when each job may be reported
-    on (by the monotonic clock), and its worker keeps it up to date."""
+    on (by the monotonic clock), and its worker keeps it up to date. `claims` says what
+    to claim along with a batch of completions, if anything: the completions and the
+    claim then go together (`complete_and_claim`, one commit)."""
 
     def __init__(
         self,
@@ -65,9 +80,10 @@ class Reporter:
         worker_id: str,
         retry_seconds: tuple[float, float],
         monotonic: Callable[[], float] = time.monotonic,
+        claims: Callable[[], Claim | None] = lambda: None,
     ) -> None:
         self.engine, self.worker_id, self.retry_seconds = engine, worker_id, retry_seconds
-        self.monotonic = monotonic
+        self.monotonic, self.claims = monotonic, claims
         self.leases: dict[UUID, float] = {}
         self._completions: list[_Completion] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -113,10 +129,11 @@ class Reporter:
         backoff = self._backoff()
         while self._completions:
             batch, self._completions = self._completions, []
+            claim = self.claims()
+            claimed: list[Job] = []
+            asked = self.monotonic()
             try:
-                outcomes = await self.engine.complete_jobs(
-                    self.worker_id, [(item.job_id, item.result) for item in batch]
-                )
+                outcomes, claimed = await self._send(batch, claim)
             except ServiceUnavailable as e:  # the database is away: keep them, try again
                 kept, wait = self._keep(batch, e, backoff)
                 self._completions[:0] = kept
@@ -129,12 +146,29 @@ class Reporter:
                 for item in batch:
                     item.done.cancel()
                 raise
+            finally:
+                if claim is not None:
+                    claim.taken(claimed, asked)
             backoff = self._backoff()
             for item, outcome in zip(batch, outcomes, strict=True):
                 if item.delayed:
                     log.info("worker.report_sent", extra={"job_id": str(item.job_id)})
                 if not item.done.done():  # its task may have been cancelled meanwhile
                     item.done.set_result(outcome)
+
+    async def _send(
+        self, batch: list[_Completion], claim: Claim | None
+    ) -> tuple[list[Outcome], list[Job]]:
+        completions = [(item.job_id, item.result) for item in batch]
+        if claim is None:
+            return await self.engine.complete_jobs(self.worker_id, completions), []
+        return await self.engine.complete_and_claim(
+            self.worker_id,
+            completions,
+            limit=claim.limit,
+            lease_seconds=claim.lease_seconds,
+            filter=claim.filter,
+        )
 
     def _keep(
         self, batch: list[_Completion], error: ServiceUnavailable, backoff: Backoff

@@ -38,7 +38,7 @@ from uuid import UUID
 from chute.application.errors import ServiceUnavailable, ValidationFailed
 from chute.application.ports import WorkerEngine
 from chute.application.queries import ClaimFilter
-from chute.application.reports import Reporter
+from chute.application.reports import Claim, Reporter
 from chute.domain import ChuteError, Job, JobStatus, LeaseNotHeld, Mode
 
 log = logging.getLogger("chute.worker")
@@ -106,6 +106,9 @@ class Worker:
     report_retry_seconds: tuple[float, float] = (0.2, 5.0)
     monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)  # leases' clock
     _running: dict[UUID, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _asking: int = field(default=0, init=False)  # slots of the claims on their way
+    # Jobs whose processor has ended while their report is on its way: their slots are free.
+    _reporting: set[UUID] = field(default_factory=set, init=False)
     _reports: Reporter = field(init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
@@ -113,7 +116,7 @@ class Worker:
         if self.queues:
             self.filter = replace(self.filter, queues=self.filter.queues | frozenset(self.queues))
         self._reports = Reporter(
-            self.engine, self.worker_id, self.report_retry_seconds, self.monotonic
+            self.engine, self.worker_id, self.report_retry_seconds, self.monotonic, self._claim_with
         )
 
     def stop(self) -> None:
@@ -127,12 +130,10 @@ class Worker:
         log.info("worker.started", extra={"worker_id": self.worker_id, "slots": self.slots})
         try:
             while not self._stopping.is_set():
-                free = self.slots - len(self._running)
+                free = self._free()
                 asked = self.monotonic()
                 claimed = await self._claim(free) if free else []
-                for job in claimed:
-                    self._reports.leases[job.id] = asked + self.lease_seconds
-                    self._running[job.id] = asyncio.create_task(self._run_job(job))
+                self._start(claimed, asked)
                 if not claimed:  # full, or nothing due: wait for a slot, a stop, or a poll
                     await asyncio.wait(
                         {stopped, *self._running.values()},
@@ -143,9 +144,16 @@ class Worker:
             await _cancelled(stopped, rescuer)
             await self._drain()
             await self._reports.close()
+            await self._drain()  # what a last completion claimed meanwhile
             log.info("worker.stopped", extra={"worker_id": self.worker_id})
 
+    def _free(self) -> int:
+        """The slots a claim may fill: a slot holds a processor, from its job's claim
+        until it returns (its report may still be on its way), or a claim on its way."""
+        return max(0, self.slots - len(self._running) + len(self._reporting) - self._asking)
+
     async def _claim(self, limit: int) -> list[Job]:
+        self._asking += limit
         try:
             return await self.engine.claim_jobs(
                 self.worker_id, limit=limit, lease_seconds=self.lease_seconds, filter=self.filter
@@ -153,6 +161,32 @@ class Worker:
         except ChuteError as e:  # the database is away: wait, then try again
             log.warning("worker.claim_failed", extra={"error": str(e)})
             return []
+        finally:
+            self._asking -= limit
+
+    def _claim_with(self) -> Claim | None:
+        """What to claim along with completions: the jobs for the slots they freed then
+        come with the same commit (none once stopping)."""
+        free = 0 if self._stopping.is_set() else self._free()
+        if not free:
+            return None
+        self._asking += free
+
+        def taken(jobs: list[Job], asked: float) -> None:
+            self._asking -= free
+            self._start(jobs, asked)
+
+        return Claim(free, self.lease_seconds, self.filter, taken)
+
+    def _ended(self, job_id: UUID) -> None:
+        """A processor has ended: its slot is free while its job's report is on its way."""
+        if job_id in self._running:  # else its task is gone already (cancelled)
+            self._reporting.add(job_id)
+
+    def _start(self, jobs: list[Job], asked: float) -> None:
+        for job in jobs:
+            self._reports.leases[job.id] = asked + self.lease_seconds
+            self._running[job.id] = asyncio.create_task(self._run_job(job))
 
     async def _run_job(self, job: Job) -> None:
         # The job's span continues the trace of the request that created it; the
@@ -160,6 +194,7 @@ class Worker:
         with self.engine.telemetry.job_span(job):
             context = JobContext(self.engine, job, self.worker_id)
             work = asyncio.create_task(self.processor(job, context))
+            work.add_done_callback(lambda _: self._ended(job.id))
             beats = asyncio.create_task(self._heartbeat(job, work))
             try:
                 await self._settle(job, work)
@@ -170,6 +205,7 @@ class Worker:
             finally:
                 await _cancelled(beats)
                 self._running.pop(job.id, None)
+                self._reporting.discard(job.id)
                 self._reports.leases.pop(job.id, None)
 
     async def _settle(self, job: Job, work: asyncio.Task[dict[str, Any] | None]) -> None:

@@ -84,19 +84,64 @@ class RemoteWorking(RemoteBase):
         the server is away for any (the worker then sends them all again, and a
         completion that got through answers `LeaseNotHeld` the second time, as it
         would from the engine)."""
+        outcomes, _ = await self._complete(worker_id, completions, None)
+        return outcomes
+
+    async def complete_and_claim(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[UUID, dict[str, Any] | None]],
+        *,
+        limit: int,
+        lease_seconds: int = 60,
+        filter: ClaimFilter | None = None,
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """`complete_jobs` with the claim in its (last) request, `claim`: one request
+        and one transaction for a worker's turn. A claim the server would refuse is
+        refused before anything is completed; with no completion to send, `claim_jobs`."""
+        errors = field_problems(
+            partial(rules.check_claim_limit, limit),
+            partial(rules.check_lease_seconds, lease_seconds),
+        )
+        if errors:
+            raise ValidationFailed(errors)
+        claim = _claim_json(worker_id, limit, lease_seconds, filter)
+        del claim["worker_id"]
+        outcomes, claimed = await self._complete(worker_id, completions, _dumps(claim))
+        if claimed is None:
+            claimed = await self.claim_jobs(
+                worker_id, limit=limit, lease_seconds=lease_seconds, filter=filter
+            )
+        return outcomes, claimed
+
+    async def _complete(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[UUID, dict[str, Any] | None]],
+        claim: bytes | None,
+    ) -> tuple[list[Job | Exception], list[Job] | None]:
+        """The outcomes of `POST /jobs/complete` requests, the last one with `claim`
+        (JSON); the jobs it claimed, None when no request was sent."""
         outcomes: dict[int, Job | Exception] = {}
-        for batch in _batches(completions, outcomes):
-            body = b",".join(item.json for item in batch)
+        batches = list(_batches(completions, outcomes))
+        claimed = None
+        for number, batch in enumerate(batches, 1):
+            body = b'{"worker_id":' + _dumps(worker_id) + b',"jobs":['
+            body += b",".join(item.json for item in batch) + b"]"
+            if claim is not None and number == len(batches):
+                body += b',"claim":' + claim
             answer = await self._http.json(
                 "POST",
                 "/jobs/complete",
-                content=b'{"worker_id":' + _dumps(worker_id) + b',"jobs":[' + body + b"]}",
+                content=body + b"}",
                 headers=_JSON,
                 context=Context(worker_id=worker_id),
             )
             for position, (item, data) in enumerate(zip(batch, answer["items"], strict=True)):
                 outcomes[item.index] = _outcome(data, item.job_id, worker_id, position)
-        return [outcomes[index] for index in range(len(completions))]
+            if claim is not None and number == len(batches):
+                claimed = jobs_of(answer)
+        return [outcomes[index] for index in range(len(completions))], claimed
 
     async def fail_job(
         self, job_id: UUID, worker_id: str, error: str, *, retryable: bool = True

@@ -37,49 +37,117 @@ class Working(EngineBase):
         first, each under a lease of `lease_seconds`. Safe with any number of workers:
         no job of a paused queue is claimed, and a queue's concurrency limit holds across
         all of them."""
-        filt = filter or ClaimFilter()
-        check_fields(
-            lambda: rules.check_worker_id(worker_id),
-            lambda: rules.check_claim_limit(limit),
-            lambda: rules.check_lease_seconds(lease_seconds),
-            lambda: filt.mime_type is None or rules.check_mime_pattern(filt.mime_type),
-        )
-        check_fields(*(partial(rules.check_queue_name, q, "queues") for q in filt.queues))
+        filt = _checked_claim(worker_id, limit, lease_seconds, filter)
         now = self._clock.now()
         async with self._uow() as uow:
-            settings = await uow.queues.for_claims()
-            paused = frozenset(s.name for s, _ in settings if s.paused)
-            limited = {s.name: (s, held) for s, held in settings if s.concurrency_limit}
-            # Full as last committed: not worth a look (one that frees up meanwhile waits
-            # for the next claim; one that fills up meanwhile is caught by `take_room`).
-            full = frozenset(s.name for s, held in settings if s.capacity(held) == 0)
-            skip = filt.skip_queues | paused | full
-            jobs: list[Job] = []
-            changes: list[Change] = []
-            while len(jobs) < limit:
-                # Claimed and written before any second look, so that a second look
-                # neither finds them again nor leaves them out of their queue's count.
-                rooms = {name: s.capacity(held) or 0 for name, (s, held) in limited.items()}
-                candidates = await _lock_candidates(uow, filt, skip, rooms, now, limit - len(jobs))
-                taken, full = await _within_limits(uow, candidates, limited)
-                for job in taken:
-                    job.claim(worker_id, lease_seconds, now)
-                changes += await self._save_many(uow, taken, worker_id)
-                jobs += taken
-                if not full:
-                    break
-                # Some were left in queues that filled up: look again without those, so
-                # that their backlog never stands in front of other queues' jobs.
-                skip |= full
-            await uow.commit()
-        jobs.sort(key=_claim_order)
-        self._committed(changes)
-        for job in jobs:
-            log.info(
-                "job.claimed",
-                extra={"job_id": str(job.id), "worker_id": worker_id, "attempt": job.attempts},
+            jobs, changes = await self._claim_within(
+                uow, worker_id, limit, lease_seconds, filt, now
             )
+            await uow.commit()
+        self._committed(changes)
+        _log_claimed(jobs, worker_id)
         return jobs
+
+    async def complete_and_claim(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[UUID, dict[str, Any] | None]],
+        *,
+        limit: int,
+        lease_seconds: int = 60,
+        filter: ClaimFilter | None = None,
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """`complete_jobs`, then `claim_jobs` of up to `limit` jobs, in one transaction:
+        a worker's finished jobs and the next ones for their slots cost one commit. The
+        outcomes of the completions, in order, and the jobs claimed. When one job's row
+        fails the transaction, each is completed alone and the claim made apart (when
+        the claim then fails, it claims nothing)."""
+        filt = _checked_claim(worker_id, limit, lease_seconds, filter)
+        try:
+            async with self._uow() as uow:
+                now = self._clock.now()
+                outcomes, done = await self._complete_within(uow, worker_id, completions, now)
+                jobs, changes = await self._claim_within(
+                    uow, worker_id, limit, lease_seconds, filt, now, done
+                )
+                await uow.commit()
+        except ServiceUnavailable:
+            raise
+        except Exception:
+            log.warning("job.completions_isolated", extra={"count": len(completions)})
+            return await self._complete_then_claim(
+                worker_id, completions, limit, lease_seconds, filt
+            )
+        self._committed(changes)
+        _log_completed(outcomes, worker_id)
+        _log_claimed(jobs, worker_id)
+        return outcomes, jobs
+
+    async def _complete_then_claim(
+        self,
+        worker_id: str,
+        completions: Sequence[tuple[UUID, dict[str, Any] | None]],
+        limit: int,
+        lease_seconds: int,
+        filt: ClaimFilter,
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """`complete_and_claim` apart: once the completions are recorded, their outcomes
+        are the answer; a claim that fails then claims nothing (its worker claims again)."""
+        outcomes = await self.complete_jobs(worker_id, completions)
+        try:
+            claimed = await self.claim_jobs(
+                worker_id, limit=limit, lease_seconds=lease_seconds, filter=filt
+            )
+        except Exception as e:
+            log.warning(
+                "job.claim_failed", extra={"worker_id": worker_id, "error": type(e).__name__}
+            )
+            claimed = []
+        return outcomes, claimed
+
+    async def _claim_within(
+        self,
+        uow: UnitOfWork,
+        worker_id: str,
+        limit: int,
+        lease_seconds: int,
+        filt: ClaimFilter,
+        now: datetime,
+        unwritten: Sequence[Job] = (),
+    ) -> tuple[list[Job], list[Change]]:
+        """The claim of `claim_jobs` in `uow`, not committed: the jobs, in claim order,
+        and the changes. `unwritten`: jobs changed before, written with the first jobs
+        claimed (one statement for both)."""
+        changes: list[Change] = []
+        settings = await uow.queues.for_claims()
+        if unwritten and any(s.concurrency_limit for s, _ in settings):
+            # A limited queue's room counts its held jobs: read again once they are written.
+            changes, unwritten = await self._save_many(uow, list(unwritten), worker_id), ()
+            settings = await uow.queues.for_claims()
+        paused = frozenset(s.name for s, _ in settings if s.paused)
+        limited = {s.name: (s, held) for s, held in settings if s.concurrency_limit}
+        # Full as last committed: not worth a look (one that frees up meanwhile waits
+        # for the next claim; one that fills up meanwhile is caught by `take_room`).
+        full = frozenset(s.name for s, held in settings if s.capacity(held) == 0)
+        skip = filt.skip_queues | paused | full
+        jobs: list[Job] = []
+        while len(jobs) < limit:
+            # Claimed and written before any second look, so that a second look
+            # neither finds them again nor leaves them out of their queue's count.
+            rooms = {name: s.capacity(held) or 0 for name, (s, held) in limited.items()}
+            candidates = await _lock_candidates(uow, filt, skip, rooms, now, limit - len(jobs))
+            taken, full = await _within_limits(uow, candidates, limited)
+            for job in taken:
+                job.claim(worker_id, lease_seconds, now)
+            changes += await self._save_many(uow, [*unwritten, *taken], worker_id)
+            jobs, unwritten = jobs + taken, ()
+            if not full:
+                break
+            # Some were left in queues that filled up: look again without those, so
+            # that their backlog never stands in front of other queues' jobs.
+            skip |= full
+        jobs.sort(key=_claim_order)
+        return jobs, changes
 
     async def heartbeat(
         self,
@@ -150,27 +218,36 @@ class Working(EngineBase):
             # each on its own then, so that only that job's completion fails.
             log.warning("job.completions_isolated", extra={"count": len(completions)})
             outcomes = [await self._complete_alone(worker_id, item) for item in completions]
-        for job in outcomes:
-            if isinstance(job, Job):
-                log.info("job.completed", extra={"job_id": str(job.id), "worker_id": worker_id})
+        _log_completed(outcomes, worker_id)
         return outcomes
 
     async def _complete_together(
         self, worker_id: str, completions: Sequence[tuple[UUID, dict[str, Any] | None]]
     ) -> list[Job | Exception]:
         async with self._uow() as uow:
-            held = await uow.jobs.get_many([job_id for job_id, _ in completions], for_update=True)
-            found = {job.id: job for job in held}
             now = self._clock.now()
-            outcomes = [
-                _completed(found.get(job_id), job_id, worker_id, now, result)
-                for job_id, result in completions
-            ]
-            done = [job for job in outcomes if isinstance(job, Job)]
+            outcomes, done = await self._complete_within(uow, worker_id, completions, now)
             changes = await self._save_many(uow, done, worker_id)
             await uow.commit()
         self._committed(changes)
         return outcomes
+
+    @staticmethod
+    async def _complete_within(
+        uow: UnitOfWork,
+        worker_id: str,
+        completions: Sequence[tuple[UUID, dict[str, Any] | None]],
+        now: datetime,
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """The completions of `complete_jobs` in `uow`, not written: each outcome, and
+        the jobs completed."""
+        held = await uow.jobs.get_many([job_id for job_id, _ in completions], for_update=True)
+        found = {job.id: job for job in held}
+        outcomes = [
+            _completed(found.get(job_id), job_id, worker_id, now, result)
+            for job_id, result in completions
+        ]
+        return outcomes, [job for job in outcomes if isinstance(job, Job)]
 
     async def _complete_alone(
         self, worker_id: str, completion: tuple[UUID, dict[str, Any] | None]
@@ -245,6 +322,35 @@ class Working(EngineBase):
         for job in jobs:
             log.info("job.rescued", extra={"job_id": str(job.id), "status": job.status})
         return jobs
+
+
+def _checked_claim(
+    worker_id: str, limit: int, lease_seconds: int, filter: ClaimFilter | None
+) -> ClaimFilter:
+    """The filter of a claim, once its values are checked."""
+    filt = filter or ClaimFilter()
+    check_fields(
+        lambda: rules.check_worker_id(worker_id),
+        lambda: rules.check_claim_limit(limit),
+        lambda: rules.check_lease_seconds(lease_seconds),
+        lambda: filt.mime_type is None or rules.check_mime_pattern(filt.mime_type),
+    )
+    check_fields(*(partial(rules.check_queue_name, q, "queues") for q in filt.queues))
+    return filt
+
+
+def _log_claimed(jobs: list[Job], worker_id: str) -> None:
+    for job in jobs:
+        log.info(
+            "job.claimed",
+            extra={"job_id": str(job.id), "worker_id": worker_id, "attempt": job.attempts},
+        )
+
+
+def _log_completed(outcomes: list[Job | Exception], worker_id: str) -> None:
+    for job in outcomes:
+        if isinstance(job, Job):
+            log.info("job.completed", extra={"job_id": str(job.id), "worker_id": worker_id})
 
 
 def _completed(

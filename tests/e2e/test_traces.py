@@ -92,7 +92,7 @@ async def test_the_workers_span_continues_the_trace_of_the_creating_request(
     request = one(spans, "POST /api/v1/jobs")
     create = one(spans, "chute.create_job")
     job = one(spans, "chute.job")
-    complete = one(spans, "chute.complete_jobs")
+    complete = one(spans, "chute.complete_and_claim")  # with the claim of its next jobs
     assert request.context is not None and request.parent is not None
     assert create.context is not None and create.parent is not None
     assert job.context is not None and job.parent is not None

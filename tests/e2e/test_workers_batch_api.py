@@ -27,7 +27,8 @@ async def complete(
 async def items(client: httpx.AsyncClient, jobs: list[dict[str, Any]]) -> list[Any]:
     response = await complete(client, jobs)
     assert response.status_code == 200, response.text
-    assert set(response.json()) == {"items"}
+    assert set(response.json()) == {"items", "jobs"}
+    assert response.json()["jobs"] == []  # none claimed without a `claim`
     found: list[Any] = response.json()["items"]
     assert len(found) == len(jobs)
     return found
@@ -116,9 +117,44 @@ async def test_a_job_named_twice_is_completed_once(client: httpx.AsyncClient) ->
     assert [e["to_status"] for e in events].count("completed") == 1
 
 
+async def test_complete_many_with_a_claim_claims_the_next_jobs_in_the_same_call(
+    client: httpx.AsyncClient,
+) -> None:
+    for _ in range(5):
+        await create_job(client)
+    held = await claim(client, limit=2)
+    body = {
+        "worker_id": "w1",
+        "jobs": [{"job_id": job["id"], "result": {"n": 1}} for job in held],
+        "claim": {"limit": 2, "lease_seconds": 30, "queues": ["default"]},
+    }
+
+    response = await client.post("/api/v1/jobs/complete", json=body)
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert [item["job"]["status"] for item in answer["items"]] == ["completed"] * 2
+    claimed = answer["jobs"]
+    assert [(job["status"], job["worker_id"]) for job in claimed] == [("running", "w1")] * 2
+    assert claimed == [await get(client, job["id"]) for job in claimed]
+    assert not {job["id"] for job in claimed} & {job["id"] for job in held}
+    body["claim"] = {"limit": 5}
+    body["jobs"] = [{"job_id": job["id"]} for job in claimed]
+    answer = (await client.post("/api/v1/jobs/complete", json=body)).json()
+    assert len(answer["jobs"]) == 1  # all that was left
+
+
 @pytest.mark.parametrize(
     ("body", "loc"),
     [
+        ({"worker_id": "w1", "jobs": [{"job_id": str(uuid4())}], "claim": {"limit": 0}},
+         ["body", "claim", "limit"]),
+        ({"worker_id": "w1", "jobs": [{"job_id": str(uuid4())}], "claim": {"lease_seconds": 1}},
+         ["body", "claim", "lease_seconds"]),
+        ({"worker_id": "w1", "jobs": [{"job_id": str(uuid4())}], "claim": {"worker_id": "w2"}},
+         ["body", "claim", "worker_id"]),
+        ({"worker_id": "w1", "jobs": [{"job_id": str(uuid4())}], "claim": []},
+         ["body", "claim"]),
         ({"worker_id": "w1", "jobs": []}, ["body", "jobs"]),
         ({"worker_id": "w1", "jobs": [{"job_id": str(uuid4())}] * 101}, ["body", "jobs"]),
         ({"worker_id": "", "jobs": [{"job_id": str(uuid4())}]}, ["body", "worker_id"]),

@@ -144,6 +144,45 @@ async def test_one_result_no_database_stores_fails_only_its_own_completion(
 
 
 @pytest.mark.usefixtures("unchecked")
+async def test_a_result_no_database_stores_fails_only_its_own_completion_not_the_claim_with_it(
+    engine: OrchestrationEngine,
+) -> None:
+    jobs = await running_jobs(engine, 3)
+    waiting = (await engine.create_jobs([make_new_job() for _ in range(2)])).jobs
+    results: list[dict[str, Any] | None] = [{"n": 1}, {"set": {1}}, None]  # not JSON
+
+    outcomes, claimed = await engine.complete_and_claim(
+        "w1", [(job.id, result) for job, result in zip(jobs, results, strict=True)], limit=2
+    )
+
+    assert [isinstance(outcome, Job) for outcome in outcomes] == [True, False, True]
+    statuses = [(await engine.get_job(job.id)).status for job in jobs]
+    assert statuses == [JobStatus.COMPLETED, JobStatus.RUNNING, JobStatus.COMPLETED]
+    assert sorted(job.id for job in claimed) == sorted(job.id for job in waiting)
+    assert {(await engine.get_job(job.id)).worker_id for job in waiting} == {"w1"}
+
+
+@pytest.mark.usefixtures("unchecked")
+async def test_completions_recorded_apart_are_answered_even_when_the_claim_then_fails(
+    engine: OrchestrationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = await running_jobs(engine, 2)
+    await engine.create_jobs([make_new_job()])
+
+    async def refused(*args: Any, **kwargs: Any) -> list[Job]:
+        raise RuntimeError("the claim failed")
+
+    monkeypatch.setattr(engine, "claim_jobs", refused)
+    outcomes, claimed = await engine.complete_and_claim(
+        "w1", [(jobs[0].id, {"set": {1}}), (jobs[1].id, None)], limit=1
+    )
+
+    assert [isinstance(outcome, Job) for outcome in outcomes] == [False, True]
+    assert claimed == []
+    assert (await engine.get_job(jobs[1].id)).status is JobStatus.COMPLETED
+
+
+@pytest.mark.usefixtures("unchecked")
 async def test_a_claim_no_database_can_record_fails_alone_and_leaves_its_jobs_claimable(
     engine: OrchestrationEngine,
 ) -> None:

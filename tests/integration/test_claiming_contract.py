@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pytest
 from chute.adapters.system import ManualClock, UuidV7Generator
-from chute.application import ClaimFilter, OrchestrationEngine, ValidationFailed
+from chute.application import ClaimFilter, OrchestrationEngine, QueueChange, ValidationFailed
 from chute.application.ports import UnitOfWorkFactory
 from chute.domain import Job, JobStatus, LeaseNotHeld, Mode, Priority, SourceType
 
@@ -294,6 +294,77 @@ async def test_complete_jobs_completes_each_held_job_and_refuses_each_other_alon
     assert (await engine.get_job(refused.id)).worker_id == "w1"
     assert (await engine.get_job(others.id)).worker_id == "w2"
     assert await engine.complete_jobs("w1", []) == []
+
+
+async def test_complete_and_claim_completes_held_jobs_then_claims_the_next_ones(
+    engine: OrchestrationEngine, clock: ManualClock
+) -> None:
+    first, refused, second = [await new_job(engine, clock) for _ in range(3)]
+    low = await new_job(engine, clock, priority=P.LOW)
+    oldest, newer, newest = [await new_job(engine, clock) for _ in range(3)]
+    await engine.claim_jobs("w1", limit=3)  # first, refused, second
+    clock.advance(3)
+    outcomes, claimed = await engine.complete_and_claim(
+        "w1",
+        [
+            (first.id, {"pages": 3}),
+            (refused.id, {"blob": "x" * (1 << 20)}),  # a result over the limit
+            (UuidV7Generator().new_id(), None),
+            (second.id, None),
+        ],
+        limit=2,
+        lease_seconds=30,
+    )
+    kinds = [type(outcome).__name__ for outcome in outcomes]
+    assert kinds == ["Job", "ValidationFailed", "JobNotFound", "Job"]
+    assert [job.id for job in claimed] == [oldest.id, newer.id]  # in claim order
+    for job in claimed:
+        stored = await engine.get_job(job.id)
+        assert (stored.status, stored.worker_id, stored.attempts) == (S.RUNNING, "w1", 1)
+        assert stored.lease_expires_at == clock.now() + seconds(30)
+        assert await history(engine, job.id) == [
+            (None, S.PENDING, "client", None), (S.PENDING, S.RUNNING, "w1", None),
+        ]  # fmt: skip
+    for job, result in ((first, {"pages": 3}), (second, None)):
+        stored = await engine.get_job(job.id)
+        assert (stored.status, stored.result, stored.worker_id) == (S.COMPLETED, result, None)
+        assert (await history(engine, job.id))[-1] == (S.RUNNING, S.COMPLETED, "w1", None)
+    assert (await engine.get_job(refused.id)).status is S.RUNNING
+    assert [job.status for job in await _jobs(engine, low, newest)] == [S.PENDING] * 2
+
+
+async def test_complete_and_claim_claims_what_a_limited_queue_has_room_for_once_completed(
+    engine: OrchestrationEngine, clock: ManualClock
+) -> None:
+    # The queue's room counts the jobs held: the ones completed in the same call free
+    # theirs for the jobs claimed after them.
+    await engine.update_queue("q", QueueChange(concurrency_limit=2, set_concurrency_limit=True))
+    held = [await new_job(engine, clock, queue="q") for _ in range(2)]
+    waiting = [await new_job(engine, clock, queue="q") for _ in range(3)]
+    assert len(await engine.claim_jobs("w1", limit=4)) == 2
+    outcomes, claimed = await engine.complete_and_claim(
+        "w1", [(job.id, None) for job in held], limit=4
+    )
+    assert all(isinstance(outcome, Job) for outcome in outcomes)
+    assert [job.id for job in claimed] == [job.id for job in waiting[:2]]
+    outcomes, claimed = await engine.complete_and_claim("w1", [], limit=4)
+    assert (outcomes, claimed) == ([], [])  # full again
+
+
+async def test_complete_and_claim_refuses_a_bad_claim_before_completing_anything(
+    engine: OrchestrationEngine, clock: ManualClock
+) -> None:
+    job = await new_job(engine, clock)
+    await new_job(engine, clock)
+    await claim_one(engine)
+    before = await snapshot(engine, job.id)
+    with pytest.raises(ValidationFailed):
+        await engine.complete_and_claim("w1", [(job.id, None)], limit=0)
+    assert await snapshot(engine, job.id) == before
+
+
+async def _jobs(engine: OrchestrationEngine, *jobs: Job) -> list[Job]:
+    return [await engine.get_job(job.id) for job in jobs]
 
 
 async def test_fail_waits_an_exponential_backoff_up_to_its_cap(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import pytest
@@ -96,15 +97,17 @@ async def test_worker_runs_slots_concurrently(engine: OrchestrationEngine) -> No
 async def test_jobs_that_finish_together_are_completed_and_claimed_in_one_call(
     engine: OrchestrationEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A remote worker's calls are requests: one per batch of slots, not one per slot.
+    # One call (one commit in a database, one pair of requests to a server) completes
+    # the jobs that finished together and claims the next ones for their slots.
     await submit(engine, 12)
-    batches: list[int] = []
+    calls: list[tuple[int, int, int]] = []  # completions, limit, claimed
     claims: list[tuple[int, int]] = []
-    complete_jobs, claim_jobs = engine.complete_jobs, engine.claim_jobs
+    complete_and_claim, claim_jobs = engine.complete_and_claim, engine.claim_jobs
 
-    async def spy(worker_id: str, completions: Any) -> Any:
-        batches.append(len(completions))
-        return await complete_jobs(worker_id, completions)
+    async def spy(worker_id: str, completions: Any, **options: Any) -> Any:
+        outcomes, jobs = await complete_and_claim(worker_id, completions, **options)
+        calls.append((len(completions), options["limit"], len(jobs)))
+        return outcomes, jobs
 
     async def claim_spy(worker_id: str, **options: Any) -> list[Job]:
         jobs = await claim_jobs(worker_id, **options)
@@ -112,10 +115,11 @@ async def test_jobs_that_finish_together_are_completed_and_claimed_in_one_call(
         return jobs
 
     async def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("a worker completes its jobs in batches")
+        raise AssertionError("a worker completes its jobs in batches, with its next claim")
 
-    monkeypatch.setattr(engine, "complete_jobs", spy)
+    monkeypatch.setattr(engine, "complete_and_claim", spy)
     monkeypatch.setattr(engine, "complete_job", one_at_a_time)
+    monkeypatch.setattr(engine, "complete_jobs", one_at_a_time)
     monkeypatch.setattr(engine, "claim_jobs", claim_spy)
 
     async def noop(job: Job, context: JobContext) -> None:
@@ -125,9 +129,68 @@ async def test_jobs_that_finish_together_are_completed_and_claimed_in_one_call(
         return await statuses(engine) == [JobStatus.COMPLETED] * 12
 
     await run_until(worker(engine, noop, slots=4), all_done)
-    assert sum(batches) == 12
-    assert max(batches) == 4  # the slots freed together were claimed together again
-    assert claims == [(4, 4)] * 3
+    assert claims == [(4, 4)]  # the first claim; the others came with completions
+    assert calls == [(4, 4, 4), (4, 4, 4), (4, 4, 0)]
+
+
+async def test_a_worker_never_runs_more_processors_than_its_slots(
+    engine: OrchestrationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slots free as processors end, while their reports are on their way; a claim of
+    # the main loop and one that comes with completions never fill the same slot twice.
+    await submit(engine, 40)
+    running, most = 0, 0
+
+    async def slow(call: Any, *args: Any, **options: Any) -> Any:
+        await asyncio.sleep(0.003)  # as a database's call: others run meanwhile
+        return await call(*args, **options)
+
+    monkeypatch.setattr(engine, "claim_jobs", partial(slow, engine.claim_jobs))
+    monkeypatch.setattr(engine, "complete_and_claim", partial(slow, engine.complete_and_claim))
+
+    async def process(job: Job, context: JobContext) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.001 * (hash(job.id) % 5))
+        running -= 1
+
+    async def all_done() -> bool:
+        return await statuses(engine) == [JobStatus.COMPLETED] * 40
+
+    await run_until(worker(engine, process, slots=3), all_done)
+    assert most == 3
+
+
+async def test_jobs_claimed_with_a_stopping_workers_last_completions_are_released(
+    engine: OrchestrationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stop comes while completions and the claim of the next jobs are on their way:
+    # those jobs get the grace period, then go back to pending, none left held.
+    await submit(engine, 4)
+    started: list[Job] = []
+
+    async def process(job: Job, context: JobContext) -> None:
+        started.append(job)
+        if len(started) > 2:  # the jobs claimed last would run on and on
+            await asyncio.sleep(60)
+
+    w = worker(engine, process, slots=2)
+    complete_and_claim = engine.complete_and_claim
+
+    async def stopping(worker_id: str, completions: Any, **options: Any) -> Any:
+        w.stop()
+        await asyncio.sleep(0.05)  # the worker drains its running jobs meanwhile
+        return await complete_and_claim(worker_id, completions, **options)
+
+    monkeypatch.setattr(engine, "complete_and_claim", stopping)
+    await asyncio.wait_for(w.run(), 5)
+    assert len(started) == 4
+    first, last = started[:2], started[2:]
+    assert [(await engine.get_job(job.id)).status for job in first] == [JobStatus.COMPLETED] * 2
+    for job in last:
+        found = await engine.get_job(job.id)
+        assert (found.status, found.worker_id) == (JobStatus.PENDING, None)
 
 
 async def test_a_lost_lease_in_a_batch_leaves_the_others_completed(
@@ -136,13 +199,13 @@ async def test_a_lost_lease_in_a_batch_leaves_the_others_completed(
     jobs = await submit(engine, 3)
     lost = jobs[1].id
     batches: list[int] = []
-    complete_jobs = engine.complete_jobs
+    complete_and_claim = engine.complete_and_claim
 
-    async def spy(worker_id: str, completions: Any) -> Any:
+    async def spy(worker_id: str, completions: Any, **options: Any) -> Any:
         batches.append(len(completions))
-        return await complete_jobs(worker_id, completions)
+        return await complete_and_claim(worker_id, completions, **options)
 
-    engine.complete_jobs = spy  # type: ignore[method-assign]
+    engine.complete_and_claim = spy  # type: ignore[method-assign]
     together = asyncio.Barrier(3)
 
     async def process(job: Job, context: JobContext) -> None:

@@ -123,12 +123,27 @@ async def complete_jobs(body: CompleteManyRequest, engine: Engine) -> Response:
     taken as `POST /api/v1/jobs/{job_id}/complete` would take it, in order, and refused
     alone: the answer has one item per job, `{"job": ...}` or `{"problem": ...}` with
     the problem the single route would answer (a job named twice: the first item
-    completes it, the second is refused as `lease-not-held`)."""
+    completes it, the second is refused as `lease-not-held`). With `claim`, the same
+    transaction then claims the next jobs, as `POST /api/v1/jobs/claim` would: the
+    answer's `jobs`."""
     completions = [(item.job_id, item.result) for item in body.jobs]
+    claim = body.claim
+    jobs: list[Job] = []  # the jobs claimed, with a `claim`
     with errors_located_at("body"):
-        outcomes = await engine.complete_jobs(body.worker_id, completions)
+        if claim is None:
+            outcomes = await engine.complete_jobs(body.worker_id, completions)
+        else:
+            outcomes, jobs = await engine.complete_and_claim(
+                body.worker_id,
+                completions,
+                limit=claim.limit,
+                lease_seconds=claim.lease_seconds,
+                filter=claim.to_filter(),
+            )
     items = b",".join(_item_json(index, outcome) for index, outcome in enumerate(outcomes))
-    return Response(b'{"items":[' + items + b"]}", media_type="application/json")
+    claimed = b",".join(job_json(job) for job in jobs)
+    answer = b'{"items":[' + items + b'],"jobs":[' + claimed + b"]}"
+    return Response(answer, media_type="application/json")
 
 
 def _item_json(index: int, outcome: Job | Exception) -> bytes:

@@ -80,12 +80,11 @@ SourceTypeFilter = Annotated[
 ]
 
 
-class ClaimRequest(BaseModel):
-    """A worker asks for up to `limit` due jobs, each under a lease of `lease_seconds`."""
+class ClaimOptions(BaseModel):
+    """Up to `limit` due jobs, each under a lease of `lease_seconds`, of these filters."""
 
     model_config = ConfigDict(extra="forbid")
 
-    worker_id: WorkerId
     limit: ClaimLimit = Field(1, description="1 to 100")
     lease_seconds: LeaseSeconds = Field(60, description="5 to 3600")
     mode: ModeFilter = Field(
@@ -108,6 +107,12 @@ class ClaimRequest(BaseModel):
             mime_type=self.mime_type,
             queues=frozenset(self.queues),
         )
+
+
+class ClaimRequest(ClaimOptions):
+    """A worker asks for up to `limit` due jobs, each under a lease of `lease_seconds`."""
+
+    worker_id: WorkerId
 
 
 class HeartbeatRequest(BaseModel):
@@ -160,6 +165,12 @@ class CompleteManyRequest(BaseModel):
         max_length=MAX_COMPLETIONS,
         description=f"1 to {MAX_COMPLETIONS}, each taken as if sent alone, in this order",
     )
+    claim: ClaimOptions | None = Field(
+        None,
+        description="then claim the next jobs in the same transaction, as `POST "
+        "/api/v1/jobs/claim` would with these values (what `chute worker --server` sends "
+        "for the slots the completed jobs free); the answer's `jobs` holds them",
+    )
 
 
 class ItemProblem(BaseModel):
@@ -191,9 +202,12 @@ class RefusedItem(BaseModel):
 
 
 class CompleteManyResponse(BaseModel):
-    """One item per job of the request, in its order."""
+    """One item per job of the request, in its order; with `claim`, the jobs claimed."""
 
     items: list[CompletedItem | RefusedItem]
+    jobs: list[JobResponse] = Field(
+        description="the jobs `claim` claimed, in claim order (none without a `claim`)"
+    )
 
 
 class FailRequest(BaseModel):

@@ -90,3 +90,26 @@ async def test_a_result_that_is_not_json_refuses_its_completion_alone(
     assert [e.loc for e in outcomes[0].errors] == [("result",)]
     assert isinstance(outcomes[1], Job) and outcomes[1].status is JobStatus.COMPLETED
     assert (await engine.get_job(first.id)).status is JobStatus.RUNNING
+
+
+async def test_complete_and_claim_completes_then_claims_on_both_engines(
+    engine: Engine, queue: str
+) -> None:
+    held = [await running(engine, queue) for _ in range(2)]
+    waiting = [(await engine.create_job(new(queue))).job for _ in range(3)]
+    mine = ClaimFilter(queues=frozenset({queue}))
+
+    outcomes, claimed = await engine.complete_and_claim(
+        "w1", [(held[0].id, {"n": 1}), (uuid4(), None), (held[1].id, None)],
+        limit=2, lease_seconds=30, filter=mine,
+    )  # fmt: skip
+
+    assert [type(outcome).__name__ for outcome in outcomes] == ["Job", "JobNotFound", "Job"]
+    assert [job.id for job in claimed] == [job.id for job in waiting[:2]]
+    assert all((job.status, job.worker_id) == (JobStatus.RUNNING, "w1") for job in claimed)
+    assert (await engine.get_job(held[0].id)).result == {"n": 1}
+    with pytest.raises(ValidationFailed):  # refused whole, before any completion
+        await engine.complete_and_claim(
+            "w1", [(claimed[0].id, None)], limit=0, lease_seconds=30, filter=mine
+        )
+    assert (await engine.get_job(claimed[0].id)).status is JobStatus.RUNNING

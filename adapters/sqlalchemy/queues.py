@@ -12,7 +12,7 @@ from chute.adapters.sqlalchemy.rows import queue_row, to_queue
 from chute.adapters.sqlalchemy.tables import HELD_ROWS, jobs, queue_parts, queues
 from chute.application.ports import QueueRepository
 from chute.domain import QueueSettings
-from sqlalchemy import Insert, bindparam, delete, func, insert, select, update
+from sqlalchemy import Insert, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 MAX_PARTS = 8  # claims of one limited queue that can run at once
@@ -57,11 +57,13 @@ class SqlQueueRepository(SqlRepository, QueueRepository):
             # SQLite: one writer at a time, so the whole limit is one room, and nothing
             # has changed since the claim read `queue` and `held` in this transaction.
             return min(queue.capacity(held) or 0, len(job_ids))
-        # Lock a part, count its held jobs, mark the taken ones: one call of the function
-        # of migration 0015, whose statements each see what committed before them.
-        ids = bindparam("ids", list(job_ids), type_=postgresql.ARRAY(postgresql.UUID()))
-        taken = await self._db.write(select(func.chute_take_room(queue.name, ids)))
-        return int(taken.scalar_one())
+        # Lock parts and count their held jobs: one call of the function of migration
+        # 0017, whose statements each see what committed before them. It answers the
+        # part of each job it took room for; the claim's UPDATE of the jobs writes them.
+        stmt = select(func.chute_room_parts(queue.name, len(job_ids)))
+        parts: list[int] = list((await self._db.write(stmt)).scalar_one())
+        self._db.limit_parts.update(zip(job_ids, parts, strict=False))
+        return len(parts)
 
     async def spread(self, name: str, limit: int | None) -> None:
         if self._dialect != "postgresql":

@@ -99,6 +99,10 @@ class Statements(Protocol):
     async def insert(self, item: Insert) -> None:
         """Insert rows, now or at commit; a broken constraint raises `item.error`."""
 
+    # The part of a limit each job this transaction claimed took room in (PostgreSQL's
+    # `take_room`), written with the job's row by `update_many`.
+    limit_parts: dict[UUID, int]
+
     def add_new_jobs(self, job_ids: Iterable[UUID]) -> None:
         """Note jobs this transaction inserts."""
 
@@ -160,6 +164,10 @@ class SqlJobRepository(SqlRepository, JobRepository):
         if not jobs_:
             return
         rows = [_update_row(job) for job in jobs_]
+        parts = self._db.limit_parts
+        if parts and any(job.id in parts for job in jobs_):
+            for job, row in zip(jobs_, rows, strict=True):  # every row: one executemany
+                row["limit_part"] = parts.get(job.id)
         result = await self._db.write(_UPDATE_BY_ID, rows)  # one executemany
         if result.supports_sane_multi_rowcount() and result.rowcount != len(rows):
             raise ValueError("jobs not updated: some do not exist")

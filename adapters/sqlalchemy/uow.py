@@ -122,6 +122,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._reader: AsyncConnection | None = None  # a deferred unit's, for plain reads
         self._held: list[Insert] = []  # a deferred unit's inserts, until commit
         self._new_jobs: set[UUID] = set()  # inserted in this transaction
+        self.limit_parts: dict[UUID, int] = {}  # see `Statements.limit_parts`
         self._locked = False
 
     async def __aenter__(self) -> Self:
@@ -140,7 +141,7 @@ class SqlUnitOfWork(UnitOfWork):
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._held, self._new_jobs = [], set()
+        self._held, self._new_jobs, self.limit_parts = [], set(), {}
         # The repositories and their unit of work refer to each other: part now, so that
         # reference counting frees them at once rather than the garbage collector later.
         del self.jobs, self.detections, self.idempotency, self.events, self.queues

@@ -59,7 +59,8 @@ class Working(EngineBase):
     ) -> tuple[list[Job | Exception], list[Job]]:
         """`complete_jobs`, then `claim_jobs` of up to `limit` jobs, in one transaction:
         a worker's finished jobs and the next ones for their slots cost one commit. The
-        outcomes of the completions, in order, and the jobs claimed. When one job's row
+        outcomes of the completions, in order, and the jobs claimed. Room the completed
+        jobs free in a queue with a concurrency limit is left to the next claim. When one job's row
         fails the transaction, each is completed alone and the claim made apart (when
         the claim then fails, it claims nothing)."""
         filt = _checked_claim(worker_id, limit, lease_seconds, filter)
@@ -117,13 +118,10 @@ class Working(EngineBase):
     ) -> tuple[list[Job], list[Change]]:
         """The claim of `claim_jobs` in `uow`, not committed: the jobs, in claim order,
         and the changes. `unwritten`: jobs changed before, written with the first jobs
-        claimed (one statement for both)."""
+        claimed (one statement for both). Until then, those a limited queue held still
+        count in its room: the room they free goes to the next claim, not this one."""
         changes: list[Change] = []
         settings = await uow.queues.for_claims()
-        if unwritten and any(s.concurrency_limit for s, _ in settings):
-            # A limited queue's room counts its held jobs: read again once they are written.
-            changes, unwritten = await self._save_many(uow, list(unwritten), worker_id), ()
-            settings = await uow.queues.for_claims()
         paused = frozenset(s.name for s, _ in settings if s.paused)
         limited = {s.name: (s, held) for s, held in settings if s.concurrency_limit}
         # Full as last committed: not worth a look (one that frees up meanwhile waits

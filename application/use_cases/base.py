@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from chute.application.commands import NewJob, UploadLimits, field_problems
-from chute.application.errors import JobNotFound, ValidationFailed
+from chute.application.commands import NewJob, UploadLimits
+from chute.application.errors import JobNotFound
 from chute.application.ports import (
     Calendar,
     Clock,
@@ -194,13 +194,6 @@ class EngineBase:
         """Tell the telemetry about status changes that are committed now."""
         if changes:
             report_changes(self.telemetry, changes)
-
-
-def check_fields(*checks: Callable[[], object]) -> None:
-    """Run each rule; raise one `ValidationFailed` with every value it refused."""
-    errors = field_problems(*checks)
-    if errors:
-        raise ValidationFailed(errors)
 
 
 def due_after(run_after: datetime | None, now: datetime) -> datetime | None:

@@ -8,11 +8,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
+from chute.application.commands import check_fields
 from chute.application.errors import FieldError, ValidationFailed
 from chute.application.ports import UnitOfWork
 from chute.application.queries import JobFilter, JobQuery, JobSort
 from chute.application.telemetry import Change
-from chute.application.use_cases.base import EngineBase, check_fields
+from chute.application.use_cases.base import EngineBase
 from chute.domain import CLIENT, Job, JobStatus
 from chute.domain.errors import InvalidTransition
 from chute.domain.metadata import check_metadata_filters

@@ -6,15 +6,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
 from typing import Any
 from uuid import UUID
 
+from chute.application.commands import check_fields, checked_claim
 from chute.application.errors import JobNotFound, ServiceUnavailable
 from chute.application.ports import UnitOfWork
 from chute.application.queries import ClaimFilter
 from chute.application.telemetry import Change
-from chute.application.use_cases.base import EngineBase, check_fields
+from chute.application.use_cases.base import EngineBase
 from chute.domain import RESCUER, ChuteError, Job, QueueSettings, backoff
 from chute.domain import validation as rules
 
@@ -37,7 +37,7 @@ class Working(EngineBase):
         first, each under a lease of `lease_seconds`. Safe with any number of workers:
         no job of a paused queue is claimed, and a queue's concurrency limit holds across
         all of them."""
-        filt = _checked_claim(worker_id, limit, lease_seconds, filter)
+        filt = checked_claim(worker_id, limit, lease_seconds, filter)
         now = self._clock.now()
         async with self._uow() as uow:
             jobs, changes = await self._claim_within(
@@ -60,10 +60,10 @@ class Working(EngineBase):
         """`complete_jobs`, then `claim_jobs` of up to `limit` jobs, in one transaction:
         a worker's finished jobs and the next ones for their slots cost one commit. The
         outcomes of the completions, in order, and the jobs claimed. Room the completed
-        jobs free in a queue with a concurrency limit is left to the next claim. When one job's row
-        fails the transaction, each is completed alone and the claim made apart (when
-        the claim then fails, it claims nothing)."""
-        filt = _checked_claim(worker_id, limit, lease_seconds, filter)
+        jobs free in a queue with a concurrency limit is left to the next claim. When
+        one job's row fails the transaction, each is completed alone and the claim made
+        apart (when the claim then fails, it claims nothing)."""
+        filt = checked_claim(worker_id, limit, lease_seconds, filter)
         try:
             async with self._uow() as uow:
                 now = self._clock.now()
@@ -320,21 +320,6 @@ class Working(EngineBase):
         for job in jobs:
             log.info("job.rescued", extra={"job_id": str(job.id), "status": job.status})
         return jobs
-
-
-def _checked_claim(
-    worker_id: str, limit: int, lease_seconds: int, filter: ClaimFilter | None
-) -> ClaimFilter:
-    """The filter of a claim, once its values are checked."""
-    filt = filter or ClaimFilter()
-    check_fields(
-        lambda: rules.check_worker_id(worker_id),
-        lambda: rules.check_claim_limit(limit),
-        lambda: rules.check_lease_seconds(lease_seconds),
-        lambda: filt.mime_type is None or rules.check_mime_pattern(filt.mime_type),
-    )
-    check_fields(*(partial(rules.check_queue_name, q, "queues") for q in filt.queues))
-    return filt
 
 
 def _log_claimed(jobs: list[Job], worker_id: str) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from chute.application.commands import check_fields
 from chute.application.errors import ContentNotFound, FieldError, JobNotFound, ValidationFailed
 from chute.application.queries import (
     JobFilter,
@@ -18,7 +19,7 @@ from chute.application.queries import (
     decode_cursor,
     encode_cursor,
 )
-from chute.application.use_cases.base import EngineBase, check_fields
+from chute.application.use_cases.base import EngineBase
 from chute.domain import CLIENT, Job, JobEvent, JobStatus
 from chute.domain.metadata import check_metadata_filters
 from chute.domain.validation import check_mime_pattern, check_result, check_text

@@ -6,10 +6,11 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from chute.application.commands import check_fields
 from chute.application.errors import FieldError, QueueNotFound, ValidationFailed
 from chute.application.ports import UnitOfWork
 from chute.application.queries import MinuteCounts, QueueCounts, QueueView
-from chute.application.use_cases.base import EngineBase, check_fields
+from chute.application.use_cases.base import EngineBase
 from chute.domain import QueueSettings
 from chute.domain import validation as rules
 

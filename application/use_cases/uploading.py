@@ -7,7 +7,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from uuid import UUID
 
-from chute.application.commands import UploadFile, UploadOptions
+from chute.application.commands import UploadFile, UploadOptions, check_fields
 from chute.application.errors import (
     ContentNotFound,
     JobNotFound,
@@ -16,7 +16,7 @@ from chute.application.errors import (
 )
 from chute.application.ports import StoredFile
 from chute.application.upload_batch import ReceivedFile, UploadBatch, refuse_type, safe_filename
-from chute.application.use_cases.base import EngineBase, check_fields, due_after
+from chute.application.use_cases.base import EngineBase, due_after
 from chute.domain import CLIENT, DetectionResult, Job, JobStatus, Mode, SourceType
 from chute.domain.validation import check_mime_type, check_text
 

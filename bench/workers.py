@@ -4,7 +4,8 @@ the same server (each in its own database) in the same run.
 
 For each, in alternating rounds (`rounds`; each side's best counts): `worker_jobs` jobs
 are made first (chute's `create_jobs` in batches of 1,000; procrastinate's
-`batch_defer_async`), then the workers start, each running `worker_concurrency` jobs at
+`batch_defer_async`; the rate of these calls, after each side's first, is the enqueue
+figure), then the workers start, each running `worker_concurrency` jobs at
 once, and the clock runs until the database says every job is done. Two rates: by the
 wall clock from the workers' launch (their start-up included), and by the database's
 own times from the first job started to the last one finished (the main figure:
@@ -127,7 +128,7 @@ def _chute(ctx: Context, folder: Path) -> dict[str, Any]:
     s = ctx.sizes
     url = asyncio.run(fresh_database(ctx.postgres(), "bench_workers_chute"))
     migrate(url)
-    defer_seconds = asyncio.run(defer_chute(url, s.worker_jobs, folder))
+    defer_rate = asyncio.run(defer_chute(url, s.worker_jobs, folder))
     argv = chute(
         "worker", "--processor", "bench.processors:noop", "--slots", str(s.worker_concurrency)
     )
@@ -144,13 +145,13 @@ def _chute(ctx: Context, folder: Path) -> dict[str, Any]:
         CHUTE_SPAN,
         s.worker_jobs,
     )
-    return {**measured, "defer_rate": s.worker_jobs / defer_seconds}
+    return {**measured, "defer_rate": defer_rate}
 
 
 def _procrastinate(ctx: Context, folder: Path) -> dict[str, Any]:
     s = ctx.sizes
     url = asyncio.run(fresh_database(ctx.postgres(), "bench_workers_procrastinate"))
-    defer_seconds = asyncio.run(defer_procrastinate(dsn(url), s.worker_jobs))
+    defer_rate = asyncio.run(defer_procrastinate(dsn(url), s.worker_jobs))
     argv = [
         sys.executable,
         "-m",
@@ -174,7 +175,7 @@ def _procrastinate(ctx: Context, folder: Path) -> dict[str, Any]:
         PROCRASTINATE_SPAN,
         s.worker_jobs,
     )
-    return {**measured, "defer_rate": s.worker_jobs / defer_seconds}
+    return {**measured, "defer_rate": defer_rate}
 
 
 def timed(

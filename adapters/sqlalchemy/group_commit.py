@@ -53,7 +53,6 @@ log = logging.getLogger("chute.adapters.sqlalchemy")
 
 MAX_GROUP_ROWS = 20_000  # about 0.1 s of inserts: later units wait for the next group
 MAX_ROWS_PER_INSERT = 512  # rows of one multi-row INSERT
-POSTGRES_MAX_PARAMETERS = 32_767  # of one statement, by asyncpg's wire protocol
 
 Conflict = Callable[[exc.IntegrityError], Exception]
 Outcome = Exception | None  # None: committed
@@ -76,12 +75,15 @@ class _Plan:
     SQL and the same processors as `conn.execute(insert(table), rows)`, without the
     per-row bookkeeping that made up half of the cost of inserting a job.
 
-    Many rows go in one statement (`VALUES (...), (...), ...`). On SQLite: the sqlite3
+    Many rows go in one statement. On SQLite (`VALUES (...), (...), ...`): the sqlite3
     module takes and releases the GIL around every step, so `executemany` needed the GIL
     back after each row, and waited for it as long as the event loop held it; one
     statement of hundreds of rows waits once, and costs a third less besides. On
-    PostgreSQL: asyncpg's `executemany` has the server bind and execute each row on its
-    own; one statement is one execution.
+    PostgreSQL (`INSERT ... SELECT * FROM unnest($1::uuid[], $2::varchar[], ...)`): one
+    array a column, whatever the number of rows, so the statement is parsed and planned
+    once, and asyncpg encodes each array in one call. A `VALUES` row of 28 parameters a
+    job cost the server about twice as much (parsing and binding thousands of
+    parameters) and the client three times as much (`bench/README.md`, "batch").
     """
 
     def __init__(self, conn: Connection, table: Table, keys: tuple[str, ...]) -> None:
@@ -96,31 +98,50 @@ class _Plan:
         self._times = {
             key for key in order if isinstance(table.c[key].type, DateTime | UtcDateTime)
         }
+        head, values, row = self.sql.partition(" VALUES ")
         self.rows_per_statement = 1
-        if dialect.name == "sqlite" and order:
+        self._arrays = dialect.name == "postgresql" and bool(order)
+        if self._arrays:
+            # No length in the casts: a cast to varchar(n) would cut a longer value
+            # short, where the column's own type refuses it.
+            arrays = (
+                f"${n}::{_ARRAY_TYPE_LENGTH.sub('', table.c[key].type.compile(dialect))}[]"
+                for n, key in enumerate(order, 1)
+            )
+            self.sql = f"{head} SELECT * FROM unnest({', '.join(arrays)})"
+        elif dialect.name == "sqlite" and order:
             variables = _sqlite_variable_limit(conn)
             self.rows_per_statement = max(1, min(MAX_ROWS_PER_INSERT, variables // len(order)))
-        elif dialect.name == "postgresql" and order:
-            self.rows_per_statement = min(
-                MAX_ROWS_PER_INSERT, POSTGRES_MAX_PARAMETERS // len(order)
-            )
-        head, values, row = self.sql.partition(" VALUES ")
         self._head, self._row = head + values, row
         self._statements: dict[int, str] = {1: self.sql}
 
+    def _processors(self, rows: int) -> list[tuple[str, Callable[[Any], Any] | None]]:
+        if rows == 1:
+            return self.processed
+        # A time is converted once however many rows hold it (every job of a batch, and
+        # its event, carry the same one): such conversions were a third of it.
+        times = self._times
+        return [(k, _memo(p) if p and k in times else p) for k, p in self.processed]
+
     def parameters(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        processed = self.processed
-        if len(rows) > 1:
-            # A time is converted once however many rows hold it (every job of a batch,
-            # and its event, carry the same one): such conversions were a third of it.
-            times = self._times
-            processed = [(k, _memo(p) if p and k in times else p) for k, p in processed]
+        """The driver's parameters of each row."""
+        processed = self._processors(len(rows))
         return [
             tuple([row[key] if proc is None else proc(row[key]) for key, proc in processed])
             for row in rows
         ]
 
+    def columns(self, rows: list[dict[str, Any]]) -> tuple[list[Any], ...]:
+        """The driver's parameters of each column (one array a column)."""
+        return tuple(
+            [row[key] for row in rows] if proc is None else [proc(row[key]) for row in rows]
+            for key, proc in self._processors(len(rows))
+        )
+
     def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if self._arrays:
+            conn.exec_driver_sql(self.sql, self.columns(rows))
+            return
         parameters = self.parameters(rows)
         if self.rows_per_statement == 1:
             conn.exec_driver_sql(self.sql, parameters)
@@ -135,24 +156,14 @@ class _Plan:
             start += count
 
     def _statement(self, count: int) -> str:
+        """The INSERT of `count` rows (SQLite's `?` are numbered by position)."""
         statement = self._statements.get(count)
         if statement is None:
-            width = len(self.processed)
-            rows = [_numbered(self._row, n * width) for n in range(count)]
-            statement = self._statements[count] = self._head + ", ".join(rows)
+            statement = self._statements[count] = self._head + ", ".join([self._row] * count)
         return statement
 
 
-def _numbered(row: str, offset: int) -> str:
-    """A row of placeholders, its numbered ones ($1, $2, ... on PostgreSQL) moved on by
-    `offset`: each row of a multi-row INSERT has parameters of its own. (SQLite's `?`
-    are numbered by position.)"""
-    if not offset:
-        return row
-    return _NUMBERED.sub(lambda found: f"${int(found.group(1)) + offset}", row)
-
-
-_NUMBERED = re.compile(r"\$(\d+)")
+_ARRAY_TYPE_LENGTH = re.compile(r"\(\d+\)")
 
 
 def _memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:

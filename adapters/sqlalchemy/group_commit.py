@@ -79,11 +79,13 @@ class _Plan:
     module takes and releases the GIL around every step, so `executemany` needed the GIL
     back after each row, and waited for it as long as the event loop held it; one
     statement of hundreds of rows waits once, and costs a third less besides. On
-    PostgreSQL (`INSERT ... SELECT * FROM unnest($1::uuid[], $2::varchar[], ...)`): one
-    array a column, whatever the number of rows, so the statement is parsed and planned
-    once, and asyncpg encodes each array in one call. A `VALUES` row of 28 parameters a
-    job cost the server about twice as much (parsing and binding thousands of
-    parameters) and the client three times as much (`bench/README.md`, "batch").
+    PostgreSQL (`INSERT ... SELECT $1::text, u.c1, ... FROM unnest($2::uuid[], ...) AS
+    u(c1, ...)`): one array a column, whatever the number of rows, so that the statement
+    is small and planned once, and one value for a column that every row shares (most
+    of a batch's columns: its status, times, queue, the columns still empty), which
+    asyncpg would otherwise encode once a row. A `VALUES` row of 28 parameters a job
+    cost the database twice as much (parsing and binding thousands of parameters), and
+    the client more than twice (docs/performance.md, "Creating in batches").
     """
 
     def __init__(self, conn: Connection, table: Table, keys: tuple[str, ...]) -> None:
@@ -101,19 +103,17 @@ class _Plan:
         head, values, row = self.sql.partition(" VALUES ")
         self.rows_per_statement = 1
         self._arrays = dialect.name == "postgresql" and bool(order)
-        if self._arrays:
-            # No length in the casts: a cast to varchar(n) would cut a longer value
-            # short, where the column's own type refuses it.
-            arrays = (
-                f"${n}::{_ARRAY_TYPE_LENGTH.sub('', table.c[key].type.compile(dialect))}[]"
-                for n, key in enumerate(order, 1)
-            )
-            self.sql = f"{head} SELECT * FROM unnest({', '.join(arrays)})"
-        elif dialect.name == "sqlite" and order:
+        # No length in the casts: a cast to varchar(n) would cut a longer value short,
+        # where the column's own type refuses it.
+        self._types = [
+            _ARRAY_TYPE_LENGTH.sub("", table.c[key].type.compile(dialect)) for key in order
+        ]
+        if dialect.name == "sqlite" and order:
             variables = _sqlite_variable_limit(conn)
             self.rows_per_statement = max(1, min(MAX_ROWS_PER_INSERT, variables // len(order)))
         self._head, self._row = head + values, row
         self._statements: dict[int, str] = {1: self.sql}
+        self._unnests: dict[tuple[bool, ...], str] = {}
 
     def _processors(self, rows: int) -> list[tuple[str, Callable[[Any], Any] | None]]:
         if rows == 1:
@@ -139,8 +139,8 @@ class _Plan:
         )
 
     def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if self._arrays:
-            conn.exec_driver_sql(self.sql, self.columns(rows))
+        if self._arrays and len(rows) > 1:
+            self._run_unnest(conn, rows)
             return
         parameters = self.parameters(rows)
         if self.rows_per_statement == 1:
@@ -154,6 +154,36 @@ class _Plan:
             chunk = parameters[start : start + count]
             conn.exec_driver_sql(self._statement(count), tuple(v for row in chunk for v in row))
             start += count
+
+    def _run_unnest(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: one array a column, but one value for a column every row shares
+        (a batch's status, times, queue, and its columns left empty): asyncpg encodes
+        each element of an array on its own, and most of a new job's columns are alike."""
+        columns = self.columns(rows)
+        shared = tuple(column.count(column[0]) == len(column) for column in columns)
+        if all(shared):
+            shared = (False, *shared[1:])  # some array must give the number of rows
+        sql = self._unnests.get(shared)
+        if sql is None:
+            sql = self._unnests[shared] = self._unnest(shared)
+        values = tuple(c[0] if one else c for c, one in zip(columns, shared, strict=True))
+        conn.exec_driver_sql(sql, values)
+
+    def _unnest(self, shared: tuple[bool, ...]) -> str:
+        """`INSERT ... SELECT $1::uuid, u.c1, ... FROM unnest($2::text[], ...) AS u(c1, ...)`."""
+        selected, arrays, names = [], [], []
+        for n, (one, kind) in enumerate(zip(shared, self._types, strict=True)):
+            if one:
+                selected.append(f"${n + 1}::{kind}")
+            else:
+                selected.append(f"u.c{n}")
+                arrays.append(f"${n + 1}::{kind}[]")
+                names.append(f"c{n}")
+        head = self._head.removesuffix(" VALUES ")
+        return (
+            f"{head} SELECT {', '.join(selected)}"
+            f" FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
+        )
 
     def _statement(self, count: int) -> str:
         """The INSERT of `count` rows (SQLite's `?` are numbered by position)."""

@@ -14,7 +14,7 @@ from chute.adapters.sqlalchemy import SqlDatabase, create_engine_for
 from chute.adapters.sqlalchemy.group_commit import Insert, Outcome
 from chute.application import IdempotencyConflict, OrchestrationEngine
 from chute.application.ports import IdempotencyRecord
-from chute.domain import Job
+from chute.domain import Job, JobEvent, JobStatus
 
 from tests.factories import make_engine, make_job, make_new_job
 
@@ -232,3 +232,30 @@ async def test_rows_of_a_multi_row_insert_each_keep_their_own_values(
     assert [(j.id, j.source_uri, j.metadata, j.max_attempts) for j in found] == [
         (j.id, j.source_uri, j.metadata, j.max_attempts) for j in jobs
     ]
+
+
+async def test_rows_alike_in_every_column_are_each_inserted(database: SqlDatabase) -> None:
+    # PostgreSQL sends a column every row shares as one value: rows alike in every
+    # column still need an array to count them.
+    job = make_job()
+    event = JobEvent(job.id, job.created_at, None, JobStatus.PENDING, "client")
+    async with database(deferred=True) as uow:
+        await uow.jobs.add([job])
+        await uow.events.add([event, event, event])
+        await uow.commit()
+
+    async with database(read_only=True) as uow:
+        assert await uow.events.list(job.id) == [event, event, event]
+
+
+async def test_columns_shared_by_all_rows_but_one_keep_each_row_s_value(
+    database: SqlDatabase,
+) -> None:
+    jobs = [make_job(queue="a", metadata={}) for _ in range(9)]
+    jobs.append(make_job(queue="b", metadata={"last": True}))
+    jobs.insert(0, make_job(queue="c", metadata={"first": 1}))
+    await add_jobs(database, *jobs)
+
+    async with database(read_only=True) as uow:
+        found = await uow.jobs.get_many([job.id for job in jobs])
+    assert [(j.queue, j.metadata) for j in found] == [(j.queue, j.metadata) for j in jobs]

@@ -32,7 +32,7 @@ from bench.core import Context, Figure, Target, recorded
 from bench.data import batch_body
 from bench.load import LoadResult
 from bench.postgres import dsn, fresh_database
-from bench.procs import chute_server, migrate, noop_server
+from bench.procs import Server, chute_server, migrate, noop_server
 from bench.runs import capture, posted
 
 PATH = "/api/v1/jobs/batch"
@@ -128,7 +128,7 @@ def _figures(ctx: Context, best: dict[str, LoadResult], ceilings: dict[str, floa
 
 
 def _load(
-    ctx: Context, server: Any, folder: Path, body: bytes, profiled: bool, name: str
+    ctx: Context, server: Server, folder: Path, body: bytes, profiled: bool, name: str
 ) -> LoadResult:
     connections = ctx.sizes.batch_connections
     profile = f"batch-{name}" if profiled else None

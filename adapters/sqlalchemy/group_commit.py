@@ -106,8 +106,10 @@ class _Plan:
         # No length in the casts: a cast to varchar(n) would cut a longer value short,
         # where the column's own type refuses it.
         self._types = [
-            _ARRAY_TYPE_LENGTH.sub("", table.c[key].type.compile(dialect)) for key in order
+            _ARRAY_TYPE_LENGTH.sub("", table.c[key].type.compile(dialect))
+            for key in (order if self._arrays else ())
         ]
+        self._into = head  # INSERT INTO table (columns)
         if dialect.name == "sqlite" and order:
             variables = _sqlite_variable_limit(conn)
             self.rows_per_statement = max(1, min(MAX_ROWS_PER_INSERT, variables // len(order)))
@@ -179,9 +181,8 @@ class _Plan:
                 selected.append(f"u.c{n}")
                 arrays.append(f"${n + 1}::{kind}[]")
                 names.append(f"c{n}")
-        head = self._head.removesuffix(" VALUES ")
         return (
-            f"{head} SELECT {', '.join(selected)}"
+            f"{self._into} SELECT {', '.join(selected)}"
             f" FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
         )
 

@@ -100,7 +100,7 @@ class Statements(Protocol):
         """Insert rows, now or at commit; a broken constraint raises `item.error`."""
 
     # The part of a limit each job this transaction claimed took room in (PostgreSQL's
-    # `take_room`), written with the job's row by `update_many`.
+    # `SqlQueueRepository.take_room`), written with the job's row by `update_many`.
     limit_parts: dict[UUID, int]
 
     def add_new_jobs(self, job_ids: Iterable[UUID]) -> None:
@@ -437,7 +437,7 @@ _UPDATE_BY_ID = update(jobs).where(jobs.c.id == bindparam("job_id"))
 # sorted the whole backlog at each claim (4 ms a claim at 5,000 jobs, 50 ms at 20,000;
 # two thirds of the database's time in the workers' benchmark). So sorting is off for
 # the rest of the claim's transaction. A statement there that must sort all the same
-# (`chute_take_room` picks a part of a limit at random) is then costed at 10^10, which
+# (`chute_room_parts` picks a part of a limit at random) is then costed at 10^10, which
 # started JIT compilation, 100 to 180 ms a call: JIT is off too.
 # And plans are reused: chute's connections plan each run of a statement for its values
 # (`plan_cache_mode` in engine.py, for deep list pages); the statements of a claim (its

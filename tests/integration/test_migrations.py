@@ -256,7 +256,7 @@ async def test_one_queue_is_counted_claimed_and_listed_by_its_indexes(empty_url:
 
 def held_plans(conn: Connection) -> dict[str, str]:
     """The plans of the held count of a limited queue's claims (`for_claims`, and
-    `chute_take_room` on PostgreSQL) and of the rescue of expired leases."""
+    `chute_room_parts` on PostgreSQL) and of the rescue of expired leases."""
     held = select(func.count()).where(jobs.c.queue == "q", HELD_ROWS)
     return {"held": plan(conn, held, seqscan=True), "rescue": plan(conn, expired(at(0), 100))}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -9,8 +10,8 @@ import pytest
 from chute.domain import Job, JobStatus
 from chute.entrypoints.http.job_json import (
     JOB_TIMES,
-    _DetectionNativeTimes,
-    _JobNativeTimes,
+    _detection,
+    _job,
     job_json,
     job_list_json,
     jobs_json,
@@ -82,7 +83,7 @@ def test_several_jobs_are_written_as_their_model_writes_them() -> None:
         assert jobs_json(jobs) == answer.model_dump_json().encode()
 
 
-def test_the_fast_path_knows_every_time_of_a_job() -> None:
+def test_the_writer_knows_every_field_and_every_time_of_a_job() -> None:
     def written_by_rfc3339(model: type[BaseModel]) -> set[str]:
         fields = model.model_fields.items()
         # `UtcTime` is in the metadata of a required field, in the annotation of an optional one.
@@ -91,5 +92,17 @@ def test_the_fast_path_knows_every_time_of_a_job() -> None:
 
     assert written_by_rfc3339(JobResponse) == set(JOB_TIMES)
     assert written_by_rfc3339(DetectionResponse) == {"detected_at"}
-    # The twins write these times with pydantic's own code, everything else as before.
-    assert not written_by_rfc3339(_JobNativeTimes) and not written_by_rfc3339(_DetectionNativeTimes)
+    job = every_time(FRACTION)
+    assert list(_job(job)) == list(JobResponse.model_fields)
+    assert list(_detection(job.detection) or {}) == list(DetectionResponse.model_fields)
+
+
+@pytest.mark.parametrize("where", ["metadata", "result"])
+def test_an_integer_past_64_bits_is_written_by_the_models(where: str) -> None:
+    job = replace(every_time(FRACTION), **{where: {"big": 2**70, "small": -(2**63)}})
+    assert b'"big":1180591620717411303424' in job_json(job)
+    assert job_json(job) == as_the_models_write(job)
+    fields = dict(total=1, total_exact=True, page=1, limit=50, pages=1, next_cursor=None)
+    page = JobListResponse(items=[JobResponse.of(job)], **fields)
+    assert job_list_json([job], **fields) == page.model_dump_json().encode()
+    assert jobs_json([job]) == JobsResponse.of([job]).model_dump_json().encode()

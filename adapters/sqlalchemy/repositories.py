@@ -20,7 +20,7 @@ from chute.adapters.sqlalchemy.rows import (
     event_row,
     job_row,
     to_event,
-    to_job_with_detection,
+    to_jobs,
 )
 from chute.adapters.sqlalchemy.statements import (
     after,
@@ -140,8 +140,8 @@ class SqlJobRepository(SqlRepository, JobRepository):
             result = await self._db.write(stmt, {"job_id": job_id})
         else:
             result = await self._db.read(_BY_ID, {"job_id": job_id})
-        row = result.mappings().first()
-        return to_job_with_detection(row) if row else None
+        found = to_jobs(result)
+        return found[0] if found else None
 
     async def get_many(self, job_ids: Sequence[UUID], *, for_update: bool = False) -> list[Job]:
         found: dict[UUID, Job] = {}
@@ -152,7 +152,7 @@ class SqlJobRepository(SqlRepository, JobRepository):
             else:  # SQLite has no row locks: its write transactions hold the whole file.
                 stmt = _BY_IDS_LOCKED if self._dialect == "postgresql" else _BY_IDS
                 result = await self._db.write(stmt, params)
-            found.update((row["id"], to_job_with_detection(row)) for row in result.mappings())
+            found.update((job.id, job) for job in to_jobs(result))
         return _in_order(found, job_ids)
 
     async def update(self, job: Job) -> None:
@@ -180,12 +180,10 @@ class SqlJobRepository(SqlRepository, JobRepository):
             .order_by(c.updated_at, c.id)
             .limit(limit)
         )
-        rows = (await self._db.read(_joined(stmt))).mappings()
-        return [to_job_with_detection(row) for row in rows]
+        return to_jobs(await self._db.read(_joined(stmt)))
 
     async def find(self, query: JobQuery) -> list[Job]:
-        rows = (await self._db.read(_find(query, self._dialect))).mappings()
-        return [to_job_with_detection(row) for row in rows]
+        return to_jobs(await self._db.read(_find(query, self._dialect)))
 
     async def count(self, filt: JobFilter, *, at_most: int | None = None) -> int:
         return int((await self._db.read(_count(filt, at_most, self._dialect))).scalar_one())
@@ -280,8 +278,7 @@ class SqlJobRepository(SqlRepository, JobRepository):
 
     async def _locked(self, stmt: Select[Any], params: Any = None) -> list[Job]:
         """The jobs of a `_locking` statement, locked in the write transaction."""
-        rows = (await self._db.write(stmt, params)).mappings()
-        return [to_job_with_detection(row) for row in rows]
+        return to_jobs(await self._db.write(stmt, params))
 
 
 class SqlJobEventRepository(SqlRepository, JobEventRepository):

@@ -6,6 +6,8 @@ and `changes` (recorded as events by the use cases) never reach the `jobs` row.
 
 from __future__ import annotations
 
+from functools import cache
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +25,7 @@ from chute.domain import (
     SourceType,
     WebhookDelivery,
 )
-from sqlalchemy import RowMapping
+from sqlalchemy import Result, RowMapping
 
 JOB_COLUMNS = (
     "id", "status", "source_type", "source_uri", "file_name", "file_size", "mime_type",
@@ -41,17 +43,6 @@ def job_row(job: Job) -> dict[str, Any]:
     row["priority"] = job.priority.rank  # a number, so that it sorts
     row["mode"] = job.mode.value
     return row
-
-
-def to_job(row: RowMapping) -> Job:
-    """The job of a row, sharing the row's JSON containers (`metadata`, `result`): the
-    driver decodes them afresh for each row fetched, so map a row once (see get_many)."""
-    fields = {name: row[name] for name in JOB_COLUMNS}
-    fields["status"] = _STATUSES[row["status"]]
-    fields["source_type"] = _SOURCE_TYPES[row["source_type"]]
-    fields["priority"] = _PRIORITIES[row["priority"]]
-    fields["mode"] = _MODES[row["mode"]]
-    return Job(**fields)
 
 
 # Dict lookups: calling an enum class with a value costs several times more, per job.
@@ -78,29 +69,41 @@ def detection_row(job_id: UUID, result: DetectionResult) -> dict[str, Any]:
 DETECTION_PREFIX = "detection_"
 """How a jobs row joined to its detection result names the result's columns."""
 
-
-def to_detection(row: RowMapping) -> DetectionResult:
-    """The detection result in a `jobs` row joined to it, its columns named
-    `DETECTION_PREFIX` + name."""
-    prefix = DETECTION_PREFIX
-    return DetectionResult(
-        mime_type=row[prefix + "mime_type"],
-        label=row[prefix + "label"],
-        group=row[prefix + "group_name"],
-        confidence=row[prefix + "confidence"],
-        detector=row[prefix + "detector"],
-        sha256=row[prefix + "sha256"],
-        size=row[prefix + "size"],
-        detected_at=row[prefix + "detected_at"],
-    )
+DETECTION_COLUMNS = (
+    "mime_type", "label", "group_name", "confidence", "detector", "sha256", "size", "detected_at",
+)  # fmt: skip  # DetectionResult's fields, in its order
 
 
-def to_job_with_detection(row: RowMapping) -> Job:
-    """A job of a `jobs` row left-joined to its detection result (NULL columns: none)."""
-    job = to_job(row)
-    if row[DETECTION_PREFIX + "detector"] is not None:  # a NOT NULL column of the result
-        job.detection = to_detection(row)
-    return job
+def to_jobs(result: Result[Any]) -> list[Job]:
+    """The jobs of `result`'s rows: `jobs` rows, each left-joined to its detection result
+    (NULL columns: none). Each job shares its row's JSON containers (`metadata`,
+    `result`): the driver decodes them afresh for each row fetched.
+
+    The columns are read by position, found once for the result's columns: looked up by
+    name in each row, they cost a third of mapping a page of jobs."""
+    job_values, detection_values, detector = _readers(tuple(result.keys()))
+    jobs = []
+    for row in result:
+        fields = dict(zip(JOB_COLUMNS, job_values(row), strict=True))
+        fields["status"] = _STATUSES[fields["status"]]
+        fields["source_type"] = _SOURCE_TYPES[fields["source_type"]]
+        fields["priority"] = _PRIORITIES[fields["priority"]]
+        fields["mode"] = _MODES[fields["mode"]]
+        job = Job(**fields)
+        if row[detector] is not None:  # a NOT NULL column of the result
+            job.detection = DetectionResult(*detection_values(row))
+        jobs.append(job)
+    return jobs
+
+
+@cache
+def _readers(keys: tuple[str, ...]) -> tuple[itemgetter[Any], itemgetter[Any], int]:
+    """For rows of these columns: the getter of a job's values (in `JOB_COLUMNS`' order),
+    of its detection result's, and the position of the result's `detector`."""
+    where = {key: at for at, key in enumerate(keys)}
+    detection = [where[DETECTION_PREFIX + name] for name in DETECTION_COLUMNS]
+    jobs_at = itemgetter(*(where[name] for name in JOB_COLUMNS))
+    return jobs_at, itemgetter(*detection), where[DETECTION_PREFIX + "detector"]
 
 
 def event_row(event: JobEvent) -> dict[str, Any]:

@@ -4,11 +4,11 @@ by orjson from plain dicts, and sent as they are.
 
 Validating a page of 50 jobs into the models and writing them out was most of the
 Python a list spent after its query. orjson writes the same bytes for every value a
-job holds (UUIDs, the enums' values, strings, numbers, UTC times with a fraction of a
-second): the tests hold it to the models' output. Two cases go another way: a time
-that is not UTC or has no fraction is written by `rfc3339` (as `UtcTime` does), and an
-answer holding an integer orjson cannot write (past 64 bits, in metadata or a result)
-is written by the models themselves.
+job holds (UUIDs, asyncpg's subclass by `_other`, the enums' values, strings, numbers,
+UTC times with a fraction of a second): the tests hold it to the models' output. Two
+cases go another way: a time that is not UTC or has no fraction is written by
+`rfc3339` (as `UtcTime` does), and an answer holding an integer orjson cannot write
+(past 64 bits, in metadata or a result) is written by the models themselves.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 from chute.domain import DetectionResult, Job
@@ -87,9 +88,17 @@ def _job(job: Job) -> dict[str, Any]:
     }
 
 
+def _other(value: Any) -> str:
+    """What orjson writes of a value it does not know: a UUID of another class than
+    `uuid.UUID` (asyncpg's, for ids read from PostgreSQL) as the string it is."""
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError
+
+
 def _written(content: Any, by_the_models: Callable[[], bytes]) -> bytes:
     try:
-        return orjson.dumps(content, option=orjson.OPT_UTC_Z)
+        return orjson.dumps(content, default=_other, option=orjson.OPT_UTC_Z)
     except orjson.JSONEncodeError:  # an integer past 64 bits
         return by_the_models()
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 from chute.adapters.sqlalchemy.engine import SQLITE_PRAGMAS
+from chute.adapters.sqlalchemy.group_commit import MAX_ROWS_PER_INSERT
 from chute.adapters.system import UuidV7Generator
 
 from bench.core import Context, Figure, Target, recorded
@@ -232,7 +233,7 @@ def _insert(
     rows: list[tuple[Any, ...]],
     limit: int,
 ) -> None:
-    per = max(1, min(512, limit // len(columns)))
+    per = max(1, min(MAX_ROWS_PER_INSERT, limit // len(columns)))
     row = "(" + ",".join("?" * len(columns)) + ")"
     head = f"INSERT INTO {table} ({','.join(columns)}) VALUES "
     for start in range(0, len(rows), per):

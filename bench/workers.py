@@ -193,7 +193,7 @@ def timed(
     done (`done_sql`); the rates, by the wall clock and by `span_sql`, and CPU per job."""
     # Dirty pages of what came before (the jobs just made, the benchmark before this one)
     # written now, so that no side's workers pay for a checkpoint they did not cause.
-    asyncio.run(_checkpoint(database))
+    asyncio.run(_fetch_row(database, "CHECKPOINT"))
     logs = [(folder / f"{name}-worker-{n}.log").open("wb") for n in range(len(argvs))]
     started, launched = time.monotonic(), time.time()
     processes = [
@@ -219,14 +219,6 @@ def timed(
         "db_rate": jobs / span if span > 0 else None,
         "first_start_after_launch": first.timestamp() - launched,
     }
-
-
-async def _checkpoint(database: str) -> None:
-    conn = await asyncpg.connect(database)
-    try:
-        await conn.execute("CHECKPOINT")
-    finally:
-        await conn.close()
 
 
 class _Cpu:

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from chute.adapters.sqlalchemy.group_commit import Insert
 from chute.adapters.sqlalchemy.rows import (
+    DETECTION_COLUMNS,
     DETECTION_PREFIX,
     detection_row,
     event_row,
@@ -341,9 +342,7 @@ class SqlDetectionResultRepository(SqlRepository, DetectionResultRepository):
 # -- helpers ----------------------------------------------------------------------------
 
 _DETECTION_COLUMNS = [
-    column.label(DETECTION_PREFIX + column.name)
-    for column in detection_results.c
-    if column.name != "job_id"
+    detection_results.c[name].label(DETECTION_PREFIX + name) for name in DETECTION_COLUMNS
 ]
 
 

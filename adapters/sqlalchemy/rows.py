@@ -69,9 +69,11 @@ def detection_row(job_id: UUID, result: DetectionResult) -> dict[str, Any]:
 DETECTION_PREFIX = "detection_"
 """How a jobs row joined to its detection result names the result's columns."""
 
+# The columns of a detection result that a read of jobs joins, in the order of
+# DetectionResult's fields (`to_jobs` builds it from them by position).
 DETECTION_COLUMNS = (
     "mime_type", "label", "group_name", "confidence", "detector", "sha256", "size", "detected_at",
-)  # fmt: skip  # DetectionResult's fields, in its order
+)  # fmt: skip
 
 
 def to_jobs(result: Result[Any]) -> list[Job]:

@@ -24,15 +24,6 @@ from chute.entrypoints.http.schemas.jobs import JobListResponse, JobResponse, Jo
 from chute.entrypoints.http.values import rfc3339
 from fastapi import Response
 
-JOB_TIMES = (
-    "created_at",
-    "updated_at",
-    "lease_expires_at",
-    "run_after",
-    "started_at",
-    "finished_at",
-)
-
 
 def _time(moment: datetime | None) -> datetime | str | None:
     """A time as orjson writes it when that is `rfc3339`'s text, else that text."""

@@ -12,7 +12,6 @@ import pytest
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 from chute.domain import Job, JobStatus
 from chute.entrypoints.http.job_json import (
-    JOB_TIMES,
     _detection,
     _job,
     job_json,
@@ -32,6 +31,14 @@ from tests.factories import make_detection, make_job
 
 FRACTION = datetime(2026, 3, 1, 12, 30, 15, 250001, tzinfo=UTC)
 INDIA = timezone(timedelta(hours=5, minutes=30))
+JOB_TIMES = (
+    "created_at",
+    "updated_at",
+    "lease_expires_at",
+    "run_after",
+    "started_at",
+    "finished_at",
+)
 
 
 def every_time(moment: datetime, **overrides: Any) -> Job:
@@ -115,7 +122,7 @@ def test_ids_read_from_postgresql_are_written_without_the_models(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """asyncpg reads a uuid column as its own subclass of UUID, which orjson does not
-    know by itself: such a job must not fall back to the models (a tenth as fast)."""
+    know by itself: such a job must not fall back to the models (at their old cost)."""
     job = every_time(FRACTION)
     expected = as_the_models_write(job)
     job = replace(job, id=PgUUID(job.id.bytes))

@@ -250,7 +250,10 @@ job_events = Table(
     metadata,
     # An INTEGER PRIMARY KEY is SQLite's rowid (and autoincrements); BIGSERIAL elsewhere.
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
-    Column("job_id", Uuid(), ForeignKey(jobs.c.id, ondelete="CASCADE"), nullable=False),
+    # No foreign key: its check cost PostgreSQL a look-up and a row lock for every event
+    # (half of a created job's insert). An event is written only in the transaction that
+    # inserted its job or holds it locked, and the purge deletes events first (0018).
+    Column("job_id", Uuid(), nullable=False),
     Column("at", UtcDateTime(), nullable=False),
     Column("from_status", String(16)),  # NULL for the creation of the job
     Column("to_status", String(16), nullable=False),

@@ -17,6 +17,7 @@ from chute.adapters.system import ManualClock
 from chute.application import (
     ContentNotFound,
     IdempotencyRecord,
+    JobNotFound,
     OrchestrationEngine,
     ValidationFailed,
 )
@@ -229,6 +230,32 @@ async def test_a_job_another_transaction_holds_is_skipped_or_no_longer_matches(
     assert (await engine.get_job(held.id)).status is S.PENDING
     assert held.content_key in files.keys()
     assert await engine.purge_jobs(older_than=CUTOFF) == 0
+
+
+async def test_a_retry_waiting_behind_the_purge_finds_no_job_and_writes_no_event(
+    engine: OrchestrationEngine, database: UnitOfWorkFactory
+) -> None:
+    """Events carry no foreign key (migration 0018): an event is written only for a job
+    its transaction holds. A retry (which writes one) that waits behind the purge of its
+    job finds the job gone, and leaves no event behind it."""
+    job = make_job(status=S.FAILED, updated_at=OLD)
+    async with database() as uow:
+        await uow.jobs.add([job])
+        await uow.events.add([JobEvent(job.id, OLD, S.RUNNING, S.FAILED, CLIENT)])
+        await uow.commit()
+    async with database() as uow:
+        held = await uow.jobs.lock_purgeable(frozenset({S.FAILED}), CUTOFF, 10)
+        assert [h.id for h in held] == [job.id]
+        retry = asyncio.create_task(engine.retry_job(job.id))
+        await asyncio.sleep(0.1)
+        assert not retry.done()  # waiting for the purge's lock (or turn)
+        assert await uow.jobs.delete([job.id]) == 1
+        await uow.commit()
+    with pytest.raises(JobNotFound):
+        await retry
+    async with database(read_only=True) as uow:
+        assert await uow.jobs.get(job.id) is None
+        assert await uow.events.list(job.id) == []
 
 
 async def test_purging_while_workers_run_never_takes_a_job_from_its_worker(

@@ -92,6 +92,7 @@ class Sizes:
     submit_files: int = 1000  # submit: files of one `chute submit`, and of the curl loop
     small_clients: int = 8
     worker_jobs: int = 5000
+    enqueue_jobs: int = 20_000  # workers: jobs each side enqueues for the enqueue figure, per round
     worker_processes: int = 4
     worker_concurrency: int = 4
     detection_variants: int = 24  # files per format
@@ -118,6 +119,7 @@ class Sizes:
             sizes.walk_pages, sizes.large_upload_mib, sizes.small_files = 10, 16, 50
             sizes.submit_files = 50
             sizes.worker_jobs, sizes.detection_variants, sizes.detection_passes = 400, 3, 1
+            sizes.enqueue_jobs = 2000
             sizes.s3_objects, sizes.queue_jobs, sizes.retry_jobs = 100, 300, 2000
             sizes.schedules = 20
             sizes.stream_clients, sizes.stream_jobs = 100, 100

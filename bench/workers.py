@@ -2,11 +2,13 @@
 PostgreSQL, against procrastinate running the same no-op jobs with 4 worker processes on
 the same server (each in its own database) in the same run.
 
-For each, in alternating rounds (`rounds`; each side's best counts): `worker_jobs` jobs
-are made first (chute's `create_jobs` in batches of 1,000; procrastinate's
-`batch_defer_async`; the rate of these calls, after each side's first, is the enqueue
-figure), then the workers start, each running `worker_concurrency` jobs at
-once, and the clock runs until the database says every job is done. Two rates: by the
+For each, in alternating rounds (`rounds`; each side's best counts): `enqueue_jobs` jobs
+are enqueued into a database of their own (chute's `create_jobs` in batches of 1,000;
+procrastinate's `batch_defer_async`; the rate of these calls, after each side's first,
+is the enqueue figure: 19 timed calls, where the workers' 5,000 jobs gave 4, too few to
+tell a side's rate from the noise), then `worker_jobs` jobs are made the same way, the
+workers start, each running `worker_concurrency` jobs at once, and the clock runs
+until the database says every job is done. Two rates: by the
 wall clock from the workers' launch (their start-up included), and by the database's
 own times from the first job started to the last one finished (the main figure:
 start-up excluded).
@@ -65,7 +67,8 @@ def run(ctx: Context) -> list[Figure]:
                 theirs["defer_rate"],
                 "procrastinate",
                 Target("ratio", ">=", 1.0),
-                note="create_jobs vs batch_defer_async, 1,000 a call, after each one's first",
+                note=f"create_jobs vs batch_defer_async, {s.enqueue_jobs:,} jobs 1,000 a call, "
+                "after each one's first",
             ),
             Figure(
                 "workers.cpu_per_job",
@@ -127,9 +130,13 @@ def _best(rounds: list[dict[str, Any]], side: str) -> dict[str, float]:
 
 def _chute(ctx: Context, folder: Path) -> dict[str, Any]:
     s = ctx.sizes
+    enqueue = asyncio.run(fresh_database(ctx.postgres(), "bench_enqueue_chute"))
+    migrate(enqueue)
+    asyncio.run(_fetch_row(dsn(enqueue), "CHECKPOINT"))  # no side pays for the last one's pages
+    defer_rate = asyncio.run(defer_chute(enqueue, s.enqueue_jobs, folder))
     url = asyncio.run(fresh_database(ctx.postgres(), "bench_workers_chute"))
     migrate(url)
-    defer_rate = asyncio.run(defer_chute(url, s.worker_jobs, folder))
+    asyncio.run(defer_chute(url, s.worker_jobs, folder))
     argv = chute(
         "worker", "--processor", "bench.processors:noop", "--slots", str(s.worker_concurrency)
     )
@@ -151,8 +158,11 @@ def _chute(ctx: Context, folder: Path) -> dict[str, Any]:
 
 def _procrastinate(ctx: Context, folder: Path) -> dict[str, Any]:
     s = ctx.sizes
+    enqueue = asyncio.run(fresh_database(ctx.postgres(), "bench_enqueue_procrastinate"))
+    asyncio.run(_fetch_row(dsn(enqueue), "CHECKPOINT"))
+    defer_rate = asyncio.run(defer_procrastinate(dsn(enqueue), s.enqueue_jobs))
     url = asyncio.run(fresh_database(ctx.postgres(), "bench_workers_procrastinate"))
-    defer_rate = asyncio.run(defer_procrastinate(dsn(url), s.worker_jobs))
+    asyncio.run(defer_procrastinate(dsn(url), s.worker_jobs))
     argv = [
         sys.executable,
         "-m",

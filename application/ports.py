@@ -106,7 +106,10 @@ class JobEventRepository(Protocol):
     """The status history of jobs. Never commits."""
 
     async def add(self, events: Sequence[JobEvent]) -> None:
-        """Append events."""
+        """Append events. The engine adds an event only in the unit of work that added
+        its job or holds it locked, so an adapter need not check that the job exists
+        (the SQL tables have no foreign key for it: its check cost a look-up and a row
+        lock an event); `JobRepository.delete` removes a job's events with it."""
 
     async def list(self, job_id: UUID) -> list[JobEvent]:
         """Every event of a job, oldest first."""

@@ -405,6 +405,37 @@ async def test_the_queues_revision_puts_every_job_in_queue_default(empty_url: st
     assert [tuple(row) for row in rows] == [("default", None)] * len(OLD_JOBS)
 
 
+def insert_events(conn: Connection, job_ids: list[UUID]) -> None:
+    stmt = text(
+        "INSERT INTO job_events (job_id, at, to_status, actor) VALUES (:job, :t, 'pending', 'x')"
+    ).bindparams(bindparam("job", type_=Uuid()), bindparam("t", type_=UtcDateTime()))
+    for n, job_id in enumerate(job_ids):
+        conn.execute(stmt, {"job": job_id, "t": at(n)})
+
+
+def event_jobs(conn: Connection) -> list[UUID]:
+    rows = conn.execute(text("SELECT job_id FROM job_events ORDER BY id"))
+    return [UUID(str(job_id)) for (job_id,) in rows]
+
+
+async def test_the_events_revision_keeps_events_and_its_downgrade_drops_orphans_only(
+    empty_url: str,
+) -> None:
+    """0018 drops the events' foreign key (SQLite by copying the table): the events stay,
+    in order. Going back down, events whose job is gone (deleted by hand meanwhile:
+    chute deletes a job's events with it) go, so that the key can come back."""
+    await upgrade(empty_url, "0017")
+    await run_on(empty_url, insert_old_jobs)
+    kept = [UUID(int=1), UUID(int=2), UUID(int=1)]
+    await run_on(empty_url, lambda c: insert_events(c, kept))
+    await upgrade(empty_url, "0018")
+    assert await on(empty_url, event_jobs) == kept
+
+    await run_on(empty_url, lambda c: insert_events(c, [UUID(int=99)]))  # no such job
+    await downgrade(empty_url, "0017")
+    assert await on(empty_url, event_jobs) == kept
+
+
 def insert_typed_jobs(conn: Connection) -> None:
     """Jobs stored under names a detector gave before chute kept one name per format."""
     stmt = text(

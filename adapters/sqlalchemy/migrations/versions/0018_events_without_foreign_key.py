@@ -54,5 +54,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The key cannot come back over events of jobs deleted by hand meanwhile.
+    op.execute("DELETE FROM job_events WHERE job_id NOT IN (SELECT id FROM jobs)")
     with events_table() as table:
         table.create_foreign_key(KEY, "jobs", ["job_id"], ["id"], ondelete="CASCADE")

@@ -107,9 +107,8 @@ class JobEventRepository(Protocol):
 
     async def add(self, events: Sequence[JobEvent]) -> None:
         """Append events. The engine adds an event only in the unit of work that added
-        its job or holds it locked, so an adapter need not check that the job exists
-        (the SQL tables have no foreign key for it: its check cost a look-up and a row
-        lock an event); `JobRepository.delete` removes a job's events with it."""
+        its job or holds it locked, so an adapter need not check that the job exists;
+        `JobRepository.delete` removes a job's events with it."""
 
     async def list(self, job_id: UUID) -> list[JobEvent]:
         """Every event of a job, oldest first."""

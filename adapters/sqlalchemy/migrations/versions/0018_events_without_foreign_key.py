@@ -21,13 +21,9 @@ ids, and so the order of the events, are kept).
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from alembic import op
-from alembic.operations import BatchOperations
-from sqlalchemy.exc import SAWarning
 
 revision: str = "0018"
 down_revision: str | Sequence[str] | None = "0017"
@@ -37,24 +33,13 @@ depends_on: str | Sequence[str] | None = None
 KEY = "fk_job_events_job_id_jobs"
 
 
-@contextmanager
-def events_table() -> Iterator[BatchOperations]:
-    """`job_events` altered in place (PostgreSQL) or copied (SQLite). SQLite's copy
-    reflects `jobs` too, whose expression index SQLAlchemy cannot reflect and warns
-    about on stderr, a line that is not a log line: that warning is dropped."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Skipped unsupported reflection", SAWarning)
-        with op.batch_alter_table("job_events") as table:
-            yield table
-
-
 def upgrade() -> None:
-    with events_table() as table:
+    with op.batch_alter_table("job_events") as table:
         table.drop_constraint(KEY, type_="foreignkey")
 
 
 def downgrade() -> None:
     # The key cannot come back over events of jobs deleted by hand meanwhile.
     op.execute("DELETE FROM job_events WHERE job_id NOT IN (SELECT id FROM jobs)")
-    with events_table() as table:
+    with op.batch_alter_table("job_events") as table:
         table.create_foreign_key(KEY, "jobs", ["job_id"], ["id"], ondelete="CASCADE")

@@ -21,8 +21,9 @@ from bench.core import Context, Figure, Sizes, environment, load_average, write_
 from bench.report import markdown, table
 
 BENCHMARKS = (
-    "create", "stack", "batch", "list", "upload", "workers", "remote", "queues", "bulkretry",
-    "detection", "s3ingest", "s3upload", "schedules", "streams", "webhooks", "console", "submit",
+    "create", "stack", "parts", "batch", "list", "upload", "workers", "remote", "queues",
+    "bulkretry", "detection", "s3ingest", "s3upload", "schedules", "streams", "webhooks",
+    "console", "submit",
 )  # fmt: skip
 MODULES = {"list": "listing"}  # `list` is a builtin: the module is bench/listing.py
 

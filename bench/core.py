@@ -104,6 +104,8 @@ class Sizes:
     queue_jobs: int = 3000  # queues: jobs of the measured queue, per side and round
     retry_jobs: int = 10_000  # bulkretry: failed jobs retried, per side and round
     webhook_deliveries: int = 2000  # webhooks: deliveries sent to a local receiver
+    parts_requests: int = 6000  # parts: creates timed per case and round
+    parts_rounds: int = 3  # parts: rounds of every case, alternating
 
     @classmethod
     def of(cls, *, full: bool, quick: bool) -> Sizes:
@@ -124,6 +126,7 @@ class Sizes:
             sizes.schedules = 20
             sizes.stream_clients, sizes.stream_jobs = 100, 100
             sizes.webhook_deliveries = 200
+            sizes.parts_requests, sizes.parts_rounds = 640, 1
         return sizes
 
 

@@ -245,6 +245,7 @@ def _stop_on_signals(running: Worker) -> None:
     def on_signal(number: int) -> None:
         if received:  # the second one: no more waiting
             log.warning("worker.killed", extra={"signal": signal.Signals(number).name})
+            logging.shutdown()  # writes the lines that wait for the loop's round to end
             os._exit(128 + number)
         received.append(number)
         log.info("worker.stopping", extra={"signal": signal.Signals(number).name})

@@ -30,7 +30,7 @@ from chute.entrypoints.settings import Settings
 from dependency_injector import providers
 from fastapi import FastAPI
 
-from tests.e2e.helpers import CLOCK_START
+from tests.e2e.helpers import CLOCK_START, LogBuffer
 from tests.factories import sqlite_url
 from tests.faults import RestartablePostgres, restartable_postgres
 from tests.fileserver import Running, serve_files
@@ -154,7 +154,7 @@ def json_logs() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     configure_logging("json", "INFO")
-    buffer = io.StringIO()
+    buffer = LogBuffer()
     ours = root.handlers[0]
     assert isinstance(ours, logging.StreamHandler)
     ours.setStream(buffer)

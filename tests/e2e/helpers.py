@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -86,6 +87,17 @@ async def get(client: httpx.AsyncClient, job_id: str) -> Any:
     response = await client.get(f"/api/v1/jobs/{job_id}")
     assert response.status_code == 200
     return response.json()
+
+
+class LogBuffer(io.StringIO):
+    """A stream for chute's log handler (`json_logs`): a read first writes the lines that
+    wait for the end of the event loop's round (`LineHandler`), as a reader of stderr
+    would see them a moment later."""
+
+    def getvalue(self) -> str:
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        return super().getvalue()
 
 
 def log_lines(buffer: io.StringIO) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from chute.entrypoints.logging import configure_logging
 from chute.entrypoints.settings import Settings
 from fastapi import FastAPI
 
-from tests.e2e.helpers import URL_JOB, assert_problem, create_job
+from tests.e2e.helpers import URL_JOB, LogBuffer, assert_problem, create_job
 
 PLAIN_KEY = "chute_plain-key-for-tests-0123456789"
 DIGEST_KEY = "chute_digest-key-for-tests-9876543210"
@@ -63,7 +63,7 @@ def json_logs() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     configure_logging("json", "DEBUG")
-    buffer = io.StringIO()
+    buffer = LogBuffer()
     handler = root.handlers[0]
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(buffer)

@@ -214,6 +214,9 @@ def configure_logging(format: LogFormat = "json", level: str = "INFO") -> None:
         server_logger.propagate = True
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # A library's warning (`warnings.warn`) becomes a line of logger `py.warnings` like
+    # any other, not a raw text line on stderr among the JSON ones.
+    logging.captureWarnings(True)
     # No line shows the caller's source file, thread or process: the standard library
     # need not look them up for every record (the logging HOWTO's "Optimization").
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False

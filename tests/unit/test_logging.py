@@ -151,3 +151,18 @@ def test_lines_of_the_last_round_before_exit_are_written() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     )
     assert [json.loads(line)["n"] for line in done.stderr.splitlines()] == [0, 1, 2]
+
+
+def test_a_librarys_warning_is_a_line_like_any_other() -> None:
+    program = (
+        "import warnings\n"
+        "from chute.entrypoints.logging import configure_logging\n"
+        "configure_logging('json', 'INFO')\n"
+        "warnings.warn('careful', UserWarning)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    (line,) = [json.loads(line) for line in done.stderr.splitlines()]
+    assert (line["logger"], line["level"]) == ("py.warnings", "warning")
+    assert "UserWarning: careful" in line["event"]

@@ -104,6 +104,7 @@ class LineHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._waiting: list[str] = []
+        self._flushing_on: asyncio.AbstractEventLoop | None = None  # the loop due to write them
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -119,8 +120,11 @@ class LineHandler(logging.StreamHandler[TextIO]):
         except RuntimeError:
             loop = None
         with self._locked():
-            if loop is not None and not self._waiting:
+            # A round of this loop writes them, unless one is due already; lines left by
+            # a loop that ended before its round did are written by this one's.
+            if loop is not None and (not self._waiting or loop is not self._flushing_on):
                 loop.call_soon(self._flush_soon)
+                self._flushing_on = loop
             self._waiting.append(line)
             if loop is None:
                 self._write_waiting()

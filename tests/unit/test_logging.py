@@ -133,6 +133,26 @@ async def test_a_stream_that_takes_no_write_stops_neither_the_loop_nor_the_next_
     assert [line["event"] for line in lines(stream)] == ["kept"]
 
 
+def test_lines_a_closed_loop_left_are_written_by_the_next_loops_round(
+    stream: CountingStream,
+) -> None:
+    async def log(event: str) -> None:
+        logging.getLogger("chute.engine").info(event)
+
+    first = asyncio.new_event_loop()
+
+    def last_callback() -> None:
+        logging.getLogger("chute.engine").info("left")
+        first.stop()  # this round is its last: the one that would write the line never runs
+
+    first.call_soon(last_callback)
+    first.run_forever()
+    first.close()
+    assert stream.getvalue() == ""
+    asyncio.run(log("next"))
+    assert [line["event"] for line in lines(stream)] == ["left", "next"]
+
+
 def test_lines_of_the_last_round_before_exit_are_written() -> None:
     """A process whose loop logs and ends at once (a command, a worker stopping) still
     writes its last lines: `logging.shutdown` at exit flushes what waits."""

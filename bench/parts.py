@@ -70,32 +70,21 @@ def _case(case: str, requests: int) -> dict[str, float]:
 def _figures(best: dict[str, float]) -> list[Figure]:
     whole = best["chute"]
 
-    def less(case: str, name: str, what: str) -> Figure:
+    def figure(name: str, value: float, note: str) -> Figure:
         return Figure(
-            f"parts.sqlite.{name}",
-            whole - best[case],
-            "us CPU a create",
-            whole,
-            "chute's whole app",
-            note=f"{what}: chute {whole:.0f} us, without it ({case}) {best[case]:.0f} us",
+            f"parts.sqlite.{name}", value, "us CPU a create", whole, "chute's whole app", note=note
         )
 
-    def share(case: str, name: str, what: str) -> Figure:
-        return Figure(
-            f"parts.sqlite.{name}",
-            best[case],
-            "us CPU a create",
-            whole,
-            "chute's whole app",
-            note=what,
-        )
+    def without(case: str, name: str, what: str) -> Figure:
+        note = f"{what}: chute {whole:.0f} us, without it ({case}) {best[case]:.0f} us"
+        return figure(name, whole - best[case], note)
 
     return [
-        share("chute", "app", "the whole app, in process (no server)"),
-        share("noop", "noop_app", "the no-op app: FastAPI validating the same body"),
-        share("stand_in_engine", "http_layer", "the app over a stand-in engine"),
-        share("engine", "use_case", "engine.create_job alone, 64 at once"),
-        less("warning", "log_lines", "the request's two INFO lines"),
-        less("no_metrics", "metrics", "counting for /metrics"),
-        less("no_middleware", "middleware", "chute's middlewares and the request's line"),
+        figure("app", whole, "the whole app, in process (no server)"),
+        figure("noop_app", best["noop"], "the no-op app: FastAPI validating the same body"),
+        figure("http_layer", best["stand_in_engine"], "the app over a stand-in engine"),
+        figure("use_case", best["engine"], "engine.create_job alone, 64 at once"),
+        without("warning", "log_lines", "the request's two INFO lines"),
+        without("no_metrics", "metrics", "counting for /metrics"),
+        without("no_middleware", "middleware", "chute's middlewares and the request's line"),
     ]

@@ -167,24 +167,17 @@ class LineLogger:
     def msg(self, line: str) -> None:
         self._handler.write_line(line)
 
-    debug = info = warning = warn = error = exception = critical = fatal = msg
+    # structlog's filtering logger calls these by level name (`exception` is `error`).
+    debug = info = warning = error = critical = msg
 
 
-_LEVELS = {
-    "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-    "warn": logging.WARNING, "error": logging.ERROR, "exception": logging.ERROR,
-    "critical": logging.CRITICAL, "fatal": logging.CRITICAL,
-}  # fmt: skip
+# The standard library's levels by the names structlog's methods pass: debug, info, ...
+_LEVELS = {name.lower(): level for name, level in logging.getLevelNamesMapping().items()}
 
 
 def _by_logger_level(logger: LineLogger, method: str, event: EventDict) -> EventDict:
     if not logger.enabled_for(method):
         raise structlog.DropEvent
-    return event
-
-
-def _logger_name(logger: LineLogger, _method: str, event: EventDict) -> EventDict:
-    event["logger"] = logger.name
     return event
 
 
@@ -200,7 +193,7 @@ def configure_logging(format: LogFormat = "json", level: str = "INFO") -> None:
         processors=[
             _by_logger_level,
             structlog.contextvars.merge_contextvars,
-            _logger_name,
+            structlog.stdlib.add_logger_name,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             lambda _logger, _method, event: render(event),
